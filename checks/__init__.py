@@ -1,0 +1,40 @@
+"""Check catalogue: each check's SQL and how its rows become a result; no scheduling or alerts."""
+
+from __future__ import annotations
+
+from .catalogue import BUILTINS, all_checks, build_probes, check_env, select_checks
+from .check import Check, CheckEnv, CounterLedger, IndexSpec, Probe, Window
+from .identifiers import TableRef, table_ref
+from .pgerrors import describe as describe_pg_error
+from .pgerrors import is_connection_loss, is_timeout, redact
+from .reference import migration_005, reference_schema
+from .result import CheckResult, Evaluation, JsonValue, Mode, RunFindings, Sample, Status
+
+__all__ = [
+    "BUILTINS",
+    "Check",
+    "CheckEnv",
+    "CheckResult",
+    "CounterLedger",
+    "Evaluation",
+    "IndexSpec",
+    "JsonValue",
+    "Mode",
+    "Probe",
+    "RunFindings",
+    "Sample",
+    "Status",
+    "TableRef",
+    "Window",
+    "all_checks",
+    "build_probes",
+    "check_env",
+    "describe_pg_error",
+    "is_connection_loss",
+    "is_timeout",
+    "migration_005",
+    "redact",
+    "reference_schema",
+    "select_checks",
+    "table_ref",
+]

@@ -1,0 +1,178 @@
+"""The shape every check shares: settings, a snapshot, findings; the probe runs the template."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import psycopg
+
+from config import (
+    CheckSettings,
+    ConfigError,
+    DatabaseUnavailable,
+    DqError,
+    QueryFailed,
+    QueryTimeout,
+    Severity,
+    TablesSettings,
+    format_duration,
+)
+
+from . import pgerrors
+from .result import Evaluation, Mode, Sample
+from .snapshot import Snapshot, snapshot
+
+
+@dataclass(frozen=True)
+class CheckEnv:
+    """The shared settings every check needs besides its own."""
+
+    tables: TablesSettings
+    sample_limit: int
+    settle_time: dt.timedelta
+    statement_timeout: dt.timedelta
+
+
+@dataclass(frozen=True)
+class CounterLedger:
+    """The counters the monitor saw last time, for runs where they were not zero."""
+
+    baseline_taken: bool
+    run_keys: list[str] = field(default_factory=list)
+    completed: list[int | None] = field(default_factory=list)
+    failed: list[int | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which runs an evaluation covers: all of them, or those changed since `since`."""
+
+    mode: Mode
+    since: dt.datetime | None = None
+    ledger: CounterLedger | None = None
+
+    def __post_init__(self) -> None:
+        if (self.mode is Mode.INCREMENTAL) != (self.since is not None):
+            raise ValueError("an incremental window needs `since`; a full one must not have it")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """An index a check relies on: the table (settings key) and its leading columns."""
+
+    table: str
+    columns: tuple[str, ...]
+    why: str
+
+
+class Check:
+    """One named check: its settings, description, and what it reports about itself."""
+
+    default_description: ClassVar[str] = ""
+    #: True when the check works per run and supports incremental evaluation.
+    incremental: ClassVar[bool] = True
+
+    def __init__(self, name: str, settings: CheckSettings, env: CheckEnv) -> None:
+        self.name = name
+        self.settings = settings
+        self.env = env
+
+    @property
+    def severity(self) -> Severity:
+        return self.settings.severity
+
+    @property
+    def description(self) -> str:
+        return self.settings.description or self.default_description
+
+    def fingerprint(self) -> str:
+        """Changes whenever a setting that shapes the findings changes (forcing a full sweep)."""
+        shape = {
+            "check": type(self).__name__,
+            "settings": self.settings.model_dump(mode="json", exclude={"enabled", "description"}),
+            "tables": self.env.tables.model_dump(mode="json"),
+            "sample_limit": self.env.sample_limit,
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+    def refresh_sample(self, sample: Sample, now: dt.datetime) -> Sample:
+        """Bring a carried-forward sample up to date (e.g. an age); most need nothing."""
+        return sample
+
+    def indexes(self) -> tuple[IndexSpec, ...]:
+        return ()
+
+
+class Probe(ABC):
+    """One snapshot transaction that evaluates one or more checks (the template method).
+
+    Subclasses supply `_evaluate`; timing, the transaction, the timeout and error
+    translation are done here once.
+    """
+
+    checks: tuple[Check, ...]
+    env: CheckEnv
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.checks)
+
+    def evaluate(self, conn: psycopg.Connection[Any], window: Window) -> dict[str, Evaluation]:
+        """Evaluate every check of this probe in one snapshot.
+
+        Raises QueryTimeout, DatabaseUnavailable, ConfigError (a name or grant is wrong)
+        or QueryFailed; all keep the psycopg error as their cause.
+        """
+        try:
+            with snapshot(conn, self.env.statement_timeout) as snap:
+                return self._evaluate(snap, window)
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    @abstractmethod
+    def _evaluate(self, snap: Snapshot, window: Window) -> dict[str, Evaluation]: ...
+
+    def _translate(self, exc: psycopg.Error) -> DqError:
+        who = ", ".join(f'"{n}"' for n in self.names)
+        what = pgerrors.describe(exc)
+        if pgerrors.is_timeout(exc):
+            limit = format_duration(self.env.statement_timeout)
+            return QueryTimeout(
+                f"check {who}: cancelled after statement_timeout {limit}; create the indexes "
+                "`dq-monitor check` recommends or raise DQ_STATEMENT_TIMEOUT"
+            )
+        if pgerrors.is_connection_loss(exc):
+            return DatabaseUnavailable(
+                f"check {who}: lost the monitored database: {what}; "
+                "check that the server is up and DQ_DATABASE_URL points at it"
+            )
+        hint = pgerrors.config_hint(exc)
+        if hint == "permission denied":
+            return ConfigError(
+                f"check {who}: {what}; grant SELECT on the monitored tables to the monitor's role"
+            )
+        if hint is not None:
+            return ConfigError(
+                f"check {who}: {what}; set tables.schema_name and the tables.* names in the "
+                "config file to match your database"
+            )
+        return QueryFailed(f"check {who}: {what}")
+
+
+class SingleCheckProbe(Check, Probe):
+    """A check that is its own probe: one query, one result."""
+
+    def __init__(self, name: str, settings: CheckSettings, env: CheckEnv) -> None:
+        super().__init__(name, settings, env)
+        self.checks = (self,)
+
+    def _evaluate(self, snap: Snapshot, window: Window) -> dict[str, Evaluation]:
+        return {self.name: self.judge(snap, window)}
+
+    @abstractmethod
+    def judge(self, snap: Snapshot, window: Window) -> Evaluation: ...

@@ -1,0 +1,196 @@
+"""The consistency sweep: one pass over partition_progress and worker_runs judges three checks.
+
+Each part (dashboard_mismatch, missing_worker_runs, flag_conflict) contributes aggregate
+columns to one set-based query, so a full sweep reads each table once instead of once per
+check. A run is judged only when its last change is older than the settle time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from psycopg import sql
+
+from .check import Check, CheckEnv, IndexSpec, Probe, Window
+from .identifiers import table_ref
+from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
+from .snapshot import Snapshot
+
+_NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class ConsistencyPart(Check):
+    """A check judged inside the consistency sweep; it adds columns and reads them back."""
+
+    #: Prefix of this part's columns in the sweep's result.
+    prefix: ClassVar[str]
+
+    @abstractmethod
+    def aggregates(self) -> list[sql.Composable]:
+        """Aggregate expressions over the joined rows `j`, each aliased with the prefix."""
+
+    @abstractmethod
+    def condition(self) -> sql.Composable:
+        """True for a run (row of `r`) that has violations of this check."""
+
+    @abstractmethod
+    def findings(self, row: Mapping[str, Any]) -> RunFindings | None:
+        """This check's findings for one result row, or None when the run is clean."""
+
+    def indexes(self) -> tuple[IndexSpec, ...]:
+        return consistency_indexes()
+
+    def col(self, suffix: str) -> sql.Identifier:
+        return sql.Identifier(f"{self.prefix}_{suffix}")
+
+
+def partition_aggregates(part: ConsistencyPart, where: str) -> list[sql.Composable]:
+    """Count the matching partitions of a run and keep the first few ids, ordered."""
+    return [
+        sql.SQL("count(*) FILTER (WHERE {w}) AS {n}").format(w=sql.SQL(where), n=part.col("n")),
+        sql.SQL("(array_agg(partition_id ORDER BY partition_id) FILTER (WHERE {w}))"
+                "[1:%(limit)s] AS {s}").format(w=sql.SQL(where), s=part.col("ids")),
+    ]  # fmt: skip
+
+
+def partition_findings(row: Mapping[str, Any], prefix: str) -> RunFindings | None:
+    """Findings keyed by run_id and partition_id from the columns partition_aggregates made."""
+    count = int(row[f"{prefix}_n"])
+    if count == 0:
+        return None
+    run = to_json_value(row["run_id"])
+    samples = tuple(
+        {"run_id": run, "partition_id": to_json_value(p)} for p in row[f"{prefix}_ids"] or ()
+    )
+    return RunFindings(run_key(row["run_id"]), count, samples)
+
+
+def consistency_indexes() -> tuple[IndexSpec, ...]:
+    return (
+        IndexSpec("partition_progress", ("run_id", "partition_id"), "judge one run's partitions"),
+        IndexSpec("partition_progress", ("updated_at",), "find runs changed since the last run"),
+        IndexSpec("worker_runs", ("run_id", "partition_id"), "judge one run's worker rows"),
+        IndexSpec("worker_runs", ("started_at",), "find runs changed since the last run"),
+        IndexSpec("worker_runs", ("finished_at",), "find runs changed since the last run"),
+    )
+
+
+class ConsistencyProbe(Probe):
+    """Evaluates any subset of the consistency parts in one snapshot and one query."""
+
+    def __init__(self, parts: Sequence[ConsistencyPart], env: CheckEnv) -> None:
+        if not parts:
+            raise ValueError("a consistency probe needs at least one part")
+        self.parts = tuple(parts)
+        self.checks = self.parts
+        self.env = env
+        self.pp = table_ref(env.tables, "partition_progress")
+        self.wr = table_ref(env.tables, "worker_runs")
+
+    def _evaluate(self, snap: Snapshot, window: Window) -> dict[str, Evaluation]:
+        cutoff = snap.now - self.env.settle_time
+        judged: frozenset[str] | None = None
+        unsettled: frozenset[str] = frozenset()
+        if window.mode is Mode.INCREMENTAL:
+            assert window.since is not None
+            changed = snap.fetch(self.changed_runs_sql(), {"since": window.since})
+            settled = [run for run, last in changed if (last or _NEVER) <= cutoff]
+            judged = frozenset(run_key(r) for r in settled)
+            unsettled = frozenset(run_key(r) for r, last in changed if (last or _NEVER) > cutoff)
+            rows = self._sweep(snap, cutoff, settled) if settled else []
+        else:
+            rows = self._sweep(snap, cutoff, None)
+            unsettled = frozenset(
+                run_key(row["run_id"]) for row in rows if (row["last_change"] or _NEVER) > cutoff
+            )
+            rows = [row for row in rows if run_key(row["run_id"]) not in unsettled]
+        results = {}
+        for part in self.parts:
+            found = tuple(f for f in (part.findings(row) for row in rows) if f is not None)
+            results[part.name] = Evaluation(
+                mode=window.mode,
+                snapshot_at=snap.now,
+                watermark=cutoff,
+                findings=found,
+                judged=judged,
+                unsettled=unsettled,
+            )
+        return results
+
+    def _sweep(
+        self, snap: Snapshot, cutoff: dt.datetime, runs: list[Any] | None
+    ) -> list[dict[str, Any]]:
+        params = {
+            "cutoff": cutoff,
+            "limit": self.env.sample_limit,
+            "completed_status": self.env.tables.worker_runs.completed_status,
+            "failed_status": self.env.tables.worker_runs.failed_status,
+            "runs": runs,
+        }
+        snap.cursor.execute(self.sweep_sql(incremental=runs is not None), params)
+        names = [d.name for d in snap.cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in snap.cursor.fetchall()]
+
+    def changed_runs_sql(self) -> sql.Composed:
+        """Runs with any row changed at or after %(since)s, with their last change."""
+        pp, wr = self.pp, self.wr
+        return sql.SQL(
+            "SELECT run_id, max(t) FROM ("
+            " SELECT {pp_run} AS run_id, {pp_upd} AS t FROM {pp} WHERE {pp_upd} >= %(since)s"
+            " UNION ALL"
+            " SELECT {wr_run}, greatest({wr_start}, {wr_fin}) FROM {wr}"
+            " WHERE {wr_start} >= %(since)s OR {wr_fin} >= %(since)s"
+            ") AS changed GROUP BY run_id"
+        ).format(
+            pp=pp.ident, pp_run=pp.col("run_id"), pp_upd=pp.col("updated_at"),
+            wr=wr.ident, wr_run=wr.col("run_id"),
+            wr_start=wr.col("started_at"), wr_fin=wr.col("finished_at"),
+        )  # fmt: skip
+
+    def sweep_sql(self, *, incremental: bool) -> sql.Composed:
+        """The one query: per-partition worker rows joined to progress, aggregated per run."""
+        pp, wr = self.pp, self.wr
+        pp_filter = sql.SQL(" WHERE {} = ANY(%(runs)s)").format(pp.col("run_id"))
+        wr_filter = sql.SQL(" WHERE {} = ANY(%(runs)s)").format(wr.col("run_id"))
+        aggregates = sql.SQL(", ").join(a for part in self.parts for a in part.aggregates())
+        conditions = sql.SQL(" OR ").join(part.condition() for part in self.parts)
+        return sql.SQL(
+            "WITH w AS ("
+            " SELECT {wr_run} AS run_id, {wr_part} AS partition_id,"
+            "  count(*) FILTER (WHERE {wr_status} = %(completed_status)s) AS wc,"
+            "  count(*) FILTER (WHERE {wr_status} = %(failed_status)s) AS wf,"
+            "  max(greatest({wr_start}, {wr_fin})) AS wchg"
+            " FROM {wr}{wr_filter} GROUP BY 1, 2"
+            "), p AS ("
+            " SELECT {pp_run} AS run_id, {pp_part} AS partition_id,"
+            "  coalesce({pp_done}, false) AS completed, coalesce({pp_failed}, false) AS failed,"
+            "  {pp_upd} AS updated_at"
+            " FROM {pp}{pp_filter}"
+            "), j AS ("
+            " SELECT coalesce(p.run_id, w.run_id) AS run_id,"
+            "  coalesce(p.partition_id, w.partition_id) AS partition_id,"
+            "  p.run_id IS NOT NULL AS has_pp, w.run_id IS NOT NULL AS has_wr,"
+            "  coalesce(p.completed, false) AS completed, coalesce(p.failed, false) AS failed,"
+            "  p.updated_at, coalesce(w.wc, 0) AS wc, coalesce(w.wf, 0) AS wf, w.wchg"
+            " FROM p FULL JOIN w ON p.run_id = w.run_id AND p.partition_id = w.partition_id"
+            "), r AS ("
+            " SELECT run_id, greatest(max(updated_at), max(wchg)) AS last_change, {aggregates}"
+            " FROM j GROUP BY run_id"
+            ")"
+            " SELECT * FROM r WHERE {settle} OR {conditions}"
+        ).format(
+            wr=wr.ident, wr_run=wr.col("run_id"), wr_part=wr.col("partition_id"),
+            wr_status=wr.col("status"), wr_start=wr.col("started_at"),
+            wr_fin=wr.col("finished_at"),
+            wr_filter=wr_filter if incremental else sql.SQL(""),
+            pp=pp.ident, pp_run=pp.col("run_id"), pp_part=pp.col("partition_id"),
+            pp_done=pp.col("completed"), pp_failed=pp.col("failed"),
+            pp_upd=pp.col("updated_at"),
+            pp_filter=pp_filter if incremental else sql.SQL(""),
+            aggregates=aggregates,
+            conditions=conditions,
+            settle=sql.SQL("FALSE" if incremental else "last_change > %(cutoff)s"),
+        )  # fmt: skip

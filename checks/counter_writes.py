@@ -1,0 +1,93 @@
+"""counter_writes: evidence that something still writes the deprecated run_metadata counters.
+
+The monitor keeps a ledger of the counters it saw (runs with non-zero values). The first
+evaluation only records that baseline; afterwards any run whose counters differ from the
+ledger (a run missing from it counts as 0, 0) is a violation, and the ledger moves on.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from config import CheckSettings
+
+from .check import CheckEnv, SingleCheckProbe, Window
+from .identifiers import table_ref
+from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
+from .snapshot import Snapshot
+
+__all__ = ["CheckSettings", "CounterWrites"]
+
+
+class CounterWrites(SingleCheckProbe):
+    default_description = (
+        "Runs whose deprecated run_metadata.completed_workers or failed_workers changed since "
+        "the monitor last looked: some code still writes the counters migration 005 drops."
+    )
+    incremental = False  # counter writes leave no timestamp, so every run is compared each time
+
+    def __init__(self, name: str, settings: CheckSettings, env: CheckEnv) -> None:
+        super().__init__(name, settings, env)
+        self.rm = table_ref(env.tables, "run_metadata")
+
+    def judge(self, snap: Snapshot, window: Window) -> Evaluation:
+        ledger = window.ledger
+        if ledger is None or not ledger.baseline_taken:
+            rows = snap.fetch(self.baseline_sql())
+            return Evaluation(
+                mode=Mode.FULL,
+                snapshot_at=snap.now,
+                watermark=snap.now,
+                findings=(),
+                ledger=tuple((run, c, f) for run, c, f in rows),
+                note=f"baseline recorded: {len(rows)} runs with non-zero counters",
+            )
+        rows = snap.fetch(
+            self.diff_sql(),
+            {"keys": ledger.run_keys, "c": ledger.completed, "f": ledger.failed},
+        )
+        findings = tuple(
+            RunFindings(
+                run_key(run),
+                1,
+                ({
+                    "run_id": to_json_value(run),
+                    "old_completed": old_c, "old_failed": old_f,
+                    "new_completed": new_c, "new_failed": new_f,
+                },),
+            )
+            for run, old_c, old_f, new_c, new_f in rows
+        )  # fmt: skip
+        return Evaluation(
+            mode=Mode.FULL,
+            snapshot_at=snap.now,
+            watermark=snap.now,
+            findings=findings,
+            ledger=tuple((run_key(run), c, f) for run, _, _, c, f in rows),
+        )
+
+    def baseline_sql(self) -> sql.Composed:
+        rm = self.rm
+        return sql.SQL(
+            "SELECT {run}::text, {c}, {f} FROM {rm}"
+            " WHERE coalesce({c}, 0) <> 0 OR coalesce({f}, 0) <> 0"
+        ).format(
+            run=rm.col("run_id"), c=rm.col("completed_workers"),
+            f=rm.col("failed_workers"), rm=rm.ident,
+        )  # fmt: skip
+
+    def diff_sql(self) -> sql.Composed:
+        rm = self.rm
+        return sql.SQL(
+            "WITH prev AS ("
+            " SELECT * FROM unnest(%(keys)s::text[], %(c)s::bigint[], %(f)s::bigint[])"
+            " AS p(run_key, c, f))"
+            " SELECT {run}, p.c, p.f, {c}, {f}"
+            " FROM {rm} AS rm LEFT JOIN prev AS p ON p.run_key = {run}::text"
+            " WHERE coalesce({c}, 0) <> coalesce(p.c, 0) OR coalesce({f}, 0) <> coalesce(p.f, 0)"
+        ).format(
+            run=sql.SQL("rm.{}").format(rm.col("run_id")),
+            c=sql.SQL("rm.{}").format(rm.col("completed_workers")),
+            f=sql.SQL("rm.{}").format(rm.col("failed_workers")),
+            rm=rm.ident,
+        )  # fmt: skip

@@ -1,0 +1,122 @@
+"""What a check finds: frozen, JSON-ready data; a violation is a result, never an exception."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeAlias
+
+from config import Severity
+
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+Sample: TypeAlias = dict[str, JsonValue]
+
+
+class Status(StrEnum):
+    OK = "ok"
+    VIOLATION = "violation"
+    ERROR = "error"
+
+
+class Mode(StrEnum):
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class RunFindings:
+    """Violations found in one run (run_key '' for checks that do not work per run)."""
+
+    run_key: str
+    violations: int
+    samples: tuple[Sample, ...]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation judged and found, before it is merged with carried-forward findings.
+
+    `judged` lists the runs re-judged now; None means every run except `unsettled`,
+    whose findings from earlier evaluations stay as they are.
+    """
+
+    mode: Mode
+    snapshot_at: dt.datetime
+    watermark: dt.datetime
+    findings: tuple[RunFindings, ...]
+    judged: frozenset[str] | None = None
+    unsettled: frozenset[str] = frozenset()
+    ledger: tuple[tuple[str, int | None, int | None], ...] | None = None
+    note: str | None = None
+
+    @property
+    def judged_count(self) -> int | None:
+        return None if self.judged is None else len(self.judged)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The whole database's state for one check after a run; what every report shows."""
+
+    check: str
+    status: Status
+    severity: Severity
+    violations: int
+    samples: tuple[Sample, ...]
+    duration_seconds: float
+    mode: Mode
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    error: str | None = None
+    description: str = ""
+    note: str | None = None
+    run_id: int | None = None
+    extra: dict[str, JsonValue] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, JsonValue]:
+        """The CLI's JSON contract for one check run."""
+        return {
+            "check": self.check,
+            "status": self.status.value,
+            "severity": self.severity.value,
+            "violations": self.violations,
+            "samples": [dict(s) for s in self.samples],
+            "duration_seconds": round(self.duration_seconds, 6),
+            "error": self.error,
+            "mode": self.mode.value,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "description": self.description,
+            "note": self.note,
+        }
+
+
+def to_json_value(value: object) -> JsonValue:  # noqa: PLR0911 - one branch per type
+    """Turn a value read from PostgreSQL into plain JSON (ids stay ints where they are ints)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def run_key(value: object) -> str:
+    """The text form of a run id, used to key carried-forward findings."""
+    return str(value)

@@ -1,0 +1,57 @@
+"""Configuration layer: settings models, loading, and the exception tree every layer shares."""
+
+from __future__ import annotations
+
+from .checks import (
+    BUILTIN_CHECKS,
+    CheckSettings,
+    ChecksSettings,
+    CustomCheckSettings,
+    Severity,
+    StalePartitionsSettings,
+)
+from .durations import Duration, format_duration, parse_duration
+from .errors import (
+    ConfigError,
+    DatabaseError,
+    DatabaseUnavailable,
+    DeliveryError,
+    DqError,
+    GateError,
+    QueryFailed,
+    QueryTimeout,
+    StoreError,
+    StoreUnavailable,
+)
+from .loading import format_validation_error, load_settings
+from .settings import Settings
+from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
+
+__all__ = [
+    "BUILTIN_CHECKS",
+    "CheckSettings",
+    "ChecksSettings",
+    "ConfigError",
+    "CustomCheckSettings",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "DeliveryError",
+    "DqError",
+    "Duration",
+    "GateError",
+    "PartitionProgressNames",
+    "QueryFailed",
+    "QueryTimeout",
+    "RunMetadataNames",
+    "Settings",
+    "Severity",
+    "StalePartitionsSettings",
+    "StoreError",
+    "StoreUnavailable",
+    "TablesSettings",
+    "WorkerRunsNames",
+    "format_duration",
+    "format_validation_error",
+    "load_settings",
+    "parse_duration",
+]

@@ -1,0 +1,118 @@
+"""Settings of each check: the built-ins by name, and custom checks from the config file."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .durations import Duration
+
+
+class Severity(StrEnum):
+    """How urgent a check's violations are; ordered info < warning < critical."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+CHECK_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class CheckSettings(BaseModel):
+    """What every check has: on/off, severity and an optional description override."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    severity: Severity = Severity.WARNING
+    description: str | None = None
+    runbook_url: str | None = None
+
+
+class CriticalCheckSettings(CheckSettings):
+    severity: Severity = Severity.CRITICAL
+
+
+class StalePartitionsSettings(CheckSettings):
+    threshold: Duration = timedelta(minutes=30)
+
+    @field_validator("threshold")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+
+class CustomCheckSettings(CheckSettings):
+    """A check declared in the config file: the rows its SQL returns are the violations."""
+
+    name: str
+    sql: str = Field(min_length=1)
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not CHECK_NAME.fullmatch(value):
+            raise ValueError(
+                "must be lower-case letters, digits and underscores, starting with a letter"
+            )
+        return value
+
+    @field_validator("sql")
+    @classmethod
+    def _single_statement(cls, value: str) -> str:
+        text = value.strip().rstrip(";").strip()
+        if not text:
+            raise ValueError("must be a SELECT statement")
+        if ";" in text:
+            raise ValueError("must be a single statement (no ';' inside)")
+        return text
+
+
+class ChecksSettings(BaseModel):
+    """The built-in checks by name, plus custom ones; unknown names are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dashboard_mismatch: CriticalCheckSettings = CriticalCheckSettings()
+    missing_worker_runs: CheckSettings = CheckSettings()
+    flag_conflict: CriticalCheckSettings = CriticalCheckSettings()
+    stale_partitions: StalePartitionsSettings = StalePartitionsSettings()
+    counter_writes: CheckSettings = CheckSettings()
+    custom: tuple[CustomCheckSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ChecksSettings:
+        seen = set(BUILTIN_CHECKS)
+        for custom in self.custom:
+            if custom.name in seen:
+                raise ValueError(f"custom check name {custom.name!r} is already used")
+            seen.add(custom.name)
+        return self
+
+    def builtin(self, name: str) -> CheckSettings:
+        """Settings of a built-in check by name."""
+        value = getattr(self, name)
+        assert isinstance(value, CheckSettings)
+        return value
+
+
+BUILTIN_CHECKS = (
+    "dashboard_mismatch",
+    "missing_worker_runs",
+    "flag_conflict",
+    "stale_partitions",
+    "counter_writes",
+)

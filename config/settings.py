@@ -1,0 +1,96 @@
+"""The top-level settings model: environment DQ_*, an optional TOML file, then defaults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .checks import ChecksSettings
+from .durations import Duration
+from .tables import SqlName, TablesSettings
+
+
+class Settings(BaseSettings):
+    """Everything dq-monitor can be told; validated once at start-up and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DQ_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        hide_input_in_errors=True,
+        frozen=True,
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None, description="libpq URL of the monitored database (required)."
+    )
+    state_database_url: SecretStr | None = Field(
+        default=None,
+        description="libpq URL of the database that holds dq-monitor's own state; "
+        "defaults to the monitored database.",
+    )
+    state_schema: SqlName = Field(
+        default="dq_monitor", description="Schema of dq-monitor's state tables."
+    )
+    statement_timeout: Duration = Field(
+        default=timedelta(seconds=30), description="Longest a check's query may run."
+    )
+    connect_timeout: Duration = Field(
+        default=timedelta(seconds=10), description="Longest to wait for a database connection."
+    )
+    settle_time: Duration = Field(
+        default=timedelta(minutes=2),
+        description="Runs changed more recently than this are not judged yet.",
+    )
+    incremental_overlap: Duration = Field(
+        default=timedelta(minutes=5),
+        description="How far an incremental run reaches back before the previous run's "
+        "watermark, to cover commits that were in flight.",
+    )
+    sample_limit: int = Field(
+        default=20, ge=1, le=1000, description="Most sample rows kept per check result."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+    tables: TablesSettings = TablesSettings()
+    checks: ChecksSettings = ChecksSettings()
+
+    @field_validator("statement_timeout", "connect_timeout")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
+        # 0 would mean "no timeout" to PostgreSQL, which a monitor must never run with.
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file comes after the environment so that DQ_* overrides it;
+        # its path is set on the subclass that load_settings() builds.
+        return (
+            init_settings,
+            env_settings,
+            file_secret_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )

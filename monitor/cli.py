@@ -1,0 +1,123 @@
+"""The dq-monitor command line: parse, dispatch, and turn errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from checks import CheckResult, Status, select_checks
+from config import ConfigError, DatabaseUnavailable, DqError, StoreUnavailable, load_settings
+
+from . import __version__
+from .app import App
+from .indexes import missing_index_hints
+from .report import render_json, render_table
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+log = logging.getLogger("dq-monitor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="TOML configuration file (default: $DQ_CONFIG)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="dq-monitor",
+        description="Data-quality monitor for job systems on PostgreSQL.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"dq-monitor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="run the checks once, record them and print the results",
+        description="Run the enabled checks once, record them and print the results. "
+        "Exit 0: all ok; 1: violations found (or a check failed); 2: usage or configuration "
+        "error; 3: a database cannot be reached.",
+    )
+    check.add_argument(
+        "--check", dest="checks", action="append", default=[], metavar="NAME",
+        help="run only this check (repeatable; runs it even if disabled)",
+    )  # fmt: skip
+    check.add_argument("--full", action="store_true", help="sweep all runs, not just changed ones")
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    _configure_logging(settings.log_level)
+    app = App.open(settings)
+    try:
+        results = app.runner.run(args.checks, full=args.full)
+        hints = _hints(app, args.checks)
+    finally:
+        app.close()
+    if args.format == "json":
+        print(render_json(results, hints))
+    else:
+        print(render_table(results))
+        for hint in hints:
+            print(f"dq-monitor: hint: {hint}", file=sys.stderr)
+    return exit_code(results)
+
+
+def _hints(app: App, names: Sequence[str]) -> list[str]:
+    try:
+        conn = app.runner.connection()
+        return missing_index_hints(conn, select_checks(app.settings, names), app.settings.tables)
+    except Exception as exc:  # advice is best effort; the results already say what failed
+        log.debug("index advice skipped: %s", exc)
+        return []
+
+
+def exit_code(results: Sequence[CheckResult]) -> int:
+    kinds = {r.extra.get("error_kind") for r in results if r.status is Status.ERROR}
+    if "unavailable" in kinds:
+        return EXIT_UNAVAILABLE
+    if "config" in kinds:
+        return EXIT_CONFIG
+    if any(r.status is not Status.OK for r in results):
+        return EXIT_VIOLATIONS
+    return EXIT_OK
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="dq-monitor: %(levelname)s: %(message)s", force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dq-monitor` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        _print_error(exc)
+        return EXIT_CONFIG
+    except (DatabaseUnavailable, StoreUnavailable) as exc:
+        _print_error(exc)
+        return EXIT_UNAVAILABLE
+    except DqError as exc:
+        _print_error(exc)
+        return EXIT_VIOLATIONS
+    except KeyboardInterrupt:
+        print("dq-monitor: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def _print_error(exc: DqError) -> None:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"dq-monitor: error: {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The state schema's versioned, idempotent upgrades, serialized by an advisory lock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from config import StoreError
+
+# Each entry upgrades the schema by one version; never edit one that has shipped, add another.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "check runs, findings and the counter ledger",
+        """
+        CREATE TABLE {s}.check_runs (
+            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            check_name   text NOT NULL,
+            started_at   timestamptz NOT NULL,
+            finished_at  timestamptz NOT NULL,
+            mode         text NOT NULL CHECK (mode IN ('incremental', 'full')),
+            status       text NOT NULL CHECK (status IN ('ok', 'violation', 'error')),
+            severity     text NOT NULL,
+            violations   bigint,
+            samples      json NOT NULL DEFAULT '[]',  -- json keeps the key order people read
+            error        text,
+            error_kind   text,
+            note         text,
+            snapshot_at  timestamptz,
+            watermark    timestamptz,
+            judged_runs  integer,
+            fingerprint  text NOT NULL,
+            trigger      text NOT NULL DEFAULT 'manual',
+            host         text
+        );
+        CREATE INDEX check_runs_check_id_idx ON {s}.check_runs (check_name, id DESC);
+        CREATE INDEX check_runs_started_at_idx ON {s}.check_runs (started_at);
+        CREATE TABLE {s}.findings (
+            check_name  text NOT NULL,
+            run_key     text NOT NULL,
+            violations  bigint NOT NULL CHECK (violations > 0),
+            samples     json NOT NULL,
+            judged_at   timestamptz NOT NULL,
+            PRIMARY KEY (check_name, run_key)
+        );
+        CREATE TABLE {s}.counter_ledger (
+            check_name  text NOT NULL,
+            run_key     text NOT NULL,
+            completed   bigint,
+            failed      bigint,
+            PRIMARY KEY (check_name, run_key)
+        );
+        CREATE TABLE {s}.ledger_baselines (
+            check_name  text PRIMARY KEY,
+            taken_at    timestamptz NOT NULL,
+            fingerprint text NOT NULL
+        );
+        """,
+    ),
+)
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def upgrade(conn: psycopg.Connection[Any], schema: str) -> int:
+    """Bring the state schema to LATEST_VERSION; returns how many versions were applied.
+
+    Safe when several monitors start at once: a transaction-level advisory lock keyed on the
+    schema name makes them take turns, and each re-reads the version under the lock.
+    Raises StoreError when the schema is newer than this code; psycopg errors otherwise.
+    """
+    s = sql.Identifier(schema)
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"dq-monitor:{schema}",)
+        )
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.schema_version ("
+                " version integer PRIMARY KEY,"
+                " description text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(s)
+        )
+        row = conn.execute(
+            sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(s)
+        ).fetchone()
+        current = int(row[0]) if row else 0
+        if current > LATEST_VERSION:
+            raise StoreError(
+                f"state schema {schema} is at version {current}, newer than this dq-monitor "
+                f"understands ({LATEST_VERSION}); upgrade dq-monitor"
+            )
+        for version in range(current + 1, LATEST_VERSION + 1):
+            description, ddl = MIGRATIONS[version - 1]
+            conn.execute(sql.SQL(ddl).format(s=s))
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.schema_version (version, description) VALUES (%s, %s)"
+                ).format(s),
+                (version, description),
+            )
+        return LATEST_VERSION - current

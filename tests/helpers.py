@@ -1,0 +1,34 @@
+"""Small helpers shared by tests: settings from an environment, running the CLI in-process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from config import Settings, load_settings
+from monitor.cli import main
+
+
+def settings_for(monkeypatch: pytest.MonkeyPatch, db_url: str, **env: str) -> Settings:
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    for key, value in env.items():
+        monkeypatch.setenv(f"DQ_{key.upper()}", value)
+    return load_settings()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = run_cli(capsys, "check", "--format", "json", *args)
+    assert out, err
+    return code, json.loads(out)
+
+
+def by_check(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["check"]: r for r in payload["results"]}
