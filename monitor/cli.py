@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _configure_logging(settings.log_level)
+    # The results carry each check's error; the runner's own warning line would repeat it.
+    logging.getLogger("monitor.runner").setLevel(logging.ERROR)
     app = App.open(settings)
     try:
         results = app.runner.run(args.checks, full=args.full)
@@ -66,6 +68,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(render_table(results))
         for hint in hints:
             print(f"dq-monitor: hint: {hint}", file=sys.stderr)
+    for result in results:
+        if result.status is Status.ERROR:
+            print(f"dq-monitor: error: {result.error}", file=sys.stderr)
     return exit_code(results)
 
 
@@ -89,8 +94,20 @@ def exit_code(results: Sequence[CheckResult]) -> int:
     return EXIT_OK
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time, so redirection and tests see the lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="dq-monitor: %(levelname)s: %(message)s", force=True)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("dq-monitor: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,3 +32,14 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[
 
 def by_check(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["check"]: r for r in payload["results"]}
+
+
+def run_checks(settings: Settings, *names: str, full: bool = False) -> dict[str, Any]:
+    """Run checks through the real app (state store included) and key results by check."""
+    from monitor.app import App
+
+    app = App.open(settings)
+    try:
+        return {r.check: r for r in app.runner.run(names, full=full)}
+    finally:
+        app.close()
