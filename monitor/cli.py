@@ -76,8 +76,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _hints(app: App, names: Sequence[str]) -> list[str]:
     try:
-        conn = app.runner.connection()
-        return missing_index_hints(conn, select_checks(app.settings, names), app.settings.tables)
+        with app.runner.source.connection() as conn:
+            return missing_index_hints(
+                conn, select_checks(app.settings, names), app.settings.tables
+            )
     except Exception as exc:  # advice is best effort; the results already say what failed
         log.debug("index advice skipped: %s", exc)
         return []

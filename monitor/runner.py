@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import psycopg
+from collections.abc import Sequence
 
 from checks import (
     Check,
@@ -21,28 +19,22 @@ from checks import (
     select_checks,
 )
 from checks.counter_writes import CounterWrites
-from config import DatabaseUnavailable, DqError, Settings
+from config import DatabaseUnavailable, DqError, Settings, StoreError
 
+from .database import ConnectionSource
 from .store import StateStore
 
 log = logging.getLogger(__name__)
-
-Connector = Callable[[], psycopg.Connection[Any]]
 
 
 class Runner:
     """Runs checks against the monitored database and records each run in the state store."""
 
-    def __init__(self, settings: Settings, store: StateStore, connect: Connector) -> None:
+    def __init__(self, settings: Settings, store: StateStore, source: ConnectionSource) -> None:
         self.settings = settings
         self.store = store
-        self._connect = connect
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.source = source
+        self._stopping = threading.Event()
 
     def run(
         self, names: Sequence[str] = (), *, full: bool = False, trigger: str = "manual"
@@ -60,20 +52,27 @@ class Runner:
         return sorted(results, key=lambda r: order[r.check])
 
     def run_probe(self, probe: Probe, *, full: bool, trigger: str) -> list[CheckResult]:
-        """Evaluate one probe in its own snapshot and record each of its checks."""
+        """Evaluate one probe in its own snapshot and record each of its checks.
+
+        A probe cancelled by stop() is not recorded: a deploy's restart is not a failure.
+        """
         window = self._window(probe.checks, full)
         started = dt.datetime.now(dt.UTC)
         clock = time.perf_counter()
         outcome: dict[str, Evaluation] | DqError
         try:
-            outcome = probe.evaluate(self.connection(), window)
+            with self.source.connection() as conn:
+                outcome = probe.evaluate(conn, window)
         except DqError as exc:
             outcome = exc
-            if isinstance(exc, DatabaseUnavailable):
-                self.close()  # reconnect on the next probe
-            log.warning("%s", exc)
+            if not self._stopping.is_set():
+                log.warning("%s", exc)
+        if self._stopping.is_set() and isinstance(outcome, DqError):
+            log.info("checks %s cancelled by shutdown; not recorded", ", ".join(probe.names))
+            return []
         duration = time.perf_counter() - clock
         finished = dt.datetime.now(dt.UTC)
+        self._publish_database_state(outcome, finished)
         return [
             self.store.record(
                 check,
@@ -87,6 +86,20 @@ class Runner:
             for check in probe.checks
         ]
 
+    def stop(self) -> None:
+        """Cancel running queries; later results of cancelled probes are dropped."""
+        self._stopping.set()
+        self.source.cancel_all()
+
+    def _publish_database_state(
+        self, outcome: dict[str, Evaluation] | DqError, at: dt.datetime
+    ) -> None:
+        up = not isinstance(outcome, DatabaseUnavailable)
+        try:
+            self.store.set_service_state("database", {"up": up, "at": at.isoformat()})
+        except StoreError as exc:
+            log.warning("%s", exc)
+
     def _window(self, checks: Sequence[Check], full: bool) -> Window:
         ledger = None
         for check in checks:
@@ -99,13 +112,3 @@ class Runner:
             return Window(Mode.FULL, ledger=ledger)
         since = min(s for s in starts if s is not None) - self.settings.incremental_overlap
         return Window(Mode.INCREMENTAL, since=since, ledger=ledger)
-
-    def connection(self) -> psycopg.Connection[Any]:
-        """The monitored database's connection, reconnecting if it was lost.
-
-        Raises DatabaseUnavailable.
-        """
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self.close()
-            self._conn = self._connect()
-        return self._conn

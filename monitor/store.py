@@ -1,8 +1,10 @@
-"""The state store: every check run, the carried-forward findings, and the counter ledger."""
+"""The state store: every check run, carried-forward findings, per-check stats, counter ledger."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import os
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,7 +12,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Json
+from psycopg.types.json import Json, Jsonb
 
 from checks import (
     Check,
@@ -33,25 +35,32 @@ from config import (
 )
 
 from . import store_schema
+from .database import ConnectionSource
+
+# Upper bounds of dq_check_duration_seconds' buckets; the store keeps one count per bucket.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    120.0, 300.0)  # fmt: skip
+SKIPPED = ("missed", "overlap")
 
 
 class StateStore:
     """dq-monitor's own tables, in their own schema; the single place results are kept."""
 
-    def __init__(self, conn: psycopg.Connection[Any], schema: str, sample_limit: int) -> None:
-        self.conn = conn
+    def __init__(self, source: ConnectionSource, schema: str, sample_limit: int) -> None:
+        self.source = source
         self.schema = schema
         self.sample_limit = sample_limit
-        self.host = socket.gethostname()
-        self._s = sql.Identifier(schema)
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
 
     def _t(self, table: str) -> sql.Identifier:
         return sql.Identifier(self.schema, table)
 
     @contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
+    def _conn(self, action: str) -> Iterator[psycopg.Connection[Any]]:
+        """A connection with psycopg errors translated into store errors."""
         try:
-            yield
+            with self.source.connection() as conn:
+                yield conn
         except psycopg.Error as exc:
             detail = describe_pg_error(exc)
             if is_connection_loss(exc):
@@ -63,19 +72,19 @@ class StateStore:
 
     def upgrade(self) -> int:
         """Create or upgrade the state schema. Raises StoreError or StoreUnavailable."""
-        with self._translated(f"upgrading schema {self.schema}"):
-            return store_schema.upgrade(self.conn, self.schema)
+        with self._conn(f"upgrading schema {self.schema}") as conn:
+            return store_schema.upgrade(conn, self.schema)
 
     def window_start(self, check: Check) -> dt.datetime | None:
         """The watermark of the check's last successful run, if its findings can be carried on.
 
         None means a full sweep is needed: the check never succeeded, or its settings changed.
         """
-        with self._translated("reading the last watermark"):
-            row = self.conn.execute(
+        with self._conn("reading the last watermark") as conn:
+            row = conn.execute(
                 sql.SQL(
                     "SELECT watermark, fingerprint FROM {} WHERE check_name = %s"
-                    " AND status <> 'error' ORDER BY id DESC LIMIT 1"
+                    " AND status IN ('ok', 'violation') ORDER BY id DESC LIMIT 1"
                 ).format(self._t("check_runs")),
                 (check.name,),
             ).fetchone()
@@ -86,8 +95,8 @@ class StateStore:
 
     def ledger(self, check: Check) -> CounterLedger:
         """The counters seen last time; a changed fingerprint means a new baseline."""
-        with self._translated("reading the counter ledger"):
-            base = self.conn.execute(
+        with self._conn("reading the counter ledger") as conn:
+            base = conn.execute(
                 sql.SQL("SELECT fingerprint FROM {} WHERE check_name = %s").format(
                     self._t("ledger_baselines")
                 ),
@@ -95,7 +104,7 @@ class StateStore:
             ).fetchone()
             if base is None or base[0] != check.fingerprint():
                 return CounterLedger(baseline_taken=False)
-            rows = self.conn.execute(
+            rows = conn.execute(
                 sql.SQL("SELECT run_key, completed, failed FROM {} WHERE check_name = %s").format(
                     self._t("counter_ledger")
                 ),
@@ -125,106 +134,178 @@ class StateStore:
         error is recorded as such and leaves the findings alone.
         Raises StoreError or StoreUnavailable.
         """
-        with self._translated(f'recording check "{check.name}"'), self.conn.transaction():
-            self.conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"dq-monitor:{self.schema}:{check.name}",),
-            )
+        with self._conn(f'recording check "{check.name}"') as conn, conn.transaction():
+            self._lock_check(conn, check.name)
             if isinstance(outcome, DqError):
-                return self._record_error(
+                kind = error_kind(outcome)
+                run_id = self._insert_run(
+                    conn, check, status="error", mode=requested_mode, started_at=started_at,
+                    finished_at=finished_at, duration=duration, trigger=trigger,
+                    error=str(outcome), error_kind=kind,
+                )  # fmt: skip
+                self._bump_stats(
+                    conn,
                     check,
-                    error=outcome,
-                    started_at=started_at,
-                    finished_at=finished_at,
-                    duration=duration,
+                    "error",
                     mode=requested_mode,
-                    trigger=trigger,
+                    violations=None,
+                    at=finished_at,
+                    duration=duration,
                 )
-            self._replace_findings(check.name, outcome)
+                return CheckResult(
+                    check=check.name, status=Status.ERROR, severity=check.severity,
+                    violations=0, samples=(), duration_seconds=duration, mode=requested_mode,
+                    started_at=started_at, finished_at=finished_at, error=str(outcome),
+                    description=check.description, run_id=run_id, extra={"error_kind": kind},
+                )  # fmt: skip
+            self._replace_findings(conn, check.name, outcome)
             if outcome.ledger is not None:
-                self._update_ledger(check, outcome)
-            violations, samples = self._totals(check, outcome.snapshot_at)
+                self._update_ledger(conn, check, outcome)
+            violations, samples = self._totals(conn, check, outcome.snapshot_at)
             status = Status.VIOLATION if violations else Status.OK
-            row = self.conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (check_name, started_at, finished_at, mode, status, severity,"
-                    " violations, samples, note, snapshot_at, watermark, judged_runs,"
-                    " fingerprint, trigger, host)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " RETURNING id"
-                ).format(self._t("check_runs")),
-                (
-                    check.name, started_at, finished_at, outcome.mode.value, status.value,
-                    check.severity.value, violations, Json(list(samples)), outcome.note,
-                    outcome.snapshot_at, outcome.watermark, outcome.judged_count,
-                    check.fingerprint(), trigger, self.host,
-                ),
-            ).fetchone()  # fmt: skip
+            run_id = self._insert_run(
+                conn, check, status=status.value, mode=outcome.mode, started_at=started_at,
+                finished_at=finished_at, duration=duration, trigger=trigger,
+                violations=violations, samples=samples, evaluation=outcome,
+            )  # fmt: skip
+            self._bump_stats(
+                conn, check, status.value, mode=outcome.mode, violations=violations,
+                at=finished_at, duration=duration,
+            )  # fmt: skip
         return CheckResult(
-            check=check.name,
-            status=status,
-            severity=check.severity,
-            violations=violations,
-            samples=samples,
-            duration_seconds=duration,
-            mode=outcome.mode,
-            started_at=started_at,
-            finished_at=finished_at,
-            description=check.description,
-            note=outcome.note,
-            run_id=int(row[0]) if row else None,
+            check=check.name, status=status, severity=check.severity, violations=violations,
+            samples=samples, duration_seconds=duration, mode=outcome.mode,
+            started_at=started_at, finished_at=finished_at, description=check.description,
+            note=outcome.note, run_id=run_id,
+        )  # fmt: skip
+
+    def record_skip(self, check: Check, status: str, scheduled_at: dt.datetime) -> None:
+        """Record that the scheduler missed a run, or skipped it because one still ran."""
+        if status not in SKIPPED:
+            raise ValueError(f"not a skip status: {status}")
+        now = dt.datetime.now(dt.UTC)
+        with self._conn(f'recording a {status} run of "{check.name}"') as conn, conn.transaction():
+            self._lock_check(conn, check.name)
+            self._insert_run(
+                conn, check, status=status, mode=Mode.INCREMENTAL, started_at=scheduled_at,
+                finished_at=now, duration=None, trigger="scheduled",
+            )  # fmt: skip
+            self._bump_stats(conn, check, status, mode=None, violations=None, at=now, duration=None)
+
+    def _lock_check(self, conn: psycopg.Connection[Any], name: str) -> None:
+        # Two recorders of one check (replicas in a hand-over, a cron `check` beside the
+        # service) take turns, so the findings they replace never interleave.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"dq-monitor:{self.schema}:{name}",),
         )
 
-    def _record_error(
+    def _insert_run(
         self,
+        conn: psycopg.Connection[Any],
         check: Check,
         *,
-        error: DqError,
+        status: str,
+        mode: Mode,
         started_at: dt.datetime,
         finished_at: dt.datetime,
-        duration: float,
-        mode: Mode,
+        duration: float | None,
         trigger: str,
-    ) -> CheckResult:
-        kind = error_kind(error)
-        row = self.conn.execute(
+        violations: int | None = None,
+        samples: Sequence[Sample] = (),
+        evaluation: Evaluation | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> int:
+        row = conn.execute(
             sql.SQL(
                 "INSERT INTO {} (check_name, started_at, finished_at, mode, status, severity,"
-                " error, error_kind, fingerprint, trigger, host)"
-                " VALUES (%s, %s, %s, %s, 'error', %s, %s, %s, %s, %s, %s) RETURNING id"
+                " violations, samples, error, error_kind, note, snapshot_at, watermark,"
+                " judged_runs, duration_seconds, fingerprint, trigger, host)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " RETURNING id"
             ).format(self._t("check_runs")),
             (
-                check.name, started_at, finished_at, mode.value, check.severity.value,
-                str(error), kind, check.fingerprint(), trigger, self.host,
+                check.name, started_at, finished_at, mode.value, status, check.severity.value,
+                violations, Json(list(samples)), error, error_kind,
+                evaluation.note if evaluation else None,
+                evaluation.snapshot_at if evaluation else None,
+                evaluation.watermark if evaluation else None,
+                evaluation.judged_count if evaluation else None,
+                duration, check.fingerprint(), trigger, self.replica,
             ),
         ).fetchone()  # fmt: skip
-        return CheckResult(
-            check=check.name,
-            status=Status.ERROR,
-            severity=check.severity,
-            violations=0,
-            samples=(),
-            duration_seconds=duration,
-            mode=mode,
-            started_at=started_at,
-            finished_at=finished_at,
-            error=str(error),
-            description=check.description,
-            run_id=int(row[0]) if row else None,
-            extra={"error_kind": kind},
-        )
+        assert row is not None
+        return int(row[0])
 
-    def _replace_findings(self, name: str, evaluation: Evaluation) -> None:
+    def _bump_stats(
+        self,
+        conn: psycopg.Connection[Any],
+        check: Check,
+        status: str,
+        *,
+        mode: Mode | None,
+        violations: int | None,
+        at: dt.datetime,
+        duration: float | None,
+    ) -> None:
+        stats = self._t("check_stats")
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (check_name, severity) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+            ).format(stats),
+            (check.name, check.severity.value),
+        )
+        row = conn.execute(
+            sql.SQL("SELECT duration_buckets FROM {} WHERE check_name = %s FOR UPDATE").format(
+                stats
+            ),
+            (check.name,),
+        ).fetchone()
+        buckets = list(row[0]) if row and row[0] else []
+        buckets += [0] * (len(DURATION_BUCKETS) + 1 - len(buckets))
+        if duration is not None:
+            buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+        ran = status not in SKIPPED
+        succeeded = status in ("ok", "violation")
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET severity = %(severity)s,"
+                " last_status = %(status)s,"
+                " last_mode = coalesce(%(mode)s, last_mode),"
+                " last_violations = CASE WHEN %(ok)s THEN %(violations)s ELSE last_violations END,"
+                " last_run_at = CASE WHEN %(ran)s THEN %(at)s ELSE last_run_at END,"
+                " last_success_at = CASE WHEN %(ok)s THEN %(at)s ELSE last_success_at END,"
+                " last_duration = coalesce(%(duration)s, last_duration),"
+                " runs_total = runs_total + (%(ran)s)::int,"
+                " errors_total = errors_total + (%(status)s = 'error')::int,"
+                " missed_total = missed_total + (%(status)s = 'missed')::int,"
+                " overlaps_total = overlaps_total + (%(status)s = 'overlap')::int,"
+                " duration_buckets = %(buckets)s,"
+                " duration_sum = duration_sum + coalesce(%(duration)s, 0)"
+                " WHERE check_name = %(name)s"
+            ).format(stats),
+            {
+                "severity": check.severity.value, "status": status,
+                "mode": mode.value if mode else None, "ok": succeeded,
+                "violations": violations or 0, "ran": ran, "at": at, "duration": duration,
+                "buckets": buckets, "name": check.name,
+            },
+        )  # fmt: skip
+
+    def _replace_findings(
+        self, conn: psycopg.Connection[Any], name: str, evaluation: Evaluation
+    ) -> None:
         findings = self._t("findings")
         if evaluation.judged is None:
-            self.conn.execute(
+            conn.execute(
                 sql.SQL("DELETE FROM {} WHERE check_name = %s AND NOT (run_key = ANY(%s))").format(
                     findings
                 ),
                 (name, list(evaluation.unsettled)),
             )
         elif evaluation.judged:
-            self.conn.execute(
+            conn.execute(
                 sql.SQL("DELETE FROM {} WHERE check_name = %s AND run_key = ANY(%s)").format(
                     findings
                 ),
@@ -232,18 +313,21 @@ class StateStore:
             )
         if not evaluation.findings:
             return
-        with self.conn.cursor().copy(
+        with conn.cursor().copy(
             sql.SQL(
                 "COPY {} (check_name, run_key, violations, samples, judged_at) FROM STDIN"
             ).format(findings)
         ) as copy:
             for f in evaluation.findings:
-                copy.write_row((name, f.run_key, f.violations, Json(list(f.samples)),
-                                evaluation.snapshot_at))  # fmt: skip
+                copy.write_row(
+                    (name, f.run_key, f.violations, Json(list(f.samples)), evaluation.snapshot_at)
+                )
 
-    def _totals(self, check: Check, now: dt.datetime) -> tuple[int, tuple[Sample, ...]]:
+    def _totals(
+        self, conn: psycopg.Connection[Any], check: Check, now: dt.datetime
+    ) -> tuple[int, tuple[Sample, ...]]:
         findings = self._t("findings")
-        row = self.conn.execute(
+        row = conn.execute(
             sql.SQL("SELECT coalesce(sum(violations), 0) FROM {} WHERE check_name = %s").format(
                 findings
             ),
@@ -252,7 +336,7 @@ class StateStore:
         total = int(row[0]) if row else 0
         # Deterministic order (shorter keys first, so run 9 precedes run 10) makes an
         # incremental run and a full sweep pick the same samples.
-        rows = self.conn.execute(
+        rows = conn.execute(
             sql.SQL(
                 "SELECT samples FROM {} WHERE check_name = %s"
                 " ORDER BY length(run_key), run_key LIMIT %s"
@@ -264,14 +348,16 @@ class StateStore:
             samples.extend(check.refresh_sample(s, now) for s in run_samples)
         return total, tuple(samples[: self.sample_limit])
 
-    def _update_ledger(self, check: Check, evaluation: Evaluation) -> None:
+    def _update_ledger(
+        self, conn: psycopg.Connection[Any], check: Check, evaluation: Evaluation
+    ) -> None:
         ledger, baselines = self._t("counter_ledger"), self._t("ledger_baselines")
         assert evaluation.ledger is not None
         if evaluation.note is not None and evaluation.note.startswith("baseline"):
-            self.conn.execute(
+            conn.execute(
                 sql.SQL("DELETE FROM {} WHERE check_name = %s").format(ledger), (check.name,)
             )
-            self.conn.execute(
+            conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (check_name, taken_at, fingerprint) VALUES (%s, %s, %s)"
                     " ON CONFLICT (check_name) DO UPDATE"
@@ -279,43 +365,48 @@ class StateStore:
                 ).format(baselines),
                 (check.name, evaluation.snapshot_at, check.fingerprint()),
             )
-        with self.conn.cursor() as cur:
-            keys = [k for k, _, _ in evaluation.ledger]
-            cur.execute(
-                sql.SQL("DELETE FROM {} WHERE check_name = %s AND run_key = ANY(%s)").format(
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE check_name = %s AND run_key = ANY(%s)").format(ledger),
+            (check.name, [k for k, _, _ in evaluation.ledger]),
+        )
+        kept = [
+            (check.name, k, c, f) for k, c, f in evaluation.ledger if (c or 0, f or 0) != (0, 0)
+        ]
+        if kept:
+            with conn.cursor().copy(
+                sql.SQL("COPY {} (check_name, run_key, completed, failed) FROM STDIN").format(
                     ledger
-                ),
-                (check.name, keys),
-            )
-            kept = [
-                (check.name, k, c, f) for k, c, f in evaluation.ledger if (c or 0, f or 0) != (0, 0)
-            ]
-            if kept:
-                with cur.copy(
-                    sql.SQL("COPY {} (check_name, run_key, completed, failed) FROM STDIN").format(
-                        ledger
-                    )
-                ) as copy:
-                    for item in kept:
-                        copy.write_row(item)
+                )
+            ) as copy:
+                for item in kept:
+                    copy.write_row(item)
 
-    def latest_runs(self, names: Sequence[str]) -> list[dict[str, Any]]:
-        """The newest recorded run of each named check (for reports and, later, metrics)."""
-        with self._translated("reading the latest runs"), self.conn.cursor() as cur:
-            cur.execute(
+    def set_service_state(self, key: str, value: dict[str, Any]) -> None:
+        """Publish a fact every replica serves (e.g. whether the monitored database is up)."""
+        with self._conn(f"saving {key}") as conn:
+            conn.execute(
                 sql.SQL(
-                    "SELECT DISTINCT ON (check_name) check_name, status, violations, mode,"
-                    " started_at, finished_at, error FROM {} WHERE check_name = ANY(%s)"
-                    " ORDER BY check_name, id DESC"
-                ).format(self._t("check_runs")),
-                (list(names),),
+                    "INSERT INTO {} (key, value, updated_at) VALUES (%s, %s, now())"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()"
+                ).format(self._t("service_state")),
+                (key, Jsonb(value)),
             )
-            cols = [d.name for d in cur.description or ()]
-            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def stats(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Every check's stats row and the service state, read in one snapshot for metrics."""
+        with self._conn("reading check stats") as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("SELECT * FROM {}").format(self._t("check_stats")))
+                cols = [d.name for d in cur.description or ()]
+                rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            query = sql.SQL("SELECT key, value FROM {}").format(self._t("service_state"))
+            state = dict(conn.execute(query).fetchall())
+        return rows, state
 
 
 def error_kind(error: DqError) -> str:
-    """A short, stable name for the kind of error (exit codes and, later, metrics use it)."""
+    """A short, stable name for the kind of error (exit codes and metrics use it)."""
     if isinstance(error, DatabaseUnavailable | StoreUnavailable):
         return "unavailable"
     if isinstance(error, ConfigError):

@@ -12,7 +12,7 @@ from config import StoreError
 # Each entry upgrades the schema by one version; never edit one that has shipped, add another.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
-        "check runs, findings and the counter ledger",
+        "check runs, findings, per-check stats, service state and the counter ledger",
         """
         CREATE TABLE {s}.check_runs (
             id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -20,7 +20,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             started_at   timestamptz NOT NULL,
             finished_at  timestamptz NOT NULL,
             mode         text NOT NULL CHECK (mode IN ('incremental', 'full')),
-            status       text NOT NULL CHECK (status IN ('ok', 'violation', 'error')),
+            -- missed / overlap: the scheduler could not run it (late, or still running)
+            status       text NOT NULL
+                         CHECK (status IN ('ok', 'violation', 'error', 'missed', 'overlap')),
             severity     text NOT NULL,
             violations   bigint,
             samples      json NOT NULL DEFAULT '[]',  -- json keeps the key order people read
@@ -30,6 +32,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             snapshot_at  timestamptz,
             watermark    timestamptz,
             judged_runs  integer,
+            duration_seconds double precision,
             fingerprint  text NOT NULL,
             trigger      text NOT NULL DEFAULT 'manual',
             host         text
@@ -50,6 +53,27 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             completed   bigint,
             failed      bigint,
             PRIMARY KEY (check_name, run_key)
+        );
+        CREATE TABLE {s}.check_stats (
+            check_name       text PRIMARY KEY,
+            severity         text NOT NULL,
+            last_status      text,
+            last_mode        text,
+            last_violations  bigint NOT NULL DEFAULT 0,
+            last_run_at      timestamptz,
+            last_success_at  timestamptz,
+            last_duration    double precision,
+            runs_total       bigint NOT NULL DEFAULT 0,
+            errors_total     bigint NOT NULL DEFAULT 0,
+            missed_total     bigint NOT NULL DEFAULT 0,
+            overlaps_total   bigint NOT NULL DEFAULT 0,
+            duration_buckets bigint[] NOT NULL DEFAULT '{{}}',
+            duration_sum     double precision NOT NULL DEFAULT 0
+        );
+        CREATE TABLE {s}.service_state (
+            key        text PRIMARY KEY,
+            value      jsonb NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now()
         );
         CREATE TABLE {s}.ledger_baselines (
             check_name  text PRIMARY KEY,

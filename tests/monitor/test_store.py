@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
-import psycopg
 import pytest
+from pydantic import SecretStr
 
 from config import StoreError
+from monitor.database import ConnectionSource
 from monitor.store import StateStore
 from monitor.store_schema import LATEST_VERSION
 
@@ -17,12 +19,15 @@ def store():
     opened: list[StateStore] = []
 
     def make(url: str, schema: str = "dq_monitor") -> StateStore:
-        opened.append(StateStore(psycopg.connect(url, autocommit=True), schema, 20))
+        source = ConnectionSource(
+            SecretStr(url), purpose="state store", connect_timeout=timedelta(seconds=5)
+        )
+        opened.append(StateStore(source, schema, 20))
         return opened[-1]
 
     yield make
     for s in opened:
-        s.conn.close()
+        s.source.close()
 
 
 def test_upgrade_is_idempotent(store, db_url, db):
