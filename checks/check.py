@@ -70,6 +70,10 @@ class IndexSpec:
     why: str
 
 
+# Settings that change how a check is shown or scheduled, not what it finds.
+_PRESENTATION_SETTINGS = {"enabled", "description", "runbook_url", "severity", "interval", "cron"}
+
+
 class Check:
     """One named check: its settings, description, and what it reports about itself."""
 
@@ -94,7 +98,7 @@ class Check:
         """Changes whenever a setting that shapes the findings changes (forcing a full sweep)."""
         shape = {
             "check": type(self).__name__,
-            "settings": self.settings.model_dump(mode="json", exclude={"enabled", "description"}),
+            "settings": self.settings.model_dump(mode="json", exclude=_PRESENTATION_SETTINGS),
             "tables": self.env.tables.model_dump(mode="json"),
             "sample_limit": self.env.sample_limit,
         }

@@ -24,11 +24,13 @@ from .errors import (
     StoreUnavailable,
 )
 from .loading import format_validation_error, load_settings
+from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .settings import Settings
 from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
 
 __all__ = [
     "BUILTIN_CHECKS",
+    "DEFAULT_METRICS_PORT",
     "CheckSettings",
     "ChecksSettings",
     "ConfigError",
@@ -43,6 +45,7 @@ __all__ = [
     "QueryFailed",
     "QueryTimeout",
     "RunMetadataNames",
+    "ScheduleSettings",
     "Settings",
     "Severity",
     "StalePartitionsSettings",

@@ -29,7 +29,7 @@ CHECK_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 class CheckSettings(BaseModel):
-    """What every check has: on/off, severity and an optional description override."""
+    """What every check has: on/off, severity, schedule and an optional description override."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +37,33 @@ class CheckSettings(BaseModel):
     severity: Severity = Severity.WARNING
     description: str | None = None
     runbook_url: str | None = None
+    interval: Duration = timedelta(minutes=5)
+    cron: str | None = None
+
+    @field_validator("interval")
+    @classmethod
+    def _sensible_interval(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return value
+
+    @property
+    def schedule_key(self) -> str:
+        """Checks with equal keys can share one scheduled job."""
+        return f"cron:{self.cron}" if self.cron else f"every:{self.interval.total_seconds()}"
 
 
 class CriticalCheckSettings(CheckSettings):

@@ -14,6 +14,7 @@ from pydantic_settings import (
 
 from .checks import ChecksSettings
 from .durations import Duration
+from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .tables import SqlName, TablesSettings
 
 
@@ -58,6 +59,17 @@ class Settings(BaseSettings):
         default=20, ge=1, le=1000, description="Most sample rows kept per check result."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - a container's scrape endpoint must be reachable
+        description="Address the metrics and health endpoints listen on.",
+    )
+    metrics_port: int = Field(
+        default=DEFAULT_METRICS_PORT,
+        ge=1,
+        le=65535,
+        description="Port of /metrics, /healthz, /readyz and the status page.",
+    )
+    schedule: ScheduleSettings = ScheduleSettings()
     tables: TablesSettings = TablesSettings()
     checks: ChecksSettings = ChecksSettings()
 

@@ -8,7 +8,14 @@ import sys
 from collections.abc import Sequence
 
 from checks import CheckResult, Status, select_checks
-from config import ConfigError, DatabaseUnavailable, DqError, StoreUnavailable, load_settings
+from config import (
+    DEFAULT_METRICS_PORT,
+    ConfigError,
+    DatabaseUnavailable,
+    DqError,
+    StoreUnavailable,
+    load_settings,
+)
 
 from . import __version__
 from .app import App
@@ -48,7 +55,40 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--full", action="store_true", help="sweep all runs, not just changed ones")
     check.add_argument("--format", choices=("table", "json"), default="table")
     check.set_defaults(handler=cmd_check)
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the scheduled service that Prometheus scrapes",
+        description="Run the checks on their schedules and serve /metrics, /healthz, /readyz "
+        "and a status page. Several replicas may run; one leads and runs the checks.",
+    )
+    run.add_argument(
+        "--metrics-port", type=_port, metavar="N",
+        help=f"port of the HTTP endpoints (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT})",
+    )  # fmt: skip
+    run.set_defaults(handler=cmd_run)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
+    _configure_logging(settings.log_level, timestamps=True)
+    from .service import Service  # the scheduler and HTTP server only load for `run`
+
+    return Service(settings).run()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -106,10 +146,15 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, *, timestamps: bool = False) -> None:
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("dq-monitor: %(levelname)s: %(message)s"))
+    fmt = "dq-monitor: %(levelname)s: %(message)s"
+    if timestamps:
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # APScheduler logs two INFO lines per job run; dq-monitor logs each result itself.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,6 +107,7 @@ class ConnectionSource:
                 check=ConnectionPool.check_connection,
                 timeout=connect_timeout.total_seconds(),
                 name=f"dq-monitor {purpose}",
+                num_workers=1,
             )
             # Opening does not wait: the service must start (and serve /healthz) while a
             # database is down; connection() reports unavailability per use instead.

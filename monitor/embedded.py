@@ -41,13 +41,18 @@ def free_port() -> int:
 class EmbeddedPostgres:
     """initdb, start, stop and restart one server listening on 127.0.0.1 only."""
 
-    def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, base_dir: Path | None = None, port: int | None = None, *, durable: bool = False
+    ) -> None:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="dq-pg-"))
         self.data_dir = self.base_dir / "data"
         self.socket_dir = self.base_dir / "sock"
         self.log_file = self.base_dir / "server.log"
         self.port = port or free_port()
         self.bin = binaries()
+        # Not durable (the default) trades crash safety for speed: fine for throwaway data,
+        # wrong for a test that crashes the server and expects commits to survive.
+        self.durable = durable
         self._user = _service_user() if os.geteuid() == 0 else None
 
     def url(self, dbname: str = "postgres") -> str:
@@ -68,11 +73,12 @@ class EmbeddedPostgres:
 
     def start(self, *, wait_seconds: int = 60) -> None:
         """Start the server (with pg_stat_statements preloaded) and wait until it accepts."""
+        fast = [] if self.durable else [
+            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+        ]  # fmt: skip
         options = " ".join([
             "-h 127.0.0.1", f"-p {self.port}", f"-k {self.socket_dir}",
-            "-c shared_preload_libraries=pg_stat_statements",
-            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-            "-c max_connections=300",
+            "-c shared_preload_libraries=pg_stat_statements", "-c max_connections=300", *fast,
         ])  # fmt: skip
         self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w",

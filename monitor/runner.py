@@ -56,12 +56,16 @@ class Runner:
 
         A probe cancelled by stop() is not recorded: a deploy's restart is not a failure.
         """
+        if self._stopping.is_set():
+            return []
         window = self._window(probe.checks, full)
         started = dt.datetime.now(dt.UTC)
         clock = time.perf_counter()
         outcome: dict[str, Evaluation] | DqError
         try:
             with self.source.connection() as conn:
+                if self._stopping.is_set():
+                    return []
                 outcome = probe.evaluate(conn, window)
         except DqError as exc:
             outcome = exc

@@ -93,6 +93,21 @@ class StateStore:
         watermark: dt.datetime = row[0]
         return watermark
 
+    def last_full_sweep(self, names: Sequence[str]) -> dt.datetime | None:
+        """When every named check last completed a full sweep (the oldest of them), if ever."""
+        with self._conn("reading the last full sweep") as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT check_name, max(finished_at) FROM {} WHERE check_name = ANY(%s)"
+                    " AND mode = 'full' AND status IN ('ok', 'violation') GROUP BY check_name"
+                ).format(self._t("check_runs")),
+                (list(names),),
+            ).fetchall()
+        if len(rows) < len(set(names)):
+            return None
+        oldest: dt.datetime = min(r[1] for r in rows)
+        return oldest
+
     def ledger(self, check: Check) -> CounterLedger:
         """The counters seen last time; a changed fingerprint means a new baseline."""
         with self._conn("reading the counter ledger") as conn:
@@ -271,7 +286,7 @@ class StateStore:
         conn.execute(
             sql.SQL(
                 "UPDATE {} SET severity = %(severity)s,"
-                " last_status = %(status)s,"
+                " last_status = CASE WHEN %(ran)s THEN %(status)s ELSE last_status END,"
                 " last_mode = coalesce(%(mode)s, last_mode),"
                 " last_violations = CASE WHEN %(ok)s THEN %(violations)s ELSE last_violations END,"
                 " last_run_at = CASE WHEN %(ran)s THEN %(at)s ELSE last_run_at END,"

@@ -90,8 +90,8 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def private_pg() -> Iterator[EmbeddedPostgres]:
-    """A server of the test's own, for tests that stop or restart it."""
-    server = EmbeddedPostgres()
+    """A durable server of the test's own, for tests that crash or restart it."""
+    server = EmbeddedPostgres(durable=True)
     server.init()
     server.start()
     try:

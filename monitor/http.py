@@ -1,0 +1,123 @@
+"""The HTTP endpoints: /metrics for Prometheus, /healthz, /readyz, and a small status page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from .metrics import STATUS_VALUE, StatsCache
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class Endpoints:
+    """A WSGI app routing the four paths; everything it shows comes from memory."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        cache: StatsCache,
+        *,
+        scheduler_running: Callable[[], bool],
+        is_leader: Callable[[], bool],
+        check_names: list[str],
+    ) -> None:
+        self.metrics_app = make_wsgi_app(registry)
+        self.cache = cache
+        self.scheduler_running = scheduler_running
+        self.is_leader = is_leader
+        self.check_names = check_names
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return self.metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            ok = self.scheduler_running()
+            return _text(start_response, ok, "ok" if ok else "scheduler not running")
+        if path == "/readyz":
+            ok = self.cache.store_up
+            return _text(start_response, ok, "ok" if ok else "state store unreachable")
+        if path == "/":
+            body = self.status_page().encode()
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                      ("Content-Length", str(len(body)))])  # fmt: skip
+            return [body]
+        return _text(start_response, False, "not found", status="404 Not Found")
+
+    def status_page(self) -> str:
+        rows = []
+        for name in self.check_names:
+            stats = self.cache.snapshot.checks.get(name, {})
+            status = stats.get("last_status") or "not run yet"
+            success = stats.get("last_success_at")
+            rows.append(
+                f"<tr><td>{html.escape(name)}</td><td class='s{STATUS_VALUE.get(status, 3)}'>"
+                f"{html.escape(status)}</td><td>{int(stats.get('last_violations') or 0)}</td>"
+                f"<td>{_when(success)}</td></tr>"
+            )
+        role = "leader (runs the checks)" if self.is_leader() else "follower (serves metrics)"
+        store = "reachable" if self.cache.store_up else "UNREACHABLE (showing last known values)"
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>dq-monitor</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em 1em;"
+            "text-align:left}.s0{color:#2a7}.s1{color:#c50}.s2{color:#c00}</style></head><body>"
+            "<h1>dq-monitor</h1>"
+            f"<p>This replica: {role}. State store: {store}.</p>"
+            "<p><a href='/metrics'>/metrics</a> · <a href='/healthz'>/healthz</a> · "
+            "<a href='/readyz'>/readyz</a></p>"
+            "<table><tr><th>check</th><th>latest status</th><th>violations</th>"
+            f"<th>last success</th></tr>{''.join(rows)}</table></body></html>"
+        )
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+
+
+def _text(
+    start_response: StartResponse, ok: bool, text: str, status: str | None = None
+) -> list[bytes]:
+    body = (text + "\n").encode()
+    start_response(
+        status or ("200 OK" if ok else "503 Service Unavailable"),
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+class HttpServer:
+    """Serves the endpoints on a background thread; stop() shuts it down."""
+
+    def __init__(self, app: Endpoints, host: str, port: int) -> None:
+        self.server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,173 @@
+"""Prometheus metrics served from the state store's latest snapshot, never from the monitored DB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from checks import Check, all_checks
+from config import DqError, Settings, format_duration
+
+from . import __version__
+from .store import DURATION_BUCKETS, StateStore
+
+log = logging.getLogger(__name__)
+
+STATUS_VALUE = {"ok": 0, "violation": 1, "error": 2}
+
+
+@dataclass
+class StatsSnapshot:
+    """What a replica last read from the state store."""
+
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    service: dict[str, Any] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+
+class StatsCache:
+    """Reloads the state store's per-check stats; keeps the last good copy while it is down."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.snapshot = StatsSnapshot()
+        self.store_up = False
+
+    def refresh(self) -> bool:
+        """Reload; returns whether the state store answered."""
+        try:
+            rows, service = self.store.stats()
+        except DqError as exc:
+            if self.store_up:
+                log.warning("%s; serving the last known metrics", exc)
+            self.store_up = False
+            return False
+        self.snapshot = StatsSnapshot(
+            checks={r["check_name"]: r for r in rows}, service=service, loaded_at=time.time()
+        )
+        self.store_up = True
+        return True
+
+
+def _ts(value: dt.datetime | None) -> float:
+    return value.timestamp() if value else 0.0
+
+
+class DqCollector(Collector):
+    """Builds fresh metric families per scrape from the cached snapshot."""
+
+    def __init__(
+        self, settings: Settings, cache: StatsCache, is_leader: Callable[[], bool]
+    ) -> None:
+        self.cache = cache
+        self.is_leader = is_leader
+        self.checks: list[Check] = [c for c in all_checks(settings) if c.settings.enabled]
+        full = format_duration(settings.schedule.full_sweep_interval)
+        self.cadence = (
+            "Cached from the scheduled check runs (each check's interval is "
+            f"dq_check_interval_seconds; a full sweep every {full}); a scrape never queries "
+            "the monitored database."
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        snap, c = self.cache.snapshot, self.cadence
+        label = ["check"]
+        fam: dict[str, Any] = {
+            "violations": GaugeMetricFamily(
+                "dq_check_violations", f"Violations found by the check's latest run. {c}",
+                labels=label),
+            "status": GaugeMetricFamily(
+                "dq_check_status", f"Latest run: 0 ok, 1 violation, 2 error. {c}", labels=label),
+            "last_run": GaugeMetricFamily(
+                "dq_check_last_run_timestamp_seconds", f"When the check last ran. {c}",
+                labels=label),
+            "last_success": GaugeMetricFamily(
+                "dq_check_last_success_timestamp_seconds",
+                f"When the check last ran successfully (ok or violation). {c}", labels=label),
+            "runs": CounterMetricFamily(
+                "dq_check_runs", f"Check runs recorded, all replicas. {c}", labels=label),
+            "errors": CounterMetricFamily(
+                "dq_check_errors", f"Check runs that ended in an error. {c}", labels=label),
+            "missed": CounterMetricFamily(
+                "dq_check_missed_runs", f"Scheduled runs missed (started too late). {c}",
+                labels=label),
+            "overlaps": CounterMetricFamily(
+                "dq_check_overlapping_runs",
+                f"Scheduled runs skipped because the previous one still ran. {c}", labels=label),
+            "interval": GaugeMetricFamily(
+                "dq_check_interval_seconds",
+                "How often the check runs (0 when it runs on a cron schedule).", labels=label),
+            "info": GaugeMetricFamily(
+                "dq_check_info", "Configured checks and their severity (always 1).",
+                labels=["check", "severity"]),
+        }  # fmt: skip
+        duration = HistogramMetricFamily(
+            "dq_check_duration_seconds", f"How long check runs took. {c}", labels=label
+        )
+        for check in self.checks:
+            row = snap.checks.get(check.name, {})
+            name = [check.name]
+            fam["violations"].add_metric(name, row.get("last_violations") or 0)
+            fam["status"].add_metric(name, STATUS_VALUE.get(row.get("last_status") or "ok", 0))
+            fam["last_run"].add_metric(name, _ts(row.get("last_run_at")))
+            fam["last_success"].add_metric(name, _ts(row.get("last_success_at")))
+            fam["runs"].add_metric(name, row.get("runs_total") or 0)
+            fam["errors"].add_metric(name, row.get("errors_total") or 0)
+            fam["missed"].add_metric(name, row.get("missed_total") or 0)
+            fam["overlaps"].add_metric(name, row.get("overlaps_total") or 0)
+            interval = 0.0 if check.settings.cron else check.settings.interval.total_seconds()
+            fam["interval"].add_metric(name, interval)
+            fam["info"].add_metric([check.name, check.severity.value], 1)
+            counts = list(row.get("duration_buckets") or [])
+            counts += [0] * (len(DURATION_BUCKETS) + 1 - len(counts))
+            cumulative, buckets = 0, []
+            for bound, count in zip((*DURATION_BUCKETS, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            duration.add_metric(name, buckets, row.get("duration_sum") or 0.0)
+        yield from fam.values()
+        yield duration
+        database = snap.service.get("database") or {}
+        yield _gauge("dq_database_up",
+                     "1 when the leader's latest check reached the monitored database.",
+                     1 if database.get("up") else 0)  # fmt: skip
+        yield _gauge("dq_state_store_up",
+                     "1 when this replica's latest read of the state store succeeded.",
+                     1 if self.cache.store_up else 0)  # fmt: skip
+        yield _gauge("dq_leader", "1 when this replica holds the leader lock and runs checks.",
+                     1 if self.is_leader() else 0)  # fmt: skip
+        yield _gauge("dq_metrics_snapshot_timestamp_seconds",
+                     "When this replica last loaded results from the state store.",
+                     snap.loaded_at)  # fmt: skip
+        build = GaugeMetricFamily(
+            "dq_build_info", "dq-monitor's version (always 1).", labels=["version", "python"]
+        )
+        build.add_metric([__version__, platform.python_version()], 1)
+        yield build
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def build_registry(
+    settings: Settings, cache: StatsCache, is_leader: Callable[[], bool]
+) -> CollectorRegistry:
+    """A registry of our own (never the global one) holding dq-monitor's collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DqCollector(settings, cache, is_leader))
+    return registry

@@ -1,0 +1,159 @@
+"""`dq-monitor run`: the scheduled service: leadership, checks, metrics endpoint, clean shutdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from config import DqError, Settings, StoreError, StoreUnavailable
+
+from .app import App
+from .http import Endpoints, HttpServer
+from .leadership import Leadership
+from .metrics import StatsCache, build_registry
+from .periodic import Periodic
+from .scheduler import JobSpec, build_scheduler, job_specs
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Every replica serves metrics; the one holding the leader lock also runs the checks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.specs = job_specs(settings)
+        # Two jobs per spec may run at once, plus the index of a scrape-time read.
+        self.app = App.open(settings, pool_size=2 * len(self.specs) + 2, upgrade=False)
+        self.leadership = Leadership(settings)
+        self.cache = StatsCache(self.app.store)
+        self._schema_ready = False
+        self._ensure_schema()
+        self._running_jobs = 0
+        self._idle = threading.Condition()
+        self._stopping = threading.Event()
+        self.scheduler = build_scheduler(
+            settings, self.specs, run=self._run_job, skipped=self._record_skip,
+            first_full_sweep=self._first_full_sweep,
+        )  # fmt: skip
+        registry = build_registry(settings, self.cache, lambda: self.leadership.is_leader)
+        endpoints = Endpoints(
+            registry, self.cache,
+            scheduler_running=lambda: bool(self.scheduler.running) and not self._stopping.is_set(),
+            is_leader=lambda: self.leadership.is_leader,
+            check_names=[c.name for spec in self.specs for c in spec.checks],
+        )  # fmt: skip
+        self.http = HttpServer(endpoints, settings.metrics_host, settings.metrics_port)
+        sched = settings.schedule
+        self.leader_loop = Periodic(
+            "leadership", sched.leader_poll_interval.total_seconds(), self.leadership.poll
+        )
+        self.metrics_loop = Periodic(
+            "metrics-refresh", sched.metrics_refresh_interval.total_seconds(), self.cache.refresh
+        )
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT; returns the exit code (0 on a clean stop)."""
+        self.cache.refresh()
+        self.http.start()
+        self.leadership.poll()  # so a lone replica runs its start-up checks right away
+        self.leader_loop.start()
+        self.metrics_loop.start()
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        log.info(
+            "serving metrics on http://%s:%d/metrics; %d scheduled jobs",
+            self.settings.metrics_host, self.http.port, 2 * len(self.specs),
+        )  # fmt: skip
+        try:
+            self.scheduler.start()  # blocks until _on_signal shuts it down
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._wait_for_jobs()
+            self.close()
+        log.info("stopped")
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: cancelling running checks and stopping", signal.Signals(signum).name)
+        self.stop()
+
+    def stop(self) -> None:
+        """Cancel running checks and stop the scheduler (safe from a signal handler)."""
+        self._stopping.set()
+        self.app.runner.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def close(self) -> None:
+        self.leader_loop.stop()
+        self.metrics_loop.stop()
+        self.http.stop()
+        self.leadership.release()
+        self.app.close()
+
+    def _wait_for_jobs(self) -> None:
+        deadline = time.monotonic() + self.settings.schedule.shutdown_timeout.total_seconds()
+        with self._idle:
+            while self._running_jobs and time.monotonic() < deadline:
+                # Cancel again each round: a job may have started its query after the
+                # first cancel went out.
+                self.app.runner.stop()
+                self._idle.wait(timeout=0.25)
+            if self._running_jobs:
+                log.warning("%d check runs still going at exit", self._running_jobs)
+
+    def _run_job(self, spec: JobSpec, full: bool) -> None:
+        if self._stopping.is_set() or not self.leadership.is_leader or not self._ensure_schema():
+            return
+        with self._idle:
+            self._running_jobs += 1
+        try:
+            trigger = "scheduled-full" if full else "scheduled"
+            for result in self.app.runner.run_probe(spec.probe, full=full, trigger=trigger):
+                log.info("%s: %s, %d violations (%s, %.3fs)", result.check, result.status.value,
+                         result.violations, result.mode.value, result.duration_seconds)  # fmt: skip
+        except StoreError as exc:
+            log.warning("%s", exc)
+            # A state database restored or recreated underneath us: check the schema again.
+            self._schema_ready = isinstance(exc, StoreUnavailable)
+        except DqError as exc:
+            log.warning("%s", exc)
+        finally:
+            with self._idle:
+                self._running_jobs -= 1
+                self._idle.notify_all()
+        self.cache.refresh()  # the leader's own page and metrics show the result at once
+
+    def _record_skip(self, spec: JobSpec, status: str, scheduled_at: dt.datetime) -> None:
+        if self._stopping.is_set() or not self.leadership.is_leader:
+            return
+        for check in spec.checks:
+            try:
+                self.app.store.record_skip(check, status, scheduled_at)
+            except DqError as exc:
+                log.warning("%s", exc)
+
+    def _first_full_sweep(self, spec: JobSpec) -> dt.datetime:
+        interval = self.settings.schedule.full_sweep_interval
+        try:
+            last = self.app.store.last_full_sweep([c.name for c in spec.checks])
+        except DqError:
+            last = None
+        now = dt.datetime.now(dt.UTC)
+        return now if last is None else min(max(now, last + interval), now + interval)
+
+    def _ensure_schema(self) -> bool:
+        if not self._schema_ready:
+            try:
+                self.app.store.upgrade()
+                self._schema_ready = True
+            except DqError as exc:
+                log.warning("%s; will retry", exc)
+        return self._schema_ready
