@@ -151,31 +151,41 @@ class ConsistencyProbe(Probe):
         )  # fmt: skip
 
     def sweep_sql(self, *, incremental: bool) -> sql.Composed:
-        """The one query: per-partition worker rows joined to progress, aggregated per run."""
+        """The one query: both tables' rows merged per partition into `j`, aggregated per run.
+
+        `u` is every partition_progress row and every worker_runs row in (run_id,
+        partition_id) order; grouping it per partition gives `j`, one row per partition of
+        either table (what a full join of progress rows with per-partition worker aggregates
+        gives, since progress has one row per partition). Both groupings read sorted input, so
+        the plan is a Merge Append of the two (run_id, partition_id) index scans feeding two
+        streaming GroupAggregates: no hash table, no sort, memory independent of table size,
+        and no reliance on the planner's (poor) estimate of how many partitions there are.
+        """
         pp, wr = self.pp, self.wr
         pp_filter = sql.SQL(" WHERE {} = ANY(%(runs)s)").format(pp.col("run_id"))
         wr_filter = sql.SQL(" WHERE {} = ANY(%(runs)s)").format(wr.col("run_id"))
         aggregates = sql.SQL(", ").join(a for part in self.parts for a in part.aggregates())
         conditions = sql.SQL(" OR ").join(part.condition() for part in self.parts)
+        # Untyped NULLs take their type from the other branch of the UNION ALL.
         return sql.SQL(
-            "WITH w AS ("
-            " SELECT {wr_run} AS run_id, {wr_part} AS partition_id,"
-            "  count(*) FILTER (WHERE {wr_status} = %(completed_status)s) AS wc,"
-            "  count(*) FILTER (WHERE {wr_status} = %(failed_status)s) AS wf,"
-            "  max(greatest({wr_start}, {wr_fin})) AS wchg"
-            " FROM {wr}{wr_filter} GROUP BY 1, 2"
-            "), p AS ("
-            " SELECT {pp_run} AS run_id, {pp_part} AS partition_id,"
-            "  coalesce({pp_done}, false) AS completed, coalesce({pp_failed}, false) AS failed,"
-            "  {pp_upd} AS updated_at"
+            "WITH u AS ("
+            " SELECT {pp_run} AS run_id, {pp_part} AS partition_id, true AS is_pp,"
+            "  {pp_done} AS completed, {pp_failed} AS failed, {pp_upd} AS updated_at,"
+            "  NULL AS is_wc, NULL AS is_wf, NULL AS chg"
             " FROM {pp}{pp_filter}"
+            " UNION ALL"
+            " SELECT {wr_run}, {wr_part}, false, NULL, NULL, NULL,"
+            "  {wr_status} = %(completed_status)s, {wr_status} = %(failed_status)s,"
+            "  greatest({wr_start}, {wr_fin})"
+            " FROM {wr}{wr_filter}"
+            " ORDER BY 1, 2"
             "), j AS ("
-            " SELECT coalesce(p.run_id, w.run_id) AS run_id,"
-            "  coalesce(p.partition_id, w.partition_id) AS partition_id,"
-            "  p.run_id IS NOT NULL AS has_pp, w.run_id IS NOT NULL AS has_wr,"
-            "  coalesce(p.completed, false) AS completed, coalesce(p.failed, false) AS failed,"
-            "  p.updated_at, coalesce(w.wc, 0) AS wc, coalesce(w.wf, 0) AS wf, w.wchg"
-            " FROM p FULL JOIN w ON p.run_id = w.run_id AND p.partition_id = w.partition_id"
+            " SELECT run_id, partition_id, bool_or(is_pp) AS has_pp, bool_or(NOT is_pp) AS has_wr,"
+            "  coalesce(bool_or(completed), false) AS completed,"
+            "  coalesce(bool_or(failed), false) AS failed, max(updated_at) AS updated_at,"
+            "  count(*) FILTER (WHERE is_wc) AS wc, count(*) FILTER (WHERE is_wf) AS wf,"
+            "  max(chg) AS wchg"
+            " FROM u GROUP BY run_id, partition_id"
             "), r AS ("
             " SELECT run_id, greatest(max(updated_at), max(wchg)) AS last_change, {aggregates}"
             " FROM j GROUP BY run_id"

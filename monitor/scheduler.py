@@ -69,16 +69,17 @@ def build_scheduler(
     overlapping runs are reported to `skipped`; job errors are logged with their traceback.
     """
     sched = settings.schedule
+    options = {
+        "coalesce": True,
+        "max_instances": 1,
+        # Deliberate: a run may start this late (a slow neighbour, a GC pause, a busy
+        # pool) and still count; later than that it is recorded as missed.
+        "misfire_grace_time": int(sched.misfire_grace_time.total_seconds()),
+    }
     scheduler = BlockingScheduler(
         timezone=dt.UTC,
         executors={"default": ThreadPoolExecutor(max_workers=max(2, 2 * len(specs)))},
-        job_defaults={
-            "coalesce": True,
-            "max_instances": 1,
-            # Deliberate: a run may start this late (a slow neighbour, a GC pause, a busy
-            # pool) and still count; later than that it is recorded as missed.
-            "misfire_grace_time": int(sched.misfire_grace_time.total_seconds()),
-        },
+        job_defaults=options,
     )
     jitter = int(sched.jitter.total_seconds()) or None
     now = dt.datetime.now(dt.UTC)
@@ -92,13 +93,13 @@ def build_scheduler(
             seconds = spec.schedule.interval.total_seconds()
             trigger = IntervalTrigger(seconds=seconds, jitter=jitter, timezone=dt.UTC)
         scheduler.add_job(run, trigger, args=(spec, False), id=f"incremental:{spec.key}",
-                          name=f"check {spec.key}", next_run_time=now)  # fmt: skip
+                          name=f"check {spec.key}", next_run_time=now, **options)  # fmt: skip
         full = IntervalTrigger(
             seconds=sched.full_sweep_interval.total_seconds(), jitter=jitter, timezone=dt.UTC
         )
         scheduler.add_job(run, full, args=(spec, True), id=f"full:{spec.key}",
                           name=f"full sweep {spec.key}",
-                          next_run_time=max(now, first_full_sweep(spec)))  # fmt: skip
+                          next_run_time=max(now, first_full_sweep(spec)), **options)  # fmt: skip
         by_id[f"incremental:{spec.key}"] = by_id[f"full:{spec.key}"] = spec
 
     scheduler.add_listener(

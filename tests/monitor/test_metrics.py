@@ -1,0 +1,101 @@
+"""The collector: every configured check's series from start-up, values from the state store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from prometheus_client import generate_latest
+from pydantic import SecretStr
+
+from config import load_settings
+from monitor.app import App
+from monitor.database import ConnectionSource
+from monitor.metrics import StatsCache, build_registry
+from monitor.store import StateStore
+from tests.factories import seed_race
+
+
+@pytest.fixture
+def app(monkeypatch, db_url):
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    monkeypatch.setenv("DQ_CHECKS__CUSTOM", '[{"name": "mine", "sql": "SELECT 1 WHERE false"}]')
+    application = App.open(load_settings())
+    yield application
+    application.close()
+
+
+def test_every_series_is_zero_before_the_first_run(app):
+    cache = StatsCache(app.store)
+    assert cache.refresh()
+    registry = build_registry(app.settings, cache, lambda: False)
+    for check in ("dashboard_mismatch", "counter_writes", "mine"):
+        labels = {"check": check}
+        assert registry.get_sample_value("dq_check_violations", labels) == 0
+        assert registry.get_sample_value("dq_check_status", labels) == 0
+        assert registry.get_sample_value("dq_check_runs_total", labels) == 0
+        assert registry.get_sample_value("dq_check_duration_seconds_count", labels) == 0
+        assert registry.get_sample_value("dq_check_last_success_timestamp_seconds", labels) == 0
+    assert registry.get_sample_value("dq_leader") == 0
+    assert registry.get_sample_value("dq_state_store_up") == 1
+
+
+def test_values_follow_recorded_runs(app, db):
+    seed_race(db, "race")
+    before = dt.datetime.now(dt.UTC).timestamp()
+    app.runner.run()
+    app.runner.run(["dashboard_mismatch"])
+    cache = StatsCache(app.store)
+    cache.refresh()
+    registry = build_registry(app.settings, cache, lambda: True)
+    labels = {"check": "dashboard_mismatch"}
+    assert registry.get_sample_value("dq_check_violations", labels) == 1
+    assert registry.get_sample_value("dq_check_status", labels) == 1
+    assert registry.get_sample_value("dq_check_runs_total", labels) == 2
+    assert registry.get_sample_value("dq_check_errors_total", labels) == 0
+    assert registry.get_sample_value("dq_check_duration_seconds_count", labels) == 2
+    assert (
+        registry.get_sample_value("dq_check_duration_seconds_bucket", {**labels, "le": "+Inf"}) == 2
+    )
+    assert registry.get_sample_value("dq_check_last_success_timestamp_seconds", labels) >= before
+    assert registry.get_sample_value("dq_check_runs_total", {"check": "mine"}) == 1
+    assert registry.get_sample_value("dq_check_info", {**labels, "severity": "critical"}) == 1
+    assert registry.get_sample_value("dq_database_up") == 1
+    assert registry.get_sample_value("dq_leader") == 1
+
+
+def test_errors_count_and_keep_the_last_known_violations(app, db, monkeypatch):
+    seed_race(db, "race")
+    app.runner.run(["dashboard_mismatch"])
+    db.execute("ALTER TABLE worker_runs RENAME TO worker_runs_gone")
+    app.runner.run(["dashboard_mismatch"])
+    cache = StatsCache(app.store)
+    cache.refresh()
+    registry = build_registry(app.settings, cache, lambda: True)
+    labels = {"check": "dashboard_mismatch"}
+    assert registry.get_sample_value("dq_check_status", labels) == 2
+    assert registry.get_sample_value("dq_check_errors_total", labels) == 1
+    assert registry.get_sample_value("dq_check_violations", labels) == 1
+
+
+def test_store_outage_keeps_the_last_snapshot(app, db):
+    seed_race(db, "race")
+    app.runner.run(["dashboard_mismatch"])
+    cache = StatsCache(app.store)
+    cache.refresh()
+    unreachable = ConnectionSource(
+        SecretStr("postgresql://dq@127.0.0.1:1/gone"), purpose="state store",
+        connect_timeout=dt.timedelta(seconds=1),
+    )  # fmt: skip
+    cache.store = StateStore(unreachable, "dq_monitor", 20)
+    assert cache.refresh() is False
+    registry = build_registry(app.settings, cache, lambda: False)
+    assert registry.get_sample_value("dq_state_store_up") == 0
+    assert registry.get_sample_value("dq_check_violations", {"check": "dashboard_mismatch"}) == 1
+
+
+def test_help_says_where_results_come_from(app):
+    text = generate_latest(build_registry(app.settings, StatsCache(app.store), lambda: False))
+    assert b"# HELP dq_check_violations Violations found by the check's latest run. Cached" in text
+    assert b"a full sweep every 1d" in text
+    assert b"_created" not in text
