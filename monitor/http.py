@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from .metrics import STATUS_VALUE, StatsCache
+from .metrics import STATUS_VALUE, CachedExposition, StatsCache
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ class Endpoints:
         is_leader: Callable[[], bool],
         check_names: list[str],
     ) -> None:
-        self.metrics_app = make_wsgi_app(registry)
+        self.exposition = CachedExposition(
+            registry, lambda: (cache.snapshot.loaded_at, cache.store_up, is_leader())
+        )
         self.cache = cache
         self.scheduler_running = scheduler_running
         self.is_leader = is_leader
@@ -49,7 +51,10 @@ class Endpoints:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            return self.metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            body = self.exposition.render()
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST),
+                                      ("Content-Length", str(len(body)))])  # fmt: skip
+            return [body]
         if path == "/healthz":
             ok = self.scheduler_running()
             return _text(start_response, ok, "ok" if ok else "scheduler not running")

@@ -99,3 +99,24 @@ def test_help_says_where_results_come_from(app):
     assert b"# HELP dq_check_violations Violations found by the check's latest run. Cached" in text
     assert b"a full sweep every 1d" in text
     assert b"_created" not in text
+
+
+def test_cached_exposition_follows_the_snapshot(app, db):
+    from monitor.metrics import CachedExposition
+
+    cache = StatsCache(app.store)
+    cache.refresh()
+    leader = [False]
+    registry = build_registry(app.settings, cache, lambda: leader[0])
+    exposition = CachedExposition(
+        registry, lambda: (cache.snapshot.loaded_at, cache.store_up, leader[0])
+    )
+    first = exposition.render()
+    assert exposition.render() is first  # nothing changed: the same bytes
+    assert b'dq_check_violations{check="dashboard_mismatch"} 0.0' in first
+    leader[0] = True
+    assert b"dq_leader 1.0" in exposition.render()
+    seed_race(db, "race")
+    app.runner.run(["dashboard_mismatch"])
+    cache.refresh()
+    assert b'dq_check_violations{check="dashboard_mismatch"} 1.0' in exposition.render()

@@ -1,0 +1,146 @@
+"""Benchmark `dq-monitor run` with 20 configured checks: steady-state RSS and scrape latency.
+
+Targets (issue 3): RSS at most 80 MB; a /metrics scrape served in at most 5 ms (median).
+Usage: python bench/service_bench.py [--checks 20] [--scrapes 2000] [--settle 45]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from checks import reference_schema  # noqa: E402
+from monitor.embedded import EmbeddedPostgres, free_port  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def config(checks: int) -> str:
+    builtin = ("dashboard_mismatch", "missing_worker_runs", "flag_conflict", "stale_partitions",
+               "counter_writes")  # fmt: skip
+    lines = ['[schedule]\njitter = "0s"\n']
+    lines += [f'[checks.{name}]\ninterval = "5s"\n' for name in builtin]
+    for i in range(checks - len(builtin)):
+        lines.append(
+            f'[[checks.custom]]\nname = "custom_{i:02d}"\ninterval = "5s"\n'
+            f"sql = \"SELECT run_id FROM run_metadata WHERE status = 'broken_{i}'\"\n"
+        )
+    return "\n".join(lines)
+
+
+def timed_get(conn: http.client.HTTPConnection, path: str) -> float:
+    start = time.perf_counter()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    elapsed = time.perf_counter() - start
+    assert response.status == 200, response.status
+    return elapsed
+
+
+def uncached_render_ms(checks: int, rounds: int = 200) -> float:
+    """What a scrape would cost if the exposition were rendered every time."""
+    from prometheus_client import generate_latest
+
+    from config import load_settings
+    from monitor.metrics import StatsCache, build_registry
+
+    custom = ",".join(f'{{"name": "c{i:02d}", "sql": "SELECT 1"}}' for i in range(checks - 5))
+    os.environ["DQ_CHECKS__CUSTOM"] = f"[{custom}]"
+    registry = build_registry(load_settings(), StatsCache(None), lambda: True)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    for _ in range(rounds):
+        generate_latest(registry)
+    return (time.perf_counter() - start) / rounds * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=20)
+    parser.add_argument("--scrapes", type=int, default=2000)
+    parser.add_argument("--settle", type=float, default=45.0, help="seconds before measuring")
+    args = parser.parse_args()
+
+    server = EmbeddedPostgres()
+    server.init()
+    server.start()
+    tmp = Path(tempfile.mkdtemp(prefix="dq-bench-"))
+    try:
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            conn.execute(reference_schema())  # type: ignore[arg-type]
+            conn.execute(
+                "INSERT INTO run_metadata (run_id) SELECT 'r' || g FROM generate_series(1, 200) g"
+            )
+        (tmp / "bench.toml").write_text(config(args.checks))
+        port = free_port()
+        env = {**os.environ, "DQ_DATABASE_URL": server.url(), "DQ_METRICS_PORT": str(port),
+               "DQ_METRICS_HOST": "127.0.0.1", "DQ_LOG_LEVEL": "WARNING"}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "run", "--config", str(tmp / "bench.toml")],
+            env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "svc.log").open("w"),
+        )  # fmt: skip
+        print(f"started dq-monitor run (pid {proc.pid}) with {args.checks} checks every 5s",
+              flush=True)  # fmt: skip
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                timed_get(conn, "/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                time.sleep(0.2)
+        samples = []
+        end = time.monotonic() + args.settle
+        while time.monotonic() < end:
+            samples.append(rss_mb(proc.pid))
+            print(f"  settling: {end - time.monotonic():4.0f}s left, RSS {samples[-1]:.1f} MB",
+                  flush=True)  # fmt: skip
+            time.sleep(5)
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+        series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+        metrics = [timed_get(conn, "/metrics") for _ in range(args.scrapes)]
+        health = [timed_get(conn, "/healthz") for _ in range(args.scrapes)]
+        steady = rss_mb(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        med_m, med_h = statistics.median(metrics), statistics.median(health)
+        p95 = statistics.quantiles(metrics, n=20)[18]
+        print()
+        print(f"checks configured:            {args.checks}")
+        print(f"series in one scrape:         {series}")
+        print(f"steady-state RSS:             {steady:.1f} MB (max while settling "
+              f"{max(samples):.1f} MB; target <= 80 MB)")  # fmt: skip
+        print(f"/metrics median over {args.scrapes}: {med_m * 1000:.2f} ms "
+              f"(p95 {p95 * 1000:.2f} ms; target <= 5 ms)")  # fmt: skip
+        print(f"/healthz median (floor):      {med_h * 1000:.2f} ms; /metrics = "
+              f"{med_m / med_h:.1f}x the floor")  # fmt: skip
+        print(f"uncached render (once per snapshot reload, in-process): "
+              f"{uncached_render_ms(args.checks):.2f} ms")  # fmt: skip
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
