@@ -1,0 +1,350 @@
+"""The shipped Prometheus rules, scrape configuration and Grafana dashboard are valid and only
+use metrics the exporter really exports (taken from an in-process exposition, not a list)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from checks import all_checks
+from config import load_settings
+from monitor.metrics import StatsCache, StatsSnapshot, build_registry
+from monitor.store import DURATION_BUCKETS, StateStore
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS_DIR = ROOT / "examples" / "prometheus"
+RULES = PROMETHEUS_DIR / "dq-monitor-rules.yml"
+RULE_TESTS = PROMETHEUS_DIR / "dq-monitor-rules.test.yml"
+SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+DASHBOARD = ROOT / "examples" / "grafana" / "dq-monitor-dashboard.json"
+
+SEVERITIES = {"critical", "warning", "info"}
+ANNOTATIONS = {"summary", "description", "runbook_url"}
+REQUIRED_ALERTS = {
+    "DqCriticalCheckViolations",
+    "DqWarningCheckViolations",
+    "DqCheckStale",
+    "DqMonitorAbsent",
+    "DqDatabaseUnreachable",
+    "DqCheckErroring",
+}
+DATASOURCE = "${DS_PROMETHEUS}"
+# What Grafana substitutes for the dashboard's variables, to let promtool parse the panels.
+GRAFANA_VARIABLES = {
+    "job": "dq-monitor",
+    "instance": ".*",
+    "__rate_interval": "2m",
+    "__interval": "30s",
+    "__range": "6h",
+}
+
+
+def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail(
+            "promtool is not installed; install Debian's package: apt-get install prometheus"
+        )
+    return subprocess.run(
+        [path, *args], cwd=cwd, text=True, capture_output=True, check=False, timeout=60
+    )
+
+
+# --- PromQL: which identifiers an expression uses as metric names.
+
+PROMQL_FUNCTIONS = {
+    # aggregation operators
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+    "bottomk", "topk", "quantile",
+    # functions (Prometheus 2.42)
+    "abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min",
+    "day_of_month", "day_of_week", "day_of_year", "days_in_month", "delta", "deriv", "exp",
+    "floor", "histogram_count", "histogram_sum", "histogram_fraction", "histogram_quantile",
+    "holt_winters", "hour", "idelta", "increase", "irate", "label_join", "label_replace", "ln",
+    "log2", "log10", "minute", "month", "predict_linear", "rate", "resets", "round", "scalar",
+    "sgn", "sort", "sort_desc", "sqrt", "time", "timestamp", "vector", "year",
+    "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
+    "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time",
+    "present_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh",
+    "sin", "sinh", "tan", "tanh", "deg", "pi", "rad",
+}  # fmt: skip
+PROMQL_KEYWORDS = {
+    "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+    "group_left", "group_right", "atan2", "inf", "nan",
+}  # fmt: skip
+
+
+def promql_identifiers(expr: str) -> tuple[set[str], set[str]]:
+    """(metric names, function names) used by a PromQL expression."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', " ", expr)
+    text = re.sub(r"\$\{[^}]*\}|\$\w+", " ", text)  # Grafana variables outside strings
+    text = re.sub(r"\{[^{}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\[\]]*\]", " ", text)  # range and subquery selectors
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", text)
+    text = re.sub(r"\boffset\s+-?[0-9a-zA-Z]+", " ", text)
+    text = re.sub(r"@\s*(?:start\s*\(\s*\)|end\s*\(\s*\)|[0-9.]+)", " ", text)
+    text = re.sub(
+        r"(?<![\w:.])(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", " ", text
+    )
+    metrics, functions = set(), set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        name = match.group()
+        if name.lower() in PROMQL_KEYWORDS:
+            continue
+        if re.match(r"\s*\(", text[match.end() :]):
+            functions.add(name)
+        else:
+            metrics.add(name)
+    return metrics, functions
+
+
+def test_promql_identifiers_strip_everything_but_metric_names():
+    expr = (
+        'histogram_quantile(0.95, sum by (check, le) (rate(a_bucket{job=~"$job", x="y(z)"}'
+        "[$__rate_interval]))) > bool 1e3\nunless on () group_left (sev) b:rate5m offset 5m "
+        "and ignoring (instance) max(c[5m:1m]) / time() * -0x1F or d @ start() or inf\n"
+        "unless (e) and(f)"
+    )
+    assert promql_identifiers(expr) == (
+        {"a_bucket", "b:rate5m", "c", "d", "e", "f"},
+        {"histogram_quantile", "sum", "rate", "max", "time"},
+    )
+
+
+# --- The exporter's real exposition.
+
+
+@pytest.fixture(scope="module")
+def exported_names() -> set[str]:
+    """Every family and sample name in an exposition from the project's own collector."""
+    settings = load_settings()
+    now = dt.datetime.now(dt.UTC)
+    row = {
+        "last_violations": 2,
+        "last_status": "violation",
+        "last_run_at": now,
+        "last_success_at": now,
+        "runs_total": 10,
+        "errors_total": 1,
+        "missed_total": 1,
+        "overlaps_total": 1,
+        "duration_buckets": [1] * (len(DURATION_BUCKETS) + 1),
+        "duration_sum": 3.5,
+    }
+    # refresh() is never called, so the cache needs no state store.
+    cache = StatsCache(cast(StateStore, None))
+    cache.snapshot = StatsSnapshot(
+        checks={check.name: row for check in all_checks(settings)},
+        service={"database": {"up": True}},
+        loaded_at=time.time(),
+    )
+    cache.store_up = True
+    registry = build_registry(settings, cache, lambda: True)
+    names: set[str] = set()
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+    # Sanity: the exposition is the real one, histogram and counter samples included.
+    assert {"dq_check_duration_seconds_bucket", "dq_check_runs_total", "dq_leader"} <= names
+    return names
+
+
+def assert_known_promql(expr: str, exported: set[str], where: str) -> None:
+    metrics, functions = promql_identifiers(expr)
+    assert metrics, f"{where}: no metric in {expr!r}"
+    unknown_metrics = metrics - exported
+    assert not unknown_metrics, f"{where}: {sorted(unknown_metrics)} not exported; {expr!r}"
+    unknown_functions = functions - PROMQL_FUNCTIONS
+    assert not unknown_functions, f"{where}: unknown PromQL {sorted(unknown_functions)}"
+
+
+# --- Alerting rules.
+
+
+@pytest.fixture(scope="module")
+def rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    assert [g["name"] for g in groups] == ["dq-monitor"]
+    return cast(list[dict[str, Any]], groups[0]["rules"])
+
+
+def test_promtool_check_rules(rules):
+    result = promtool("check", "rules", str(RULES.relative_to(ROOT)))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"SUCCESS: {len(rules)} rules found" in output, output
+
+
+def test_promtool_test_rules():
+    result = promtool("test", "rules", RULE_TESTS.name, cwd=PROMETHEUS_DIR)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "SUCCESS" in output, output
+
+
+def test_promtool_check_config_loads_the_rules(rules):
+    result = promtool("check", "config", str(SCRAPE_CONFIG.relative_to(ROOT)))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "SUCCESS: 1 rule files found" in output, output
+    assert f"SUCCESS: {len(rules)} rules found" in output, output
+
+
+def test_scrape_configuration_scrapes_dq_monitor():
+    text = SCRAPE_CONFIG.read_text()
+    assert re.search(r"^  - job_name: dq-monitor$", text, re.M)
+    assert re.search(r"^    scrape_interval: 30s$", text, re.M)
+    assert re.search(r"^    scrape_timeout: 10s$", text, re.M)
+    assert '"dq-monitor:8477"' in text
+    assert re.search(r"^ *# *kubernetes_sd_configs:", text, re.M)
+
+
+def test_rules_follow_the_conventions(rules):
+    names = [rule.get("alert") for rule in rules]
+    assert all(names), "only alerting rules belong in this group"
+    assert len(set(names)) == len(names), names
+    assert set(names) >= REQUIRED_ALERTS
+    for rule in rules:
+        name = rule["alert"]
+        assert re.fullmatch(r"Dq(?:[A-Z][a-z0-9]+)+", name), name
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, name
+        assert re.fullmatch(r"\d+[smh]", rule.get("for", "")), f"{name}: no `for:`"
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        annotations = rule["annotations"]
+        assert set(annotations) <= ANNOTATIONS, name
+        assert annotations.get("summary", "").strip(), f"{name}: no summary"
+        assert annotations.get("description", "").strip(), f"{name}: no description"
+        if "by (check)" in rule["expr"]:
+            assert "$labels.check" in annotations["summary"] + annotations["description"], name
+
+
+def test_rules_use_only_exported_metrics(rules, exported_names):
+    # `absent()` of a metric that is never exported would fire forever.
+    for rule in rules:
+        assert_known_promql(rule["expr"], exported_names, rule["alert"])
+
+
+def test_every_rule_has_a_firing_and_a_quiet_unit_test(rules):
+    suite = yaml.safe_load(RULE_TESTS.read_text())
+    assert suite["rule_files"] == [RULES.name]
+    cases = [case for test in suite["tests"] for case in test["alert_rule_test"]]
+    fired = {case["alertname"] for case in cases if case["exp_alerts"]}
+    quiet = {case["alertname"] for case in cases if not case["exp_alerts"]}
+    names = {rule["alert"] for rule in rules}
+    assert names - fired == set(), "rules never tested firing"
+    assert names - quiet == set(), "rules never tested staying quiet"
+    assert {case["alertname"] for case in cases} <= names
+    for case in cases:
+        for alert in case["exp_alerts"]:
+            assert set(alert["exp_annotations"]) >= {"summary", "description"}, case
+            assert "severity" in alert["exp_labels"], case
+
+
+# --- Grafana dashboard.
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(DASHBOARD.read_text()))
+
+
+def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        if panel.get("type") == "row":
+            yield from _panels(panel.get("panels", []))
+        else:
+            yield panel
+
+
+def _panel_exprs(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, expr) for every panel target; fails on a panel without a query."""
+    panels = list(_panels(dashboard["panels"]))
+    assert panels, "the dashboard has no panels"
+    for panel in panels:
+        where = f"panel {panel.get('id')} {panel.get('title')!r}"
+        targets = panel.get("targets") or []
+        assert targets, f"{where} has no targets"
+        for target in targets:
+            expr = (target.get("expr") or "").strip()
+            assert expr, f"{where} target {target.get('refId')} has no expr"
+            yield f"{where} target {target['refId']}", expr
+
+
+def _variable_query(variable: dict[str, Any]) -> str:
+    query = variable.get("query")
+    return str(query.get("query", "") if isinstance(query, dict) else query or "")
+
+
+def test_dashboard_is_importable(dashboard):
+    assert dashboard["id"] is None
+    assert dashboard["uid"] == "dq-monitor"
+    inputs = {i["name"]: i for i in dashboard["__inputs"]}
+    assert inputs["DS_PROMETHEUS"]["type"] == "datasource"
+    assert inputs["DS_PROMETHEUS"]["pluginId"] == "prometheus"
+    ids = [panel["id"] for panel in _panels(dashboard["panels"])]
+    assert len(set(ids)) == len(ids), ids
+
+
+def test_every_panel_and_variable_uses_the_datasource_input(dashboard):
+    def uses_input(datasource: Any) -> bool:
+        uid = datasource.get("uid") if isinstance(datasource, dict) else datasource
+        return bool(uid == DATASOURCE)
+
+    for panel in _panels(dashboard["panels"]):
+        assert uses_input(panel.get("datasource")), panel["title"]
+        for target in panel.get("targets", []):
+            assert uses_input(target.get("datasource", panel["datasource"])), panel["title"]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            assert uses_input(variable.get("datasource")), variable["name"]
+
+
+def test_dashboard_panels_use_only_exported_metrics(dashboard, exported_names):
+    for where, expr in _panel_exprs(dashboard):
+        assert_known_promql(expr, exported_names, where)
+
+
+def test_template_variables_query_exported_metrics(dashboard, exported_names):
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert {"job", "instance"} <= set(variables)
+    for name, variable in variables.items():
+        if variable["type"] != "query":
+            continue
+        query = _variable_query(variable)
+        match = re.fullmatch(r"\s*label_values\((.+),\s*([A-Za-z_]\w*)\s*\)\s*", query, re.S)
+        assert match, f"variable {name}: unsupported query {query!r}"
+        assert_known_promql(match.group(1), exported_names, f"variable {name}")
+    for name in ("job", "instance"):
+        assert "dq_build_info" in _variable_query(variables[name]), name
+
+
+def test_dashboard_queries_parse_as_promql(dashboard, tmp_path):
+    # promtool parses every expression as a recording rule once Grafana's variables are filled.
+    def substitute(expr: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            assert name in GRAFANA_VARIABLES, f"unknown Grafana variable ${name} in {expr!r}"
+            return GRAFANA_VARIABLES[name]
+
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
+
+    lines = ["groups:", "  - name: dashboard", "    rules:"]
+    for number, (_, expr) in enumerate(_panel_exprs(dashboard)):
+        lines.append(f"      - record: dashboard:query_{number}")
+        lines.append(f"        expr: {json.dumps(substitute(expr))}")
+    rules_file = tmp_path / "dashboard-queries.yml"
+    rules_file.write_text("\n".join(lines) + "\n")
+    result = promtool("check", "rules", str(rules_file))
+    assert result.returncode == 0, result.stdout + result.stderr
