@@ -1,5 +1,23 @@
-"""Alerts layer: alert lifecycle, routes, channels and durable delivery (nothing exported yet)."""
+"""Alerts layer: the alert lifecycle, message rendering per channel, and HTTP delivery."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .clock import Clock, SystemClock
+from .delivery import Outcome, deliver
+from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
+from .notification import Kind, Notification
+
+__all__ = [
+    "Alert",
+    "Clock",
+    "Kind",
+    "Notification",
+    "Observation",
+    "Outcome",
+    "State",
+    "SystemClock",
+    "advance",
+    "deliver",
+    "fingerprint",
+    "sample_keys",
+]

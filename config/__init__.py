@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .alerts import AlertsSettings, RouteSettings, RouteType
 from .checks import (
     BUILTIN_CHECKS,
     CheckSettings,
@@ -31,6 +32,7 @@ from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, Wo
 __all__ = [
     "BUILTIN_CHECKS",
     "DEFAULT_METRICS_PORT",
+    "AlertsSettings",
     "CheckSettings",
     "ChecksSettings",
     "ConfigError",
@@ -44,6 +46,8 @@ __all__ = [
     "PartitionProgressNames",
     "QueryFailed",
     "QueryTimeout",
+    "RouteSettings",
+    "RouteType",
     "RunMetadataNames",
     "ScheduleSettings",
     "Settings",

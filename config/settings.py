@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -12,7 +12,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .checks import ChecksSettings
+from .alerts import AlertsSettings
+from .checks import BUILTIN_CHECKS, ChecksSettings
 from .durations import Duration
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .tables import SqlName, TablesSettings
@@ -70,6 +71,18 @@ class Settings(BaseSettings):
         description="Port of /metrics, /healthz, /readyz and the status page.",
     )
     schedule: ScheduleSettings = ScheduleSettings()
+    alerts: AlertsSettings = AlertsSettings()
+
+    @model_validator(mode="after")
+    def _routes_name_known_checks(self) -> Settings:
+        known = {*BUILTIN_CHECKS, *(c.name for c in self.checks.custom)}
+        for route in self.alerts.routes:
+            unknown = sorted(set(route.checks or ()) - known)
+            if unknown:
+                raise ValueError(
+                    f"alerts route {route.name!r} names unknown checks: {', '.join(unknown)}"
+                )
+        return self
     tables: TablesSettings = TablesSettings()
     checks: ChecksSettings = ChecksSettings()
 

@@ -1,12 +1,19 @@
-"""Wire the application once: settings -> connections -> state store -> runner."""
+"""Wire the application once: settings -> connections -> state store -> runner, alerts, outbox."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TextIO
 
+import httpx
+
+from alerts import Clock, SystemClock
 from config import ConfigError, Settings
 
+from .alerting import AlertBook
 from .database import ConnectionSource
+from .heartbeat import Heartbeat
+from .outbox import OutboxSender
 from .runner import Runner
 from .store import StateStore
 
@@ -18,20 +25,34 @@ class App:
     settings: Settings
     store: StateStore
     runner: Runner
+    outbox: OutboxSender
+    heartbeat: Heartbeat
+    clock: Clock
 
     @classmethod
-    def open(cls, settings: Settings, *, pool_size: int = 0, upgrade: bool = True) -> App:
-        """Prepare the state store (creating or upgrading its schema) and a runner.
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        pool_size: int = 0,
+        upgrade: bool = True,
+        alerts: bool = True,
+        clock: Clock | None = None,
+        console: TextIO | None = None,
+    ) -> App:
+        """Prepare the state store (creating or upgrading its schema), runner and outbox.
 
         `pool_size` > 0 pools connections for a multi-threaded service; 0 keeps one
-        connection per database (the CLI). Raises ConfigError when no database URL is set,
-        StoreUnavailable/StoreError when the state store cannot be prepared.
+        connection per database (the CLI). `alerts=False` records results without advancing
+        alerts. Raises ConfigError when no database URL is set, StoreUnavailable/StoreError
+        when the state store cannot be prepared.
         """
         if settings.database_url is None:
             raise ConfigError(
                 "DQ_DATABASE_URL is not set; set it (or database_url in the config file) to the "
                 "monitored database's URL"
             )
+        clock = clock or SystemClock()
         state = ConnectionSource(
             settings.state_database_url or settings.database_url,
             purpose="state store",
@@ -52,8 +73,22 @@ class App:
             read_only=True,
             pool_size=pool_size,
         )
-        return cls(settings=settings, store=store, runner=Runner(settings, store, monitored))
+        book = AlertBook(settings, settings.state_schema, clock) if alerts else None
+        client = httpx.Client(
+            timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
+        )
+        return cls(
+            settings=settings,
+            store=store,
+            runner=Runner(settings, store, monitored, book),
+            outbox=OutboxSender(
+                state, settings.state_schema, settings, clock, client=client, console=console
+            ),
+            heartbeat=Heartbeat(settings.alerts.heartbeat_url, client),
+            clock=clock,
+        )
 
     def close(self) -> None:
         self.runner.source.close()
         self.store.source.close()
+        self.outbox.close()

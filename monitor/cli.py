@@ -17,7 +17,7 @@ from config import (
     load_settings,
 )
 
-from . import __version__
+from . import __version__, alert_commands
 from .app import App
 from .indexes import missing_index_hints
 from .report import render_json, render_table
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     check.add_argument("--full", action="store_true", help="sweep all runs, not just changed ones")
     check.add_argument("--format", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--no-alerts", action="store_true",
+        help="record results without advancing alerts or delivering messages",
+    )  # fmt: skip
     check.set_defaults(handler=cmd_check)
 
     run = commands.add_parser(
@@ -68,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"port of the HTTP endpoints (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT})",
     )  # fmt: skip
     run.set_defaults(handler=cmd_run)
+    alert_commands.add_parsers(commands, common)
     return parser
 
 
@@ -96,10 +101,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level)
     # The results carry each check's error; the runner's own warning line would repeat it.
     logging.getLogger("monitor.runner").setLevel(logging.ERROR)
-    app = App.open(settings)
+    # Console alerts go to stderr under --format json, so stdout stays one JSON document.
+    console = sys.stderr if args.format == "json" else sys.stdout
+    app = App.open(settings, alerts=not args.no_alerts, console=console)
     try:
         results = app.runner.run(args.checks, full=args.full)
         hints = _hints(app, args.checks)
+        if not args.no_alerts:
+            report = app.outbox.deliver_due()
+            for line in report.lines:
+                print(f"dq-monitor: alert {line}", file=sys.stderr)
+            if all(r.status is not Status.ERROR for r in results):
+                app.heartbeat.ping()
     finally:
         app.close()
     if args.format == "json":

@@ -77,6 +77,7 @@ class DqCollector(Collector):
         self.cache = cache
         self.is_leader = is_leader
         self.checks: list[Check] = [c for c in all_checks(settings) if c.settings.enabled]
+        self.routes = [r.name for r in settings.alerts.routes]
         full = format_duration(settings.schedule.full_sweep_interval)
         self.cadence = (
             "Cached from the scheduled check runs (each check's interval is "
@@ -133,13 +134,9 @@ class DqCollector(Collector):
             interval = 0.0 if check.settings.cron else check.settings.interval.total_seconds()
             fam["interval"].add_metric(name, interval)
             fam["info"].add_metric([check.name, check.severity.value], 1)
-            counts = list(row.get("duration_buckets") or [])
-            counts += [0] * (len(DURATION_BUCKETS) + 1 - len(counts))
-            cumulative, buckets = 0, []
-            for bound, count in zip((*DURATION_BUCKETS, float("inf")), counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
-            duration.add_metric(name, buckets, row.get("duration_sum") or 0.0)
+            duration.add_metric(
+                name, _cumulative(row.get("duration_buckets")), row.get("duration_sum") or 0.0
+            )
         yield from fam.values()
         yield duration
         database = snap.service.get("database") or {}
@@ -154,11 +151,47 @@ class DqCollector(Collector):
         yield _gauge("dq_metrics_snapshot_timestamp_seconds",
                      "When this replica last loaded results from the state store.",
                      snap.loaded_at)  # fmt: skip
+        yield from self._alert_metrics(snap)
         build = GaugeMetricFamily(
             "dq_build_info", "dq-monitor's version (always 1).", labels=["version", "python"]
         )
         build.add_metric([__version__, platform.python_version()], 1)
         yield build
+
+    def _alert_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
+        sent = CounterMetricFamily(
+            "dq_alerts_sent",
+            "Alert delivery attempts by route and outcome: sent (delivered), failed (will be "
+            "retried), dead (given up, not retried). From the shared state store.",
+            labels=["route", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "dq_alert_delivery_seconds",
+            "Time from an alert message being queued to its delivery.",
+            labels=["route"],
+        )
+        delivery = snap.service.get("delivery") or {}
+        for route in self.routes:
+            row = delivery.get(route, {})
+            for outcome in ("sent", "failed", "dead"):
+                sent.add_metric([route, outcome], row.get(f"{outcome}_total") or 0)
+            latency.add_metric([route], _cumulative(row.get("duration_buckets")),
+                               row.get("duration_sum") or 0.0)  # fmt: skip
+        yield sent
+        yield latency
+        yield _gauge("dq_alert_outbox_pending", "Alert messages waiting to be delivered.",
+                     snap.service.get("outbox_pending") or 0)  # fmt: skip
+
+
+def _cumulative(counts: list[int] | None) -> list[tuple[str, float]]:
+    """Per-bucket counts from the store as Prometheus's cumulative (le, count) pairs."""
+    values = list(counts or [])
+    values += [0] * (len(DURATION_BUCKETS) + 1 - len(values))
+    total, buckets = 0, []
+    for bound, count in zip((*DURATION_BUCKETS, float("inf")), values, strict=True):
+        total += count
+        buckets.append(("+Inf" if bound == float("inf") else str(bound), float(total)))
+    return buckets
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

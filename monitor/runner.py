@@ -6,7 +6,10 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
 
 from checks import (
     Check,
@@ -21,6 +24,7 @@ from checks import (
 from checks.counter_writes import CounterWrites
 from config import DatabaseUnavailable, DqError, Settings, StoreError
 
+from .alerting import AlertBook
 from .database import ConnectionSource
 from .store import StateStore
 
@@ -30,10 +34,17 @@ log = logging.getLogger(__name__)
 class Runner:
     """Runs checks against the monitored database and records each run in the state store."""
 
-    def __init__(self, settings: Settings, store: StateStore, source: ConnectionSource) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        source: ConnectionSource,
+        alerts: AlertBook | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.source = source
+        self.alerts = alerts
         self._stopping = threading.Event()
 
     def run(
@@ -86,9 +97,18 @@ class Runner:
                 duration=duration,
                 requested_mode=window.mode,
                 trigger=trigger,
+                after=self._alert_hook(check),
             )
             for check in probe.checks
         ]
+
+    def _alert_hook(
+        self, check: Check
+    ) -> Callable[[psycopg.Connection[Any], CheckResult], object] | None:
+        book = self.alerts
+        if book is None:
+            return None
+        return lambda conn, result: book.apply(conn, check, result)
 
     def stop(self) -> None:
         """Cancel running queries; later results of cancelled probes are dropped."""

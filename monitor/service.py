@@ -9,6 +9,7 @@ import threading
 import time
 from types import FrameType
 
+from checks import Status
 from config import DqError, Settings, StoreError, StoreUnavailable
 
 from .app import App
@@ -55,6 +56,9 @@ class Service:
         self.metrics_loop = Periodic(
             "metrics-refresh", sched.metrics_refresh_interval.total_seconds(), self.cache.refresh
         )
+        self.delivery_loop = Periodic(
+            "alert-delivery", settings.alerts.delivery_interval.total_seconds(), self._deliver
+        )
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the exit code (0 on a clean stop)."""
@@ -63,6 +67,7 @@ class Service:
         self.leadership.poll()  # so a lone replica runs its start-up checks right away
         self.leader_loop.start()
         self.metrics_loop.start()
+        self.delivery_loop.start()
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
@@ -94,6 +99,7 @@ class Service:
     def close(self) -> None:
         self.leader_loop.stop()
         self.metrics_loop.stop()
+        self.delivery_loop.stop()
         self.http.stop()
         self.leadership.release()
         self.app.close()
@@ -116,9 +122,12 @@ class Service:
             self._running_jobs += 1
         try:
             trigger = "scheduled-full" if full else "scheduled"
-            for result in self.app.runner.run_probe(spec.probe, full=full, trigger=trigger):
+            results = self.app.runner.run_probe(spec.probe, full=full, trigger=trigger)
+            for result in results:
                 log.info("%s: %s, %d violations (%s, %.3fs)", result.check, result.status.value,
                          result.violations, result.mode.value, result.duration_seconds)  # fmt: skip
+            if results and all(r.status is not Status.ERROR for r in results):
+                self.app.heartbeat.ping()
         except StoreError as exc:
             log.warning("%s", exc)
             # A state database restored or recreated underneath us: check the schema again.
@@ -130,6 +139,14 @@ class Service:
                 self._running_jobs -= 1
                 self._idle.notify_all()
         self.cache.refresh()  # the leader's own page and metrics show the result at once
+
+    def _deliver(self) -> None:
+        if self._stopping.is_set() or not self.leadership.is_leader:
+            return
+        try:
+            self.app.outbox.deliver_due()
+        except DqError as exc:
+            log.warning("%s", exc)
 
     def _record_skip(self, spec: JobSpec, status: str, scheduled_at: dt.datetime) -> None:
         if self._stopping.is_set() or not self.leadership.is_leader:

@@ -6,7 +6,7 @@ import bisect
 import datetime as dt
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,8 +56,8 @@ class StateStore:
         return sql.Identifier(self.schema, table)
 
     @contextmanager
-    def _conn(self, action: str) -> Iterator[psycopg.Connection[Any]]:
-        """A connection with psycopg errors translated into store errors."""
+    def session(self, action: str) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for `action`, psycopg errors translated into store errors."""
         try:
             with self.source.connection() as conn:
                 yield conn
@@ -72,7 +72,7 @@ class StateStore:
 
     def upgrade(self) -> int:
         """Create or upgrade the state schema. Raises StoreError or StoreUnavailable."""
-        with self._conn(f"upgrading schema {self.schema}") as conn:
+        with self.session(f"upgrading schema {self.schema}") as conn:
             return store_schema.upgrade(conn, self.schema)
 
     def window_start(self, check: Check) -> dt.datetime | None:
@@ -80,7 +80,7 @@ class StateStore:
 
         None means a full sweep is needed: the check never succeeded, or its settings changed.
         """
-        with self._conn("reading the last watermark") as conn:
+        with self.session("reading the last watermark") as conn:
             row = conn.execute(
                 sql.SQL(
                     "SELECT watermark, fingerprint FROM {} WHERE check_name = %s"
@@ -95,7 +95,7 @@ class StateStore:
 
     def last_full_sweep(self, names: Sequence[str]) -> dt.datetime | None:
         """When every named check last completed a full sweep (the oldest of them), if ever."""
-        with self._conn("reading the last full sweep") as conn:
+        with self.session("reading the last full sweep") as conn:
             rows = conn.execute(
                 sql.SQL(
                     "SELECT check_name, max(finished_at) FROM {} WHERE check_name = ANY(%s)"
@@ -110,7 +110,7 @@ class StateStore:
 
     def ledger(self, check: Check) -> CounterLedger:
         """The counters seen last time; a changed fingerprint means a new baseline."""
-        with self._conn("reading the counter ledger") as conn:
+        with self.session("reading the counter ledger") as conn:
             base = conn.execute(
                 sql.SQL("SELECT fingerprint FROM {} WHERE check_name = %s").format(
                     self._t("ledger_baselines")
@@ -142,14 +142,15 @@ class StateStore:
         duration: float,
         requested_mode: Mode,
         trigger: str = "manual",
+        after: Callable[[psycopg.Connection[Any], CheckResult], object] | None = None,
     ) -> CheckResult:
         """Record one check run and return the check's result for the whole database.
 
         An evaluation replaces the findings of the runs it judged and keeps the rest; an
-        error is recorded as such and leaves the findings alone.
-        Raises StoreError or StoreUnavailable.
+        error is recorded as such and leaves the findings alone. `after` runs in the same
+        transaction (the alert outbox is written there). Raises StoreError or StoreUnavailable.
         """
-        with self._conn(f'recording check "{check.name}"') as conn, conn.transaction():
+        with self.session(f'recording check "{check.name}"') as conn, conn.transaction():
             self._lock_check(conn, check.name)
             if isinstance(outcome, DqError):
                 kind = error_kind(outcome)
@@ -187,19 +188,25 @@ class StateStore:
                 conn, check, status.value, mode=outcome.mode, violations=violations,
                 at=finished_at, duration=duration,
             )  # fmt: skip
-        return CheckResult(
-            check=check.name, status=status, severity=check.severity, violations=violations,
-            samples=samples, duration_seconds=duration, mode=outcome.mode,
-            started_at=started_at, finished_at=finished_at, description=check.description,
-            note=outcome.note, run_id=run_id,
-        )  # fmt: skip
+            result = CheckResult(
+                check=check.name, status=status, severity=check.severity, violations=violations,
+                samples=samples, duration_seconds=duration, mode=outcome.mode,
+                started_at=started_at, finished_at=finished_at, description=check.description,
+                note=outcome.note, run_id=run_id,
+            )  # fmt: skip
+            if after is not None:
+                after(conn, result)
+        return result
 
     def record_skip(self, check: Check, status: str, scheduled_at: dt.datetime) -> None:
         """Record that the scheduler missed a run, or skipped it because one still ran."""
         if status not in SKIPPED:
             raise ValueError(f"not a skip status: {status}")
         now = dt.datetime.now(dt.UTC)
-        with self._conn(f'recording a {status} run of "{check.name}"') as conn, conn.transaction():
+        with (
+            self.session(f'recording a {status} run of "{check.name}"') as conn,
+            conn.transaction(),
+        ):
             self._lock_check(conn, check.name)
             self._insert_run(
                 conn, check, status=status, mode=Mode.INCREMENTAL, started_at=scheduled_at,
@@ -398,7 +405,7 @@ class StateStore:
 
     def set_service_state(self, key: str, value: dict[str, Any]) -> None:
         """Publish a fact every replica serves (e.g. whether the monitored database is up)."""
-        with self._conn(f"saving {key}") as conn:
+        with self.session(f"saving {key}") as conn:
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (key, value, updated_at) VALUES (%s, %s, now())"
@@ -408,8 +415,9 @@ class StateStore:
             )
 
     def stats(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Every check's stats row and the service state, read in one snapshot for metrics."""
-        with self._conn("reading check stats") as conn, conn.transaction():
+        """Check stats rows and the service state (with alert delivery stats under "delivery"
+        and the outbox's pending count under "outbox_pending"), in one snapshot for metrics."""
+        with self.session("reading check stats") as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             with conn.cursor() as cur:
                 cur.execute(sql.SQL("SELECT * FROM {}").format(self._t("check_stats")))
@@ -417,6 +425,16 @@ class StateStore:
                 rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
             query = sql.SQL("SELECT key, value FROM {}").format(self._t("service_state"))
             state = dict(conn.execute(query).fetchall())
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("SELECT * FROM {}").format(self._t("delivery_stats")))
+                cols = [d.name for d in cur.description or ()]
+                state["delivery"] = {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+            pending = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE status = 'pending'").format(
+                    self._t("alert_outbox")
+                )
+            ).fetchone()
+            state["outbox_pending"] = int(pending[0]) if pending else 0
         return rows, state
 
 

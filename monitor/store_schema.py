@@ -82,6 +82,63 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "alert state, the alert outbox and silences",
+        """
+        CREATE TABLE {s}.alert_state (
+            fingerprint     text PRIMARY KEY,
+            check_name      text NOT NULL,
+            route           text NOT NULL,
+            state           text NOT NULL CHECK (state IN ('inactive', 'pending', 'firing')),
+            failing_runs    integer NOT NULL DEFAULT 0,
+            active_since    timestamptz,
+            last_sent_at    timestamptz,
+            last_sent_kind  text,
+            last_keys       json NOT NULL DEFAULT '[]',
+            last_violations bigint NOT NULL DEFAULT 0,
+            updated_at      timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE {s}.alert_outbox (
+            id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            idempotency_key text NOT NULL UNIQUE,
+            fingerprint     text NOT NULL,
+            check_name      text NOT NULL,
+            route           text NOT NULL,
+            kind            text NOT NULL,
+            payload         json NOT NULL,
+            status          text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'sent', 'dead')),
+            attempts        integer NOT NULL DEFAULT 0,
+            created_at      timestamptz NOT NULL,
+            next_attempt_at timestamptz NOT NULL,
+            sent_at         timestamptz,
+            last_error      text,
+            response_status integer
+        );
+        CREATE INDEX alert_outbox_due_idx ON {s}.alert_outbox (next_attempt_at)
+            WHERE status = 'pending';
+        CREATE TABLE {s}.silences (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            check_name  text NOT NULL,
+            starts_at   timestamptz NOT NULL,
+            ends_at     timestamptz NOT NULL CHECK (ends_at > starts_at),
+            created_by  text NOT NULL,
+            reason      text NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            removed_at  timestamptz,
+            removed_by  text
+        );
+        CREATE INDEX silences_check_idx ON {s}.silences (check_name, ends_at);
+        CREATE TABLE {s}.delivery_stats (
+            route            text PRIMARY KEY,
+            sent_total       bigint NOT NULL DEFAULT 0,
+            failed_total     bigint NOT NULL DEFAULT 0,
+            dead_total       bigint NOT NULL DEFAULT 0,
+            duration_buckets bigint[] NOT NULL DEFAULT '{{}}',
+            duration_sum     double precision NOT NULL DEFAULT 0
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,104 @@
+"""Deliver one message to one route over HTTP, and classify the answer (the httpx boundary)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+import httpx
+
+from checks import redact
+from config import RouteSettings, RouteType
+
+from .console import console_text
+from .notification import Notification
+from .slack import slack_payload
+from .webhook import webhook_headers, webhook_payload
+
+_REASON_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one delivery attempt."""
+
+    delivered: bool
+    permanent: bool = False  # do not retry: a 4xx other than 408/429
+    retry_after: float | None = None  # seconds the receiver asked us to wait (429)
+    status: int | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        if self.delivered:
+            return f"delivered (HTTP {self.status})" if self.status else "delivered"
+        return self.reason
+
+
+def deliver(
+    route: RouteSettings,
+    message: Notification,
+    client: httpx.Client,
+    *,
+    console: TextIO | None = None,
+) -> Outcome:
+    """Send `message` to `route` once. Never raises for a receiver's answer or a network error.
+
+    The route's URL and header values are secrets: they never appear in the outcome.
+    """
+    if route.type is RouteType.CONSOLE:
+        print(console_text(message), file=console or sys.stdout, flush=True)
+        return Outcome(delivered=True, reason="printed")
+    assert route.url is not None
+    secrets = [route.url.get_secret_value()]
+    secrets += [v.get_secret_value() for v in route.headers.values()]
+    if route.type is RouteType.SLACK:
+        payload = slack_payload(message)
+        headers = {"Content-Type": "application/json"}
+    else:
+        # externalURL names the sender's own UI, which dq-monitor cannot know; the
+        # dashboard link travels as each alert's generatorURL instead.
+        payload = webhook_payload(message, route.name)
+        headers = {**webhook_headers(message),
+                   **{k: v.get_secret_value() for k, v in route.headers.items()}}  # fmt: skip
+    try:
+        response = client.post(route.url.get_secret_value(), json=payload, headers=headers)
+    except httpx.TimeoutException:
+        return Outcome(delivered=False, reason="network error: the receiver did not answer in time")
+    except httpx.HTTPError as exc:
+        detail = redact(str(exc), secrets) or type(exc).__name__
+        return Outcome(delivered=False, reason=f"network error: {detail}")
+    return classify(response, secrets)
+
+
+def classify(response: httpx.Response, secrets: list[str]) -> Outcome:
+    """2xx delivered; 429 and 5xx (and 408) retried; any other 4xx is permanent."""
+    code = response.status_code
+    body = redact(response.text.strip().replace("\n", " "), secrets)[:_REASON_LIMIT]
+    reason = f"HTTP {code}" + (f": {body}" if body else "")
+    if 200 <= code < 300:
+        return Outcome(delivered=True, status=code, reason=reason)
+    if code == 429:
+        return Outcome(False, retry_after=retry_after(response), status=code, reason=reason)
+    if code >= 500 or code == 408:
+        return Outcome(False, status=code, reason=reason)
+    return Outcome(False, permanent=True, status=code, reason=reason)
+
+
+def retry_after(response: httpx.Response, now: dt.datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (seconds or an HTTP date), if it has one."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = now or dt.datetime.now(dt.UTC)
+    return max(0.0, (when - current).total_seconds())

@@ -1,0 +1,110 @@
+"""Alert settings: routes (Slack, webhook, console), lifecycle timing, delivery and heartbeat."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from .checks import Severity
+from .durations import Duration
+
+_ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+class RouteType(StrEnum):
+    SLACK = "slack"
+    WEBHOOK = "webhook"
+    CONSOLE = "console"
+
+
+class RouteSettings(BaseModel):
+    """One destination: where messages go and which checks and severities it wants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    name: str
+    type: RouteType
+    url: SecretStr | None = Field(default=None, description="Webhook URL (a secret).")
+    min_severity: Severity = Severity.WARNING
+    checks: tuple[str, ...] | None = Field(
+        default=None, description="Only these checks; all checks when absent."
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Extra HTTP headers (webhook), e.g. Authorization."
+    )
+    send_resolved: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _ROUTE_NAME.fullmatch(value):
+            raise ValueError("must be letters, digits, '_', '.' or '-' (at most 63)")
+        return value
+
+    @model_validator(mode="after")
+    def _url_matches_type(self) -> RouteSettings:
+        if self.type is RouteType.CONSOLE:
+            if self.url is not None:
+                raise ValueError("a console route takes no url")
+            return self
+        if self.url is None:
+            raise ValueError(f"a {self.type.value} route needs a url")
+        if not self.url.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("url must start with https:// or http://")
+        if self.type is RouteType.SLACK and self.headers:
+            raise ValueError("Slack incoming webhooks take no extra headers")
+        return self
+
+    def wants(self, check: str, severity: Severity) -> bool:
+        """Whether a check's alerts go to this route."""
+        if self.checks is not None and check not in self.checks:
+            return False
+        return severity.rank >= self.min_severity.rank
+
+
+class AlertsSettings(BaseModel):
+    """How alerts behave and where they go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    routes: tuple[RouteSettings, ...] = ()
+    repeat_interval: Duration = Field(
+        default=timedelta(hours=4), description="Reminder interval while an alert keeps firing."
+    )
+    critical_after: int = Field(default=1, ge=1, description="Failing runs before critical fires.")
+    warning_after: int = Field(default=2, ge=1, description="Failing runs before warning fires.")
+    info_after: int = Field(default=2, ge=1, description="Failing runs before info fires.")
+    dashboard_url: str | None = Field(default=None, description="Link shown in every message.")
+    heartbeat_url: SecretStr | None = Field(
+        default=None, description="Pinged after each successful cycle (a dead man's switch)."
+    )
+    delivery_interval: Duration = Field(
+        default=timedelta(seconds=2), description="How often the service delivers the outbox."
+    )
+    max_delivery_age: Duration = Field(
+        default=timedelta(hours=24),
+        description="A message still undelivered after this long is marked dead.",
+    )
+    request_timeout: Duration = Field(default=timedelta(seconds=10))
+
+    @model_validator(mode="after")
+    def _unique_route_names(self) -> AlertsSettings:
+        names = [r.name for r in self.routes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"route names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def pending_runs(self, severity: Severity) -> int:
+        """Consecutive failing runs before an alert of this severity fires."""
+        return {
+            Severity.CRITICAL: self.critical_after,
+            Severity.WARNING: self.warning_after,
+            Severity.INFO: self.info_after,
+        }[severity]
+
+    def route(self, name: str) -> RouteSettings | None:
+        return next((r for r in self.routes if r.name == name), None)

@@ -1,0 +1,122 @@
+"""`dq-monitor silence ...` and `dq-monitor alerts test`: operating the alerts by hand."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import sys
+
+from alerts import Kind, Notification, deliver, fingerprint
+from config import ConfigError, Severity, load_settings, parse_duration
+
+from .app import App
+from .silences import Silences
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: argparse.ArgumentParser) -> None:  # fmt: skip
+    silence = commands.add_parser(
+        "silence", parents=[common], help="silence a check's alerts for a while (add, list, remove)"
+    )
+    actions = silence.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", parents=[common], help="silence a check")
+    add.add_argument("check", metavar="CHECK")
+    add.add_argument("--for", dest="duration", required=True, metavar="DURATION",
+                     help="how long, e.g. 30m, 2h, 1d")  # fmt: skip
+    add.add_argument("--reason", required=True, help="why (kept for the migration gate)")
+    add.add_argument("--by", default=None, help="who silences (default: the OS user)")
+    add.set_defaults(handler=cmd_silence_add)
+    listing = actions.add_parser("list", parents=[common], help="list active silences")
+    listing.add_argument("--all", action="store_true", help="include expired and removed ones")
+    listing.set_defaults(handler=cmd_silence_list)
+    remove = actions.add_parser("remove", parents=[common], help="end a silence now")
+    remove.add_argument("id", type=int, metavar="ID")
+    remove.add_argument("--by", default=None, help="who removes it (default: the OS user)")
+    remove.set_defaults(handler=cmd_silence_remove)
+
+    alerts = commands.add_parser("alerts", parents=[common], help="alert routes")
+    alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    test = alert_actions.add_parser(
+        "test", parents=[common], help="send a test message and report the receiver's answer"
+    )
+    test.add_argument("--route", metavar="NAME", help="only this route (default: every route)")
+    test.set_defaults(handler=cmd_alerts_test)
+
+
+def _operator(given: str | None) -> str:
+    return given or pwd.getpwuid(os.getuid()).pw_name
+
+
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError as exc:
+        raise ConfigError(f"--for: {exc}") from None
+    app = App.open(load_settings(args.config))
+    try:
+        silence = Silences(app.store, app.settings).add(
+            args.check, duration, args.reason, _operator(args.by), app.clock.now()
+        )
+        print(f"silenced: {silence.describe(app.clock.now())}")
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    app = App.open(load_settings(args.config))
+    try:
+        now = app.clock.now()
+        found = Silences(app.store, app.settings).active(now, include_ended=args.all)
+        for silence in found:
+            print(silence.describe(now))
+        if not found:
+            print("no active silences" if not args.all else "no silences")
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_silence_remove(args: argparse.Namespace) -> int:
+    app = App.open(load_settings(args.config))
+    try:
+        now = app.clock.now()
+        silence = Silences(app.store, app.settings).remove(args.id, _operator(args.by), now)
+        print(f"removed: {silence.describe(now)}")
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    routes = settings.alerts.routes
+    if args.route is not None:
+        route = settings.alerts.route(args.route)
+        if route is None:
+            names = ", ".join(r.name for r in routes) or "none configured"
+            raise ConfigError(f"unknown route {args.route!r}; routes: {names}")
+        routes = (route,)
+    if not routes:
+        raise ConfigError("no alert routes are configured; add [[alerts.routes]] to the config")
+    app = App.open(settings, alerts=False)
+    failed = 0
+    try:
+        now = app.clock.now()
+        for route in routes:
+            message = Notification(
+                kind=Kind.TEST, check="dq_monitor_test", route=route.name,
+                fingerprint=fingerprint("dq_monitor_test", route.name),
+                idempotency_key=f"test-{route.name}-{int(now.timestamp())}",
+                severity=Severity.INFO,
+                description="A test message from dq-monitor: this route is wired correctly.",
+                violations=0, previous_violations=0, active_since=now, created_at=now,
+                dashboard_url=settings.alerts.dashboard_url,
+            )  # fmt: skip
+            outcome = deliver(route, message, app.outbox.client, console=sys.stderr)
+            print(f"route {route.name} ({route.type.value}): {outcome.describe()}")
+            failed += not outcome.delivered
+    finally:
+        app.close()
+    return 1 if failed else 0

@@ -1,0 +1,46 @@
+"""A dead man's switch: ping a URL (healthchecks.io style) after each successful cycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+from pydantic import SecretStr
+
+from checks import redact
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Pings `url` at most once per `min_interval` seconds; a failed ping is logged, not fatal."""
+
+    def __init__(
+        self, url: SecretStr | None, client: httpx.Client, min_interval: float = 30.0
+    ) -> None:
+        self.url = url
+        self.client = client
+        self.min_interval = min_interval
+        self._last: float | None = None
+
+    def ping(self) -> bool:
+        """Ping now unless pinged recently; returns whether a ping was answered with 2xx."""
+        if self.url is None:
+            return False
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.min_interval:
+            return False
+        self._last = now
+        secret = self.url.get_secret_value()
+        try:
+            response = self.client.get(secret)
+        except httpx.HTTPError as exc:
+            log.warning(
+                "heartbeat ping failed: %s", redact(str(exc), [secret]) or type(exc).__name__
+            )
+            return False
+        if not response.is_success:
+            log.warning("heartbeat ping answered HTTP %d", response.status_code)
+            return False
+        return True
