@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -19,6 +20,11 @@ from .slack import slack_payload
 from .webhook import webhook_headers, webhook_payload
 
 _REASON_LIMIT = 300
+
+# httpx logs every request's full URL at INFO, and a webhook URL is a secret (Slack's token
+# is its path): keep the client libraries' own logging to warnings and above.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def advance(  # noqa: PLR0911 - one return per lifecycle transition reads best
     keys = sample_keys(obs.samples, obs.key_fields)
     if not obs.ok:
         failing = current.failing_runs + 1
-        since = current.active_since or obs.at
+        since = current.active_since or now
         if current.state is State.FIRING:
             due = not current.notified or (
                 current.last_sent_at is not None
@@ -153,7 +153,7 @@ def _sent(
         reproduce_sql=obs.reproduce_sql if kind is not Kind.RESOLVED else "",
         runbook_url=obs.runbook_url,
         dashboard_url=settings.dashboard_url,
-        ended_at=obs.at if kind is Kind.RESOLVED else None,
+        ended_at=now if kind is Kind.RESOLVED else None,
     )
     updated = replace(
         alert, last_sent_at=now, last_sent_kind=kind, last_keys=keys,

@@ -78,6 +78,8 @@ class Check:
     """One named check: its settings, description, and what it reports about itself."""
 
     default_description: ClassVar[str] = ""
+    #: Sample fields that identify a finding (alert messages diff them); None: the whole sample.
+    key_fields: ClassVar[tuple[str, ...] | None] = None
     #: True when the check works per run and supports incremental evaluation.
     incremental: ClassVar[bool] = True
 
@@ -110,6 +112,10 @@ class Check:
 
     def indexes(self) -> tuple[IndexSpec, ...]:
         return ()
+
+    def reproduce_sql(self) -> str:
+        """A plain query a person can paste into psql to see the findings."""
+        return ""
 
 
 class Probe(ABC):

@@ -25,6 +25,7 @@ class CounterWrites(SingleCheckProbe):
         "the monitor last looked: some code still writes the counters migration 005 drops."
     )
     incremental = False  # counter writes leave no timestamp, so every run is compared each time
+    key_fields = ("run_id",)
 
     def __init__(self, name: str, settings: CheckSettings, env: CheckEnv) -> None:
         super().__init__(name, settings, env)
@@ -65,6 +66,20 @@ class CounterWrites(SingleCheckProbe):
             findings=findings,
             ledger=tuple((run_key(run), c, f) for run, _, _, c, f in rows),
         )
+
+    def reproduce_sql(self) -> str:
+        rm = self.rm
+        return (
+            "-- Runs whose deprecated counters are non-zero now; the message shows which of\n"
+            "-- them changed since the monitor's previous look (old and new values).\n"
+            + sql.SQL(
+                "SELECT {run}, {c}, {f} FROM {rm} WHERE coalesce({c}, 0) <> 0"
+                " OR coalesce({f}, 0) <> 0 ORDER BY 1;"
+            ).format(
+                run=rm.col("run_id"), c=rm.col("completed_workers"),
+                f=rm.col("failed_workers"), rm=rm.ident,
+            ).as_string(None)
+        )  # fmt: skip
 
     def baseline_sql(self) -> sql.Composed:
         rm = self.rm

@@ -25,6 +25,9 @@ class CustomCheck(SingleCheckProbe):
     def description(self) -> str:
         return self.settings.description or f"Custom check {self.name}: rows returned by its SQL."
 
+    def reproduce_sql(self) -> str:
+        return self.settings.sql + ";"
+
     def judge(self, snap: Snapshot, window: Window) -> Evaluation:
         snap.cursor.execute(self.wrapped_sql())
         names = [d.name for d in snap.cursor.description or ()]

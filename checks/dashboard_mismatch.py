@@ -13,6 +13,7 @@ from psycopg import sql
 from config import CheckSettings
 
 from .consistency import ConsistencyPart
+from .identifiers import table_ref
 from .result import RunFindings, run_key, to_json_value
 
 __all__ = ["CheckSettings", "DashboardMismatch"]
@@ -20,6 +21,7 @@ __all__ = ["CheckSettings", "DashboardMismatch"]
 
 class DashboardMismatch(ConsistencyPart):
     prefix = "dm"
+    key_fields = ("run_id",)
     default_description = (
         "Runs whose failed or completed partition count in partition_progress differs from "
         "the count of failed or completed worker_runs rows: the dashboard shows two numbers."
@@ -37,6 +39,30 @@ class DashboardMismatch(ConsistencyPart):
         return sql.SQL("({ppc} <> {wrc} OR {ppf} <> {wrf})").format(
             ppc=self.col("ppc"), wrc=self.col("wrc"), ppf=self.col("ppf"), wrf=self.col("wrf")
         )
+
+    def reproduce_sql(self) -> str:
+        pp, wr = (
+            table_ref(self.env.tables, "partition_progress"),
+            table_ref(self.env.tables, "worker_runs"),
+        )
+        names = self.env.tables.worker_runs
+        return sql.SQL(
+            "WITH p AS (SELECT {pr} AS run_id, count(*) FILTER (WHERE {pf}) AS pp_failed,"
+            " count(*) FILTER (WHERE {pc}) AS pp_completed FROM {pp} GROUP BY 1),"
+            " w AS (SELECT {wr_run} AS run_id,"
+            " count(*) FILTER (WHERE {ws} = {failed}) AS wr_failed,"
+            " count(*) FILTER (WHERE {ws} = {completed}) AS wr_completed FROM {wr} GROUP BY 1)"
+            " SELECT run_id, coalesce(pp_failed, 0) AS pp_failed,"
+            " coalesce(wr_failed, 0) AS wr_failed,"
+            " coalesce(pp_completed, 0) AS pp_completed, coalesce(wr_completed, 0) AS wr_completed"
+            " FROM p FULL JOIN w USING (run_id)"
+            " WHERE coalesce(pp_failed, 0) <> coalesce(wr_failed, 0)"
+            " OR coalesce(pp_completed, 0) <> coalesce(wr_completed, 0) ORDER BY run_id;"
+        ).format(
+            pr=pp.col("run_id"), pf=pp.col("failed"), pc=pp.col("completed"), pp=pp.ident,
+            wr_run=wr.col("run_id"), ws=wr.col("status"), wr=wr.ident,
+            failed=sql.Literal(names.failed_status), completed=sql.Literal(names.completed_status),
+        ).as_string(None)  # fmt: skip
 
     def findings(self, row: Mapping[str, Any]) -> RunFindings | None:
         ppc, wrc = int(row["dm_ppc"]), int(row["dm_wrc"] or 0)

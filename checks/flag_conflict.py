@@ -10,6 +10,7 @@ from psycopg import sql
 from config import CheckSettings
 
 from .consistency import ConsistencyPart, partition_aggregates, partition_findings
+from .identifiers import table_ref
 from .result import RunFindings
 
 __all__ = ["CheckSettings", "FlagConflict"]
@@ -17,6 +18,7 @@ __all__ = ["CheckSettings", "FlagConflict"]
 
 class FlagConflict(ConsistencyPart):
     prefix = "fc"
+    key_fields = ("run_id", "partition_id")
     default_description = (
         "Partitions marked both completed and failed in partition_progress: the source of "
         "truth contradicts itself."
@@ -27,6 +29,23 @@ class FlagConflict(ConsistencyPart):
 
     def condition(self) -> sql.Composable:
         return sql.SQL("{} > 0").format(self.col("n"))
+
+    def reproduce_sql(self) -> str:
+        pp = table_ref(self.env.tables, "partition_progress")
+        return (
+            sql.SQL(
+                "SELECT {run}, {part}, {upd} FROM {pp} WHERE {done} AND {failed} ORDER BY 1, 2;"
+            )
+            .format(
+                run=pp.col("run_id"),
+                part=pp.col("partition_id"),
+                upd=pp.col("updated_at"),
+                pp=pp.ident,
+                done=pp.col("completed"),
+                failed=pp.col("failed"),
+            )
+            .as_string(None)
+        )
 
     def findings(self, row: Mapping[str, Any]) -> RunFindings | None:
         return partition_findings(row, self.prefix)

@@ -24,6 +24,7 @@ class StalePartitions(SingleCheckProbe):
     )
 
     settings: StalePartitionsSettings
+    key_fields = ("run_id", "partition_id")
 
     def __init__(self, name: str, settings: StalePartitionsSettings, env: CheckEnv) -> None:
         super().__init__(name, settings, env)
@@ -102,6 +103,18 @@ class StalePartitions(SingleCheckProbe):
             pp=pp.ident, done=pp.col("completed"), failed=pp.col("failed"),
             run_filter=run_filter if incremental else sql.SQL(""),
         )  # fmt: skip
+
+    def reproduce_sql(self) -> str:
+        pp = self.pp
+        return sql.SQL(
+            "SELECT {run}, {part}, {upd}, now() - {upd} AS age FROM {pp}"
+            " WHERE NOT coalesce({done}, false) AND NOT coalesce({failed}, false)"
+            " AND {upd} < now() - {threshold}::interval ORDER BY {upd};"
+        ).format(
+            run=pp.col("run_id"), part=pp.col("partition_id"), upd=pp.col("updated_at"),
+            pp=pp.ident, done=pp.col("completed"), failed=pp.col("failed"),
+            threshold=sql.Literal(f"{int(self.settings.threshold.total_seconds())} seconds"),
+        ).as_string(None)  # fmt: skip
 
     def indexes(self) -> tuple[IndexSpec, ...]:
         return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -43,3 +44,21 @@ def run_checks(settings: Settings, *names: str, full: bool = False) -> dict[str,
         return {r.check: r for r in app.runner.run(names, full=full)}
     finally:
         app.close()
+
+
+class FakeClock:
+    """An injected clock: time moves only when the test says so (sleep advances it)."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.current = start or dt.datetime.now(dt.UTC)
+        self.slept: list[float] = []
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds=seconds)
+
+    def advance(self, **delta: float) -> None:
+        self.current += dt.timedelta(**delta)
