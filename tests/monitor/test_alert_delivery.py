@@ -239,3 +239,35 @@ def dt_hours(hours):
     import datetime as dt
 
     return dt.timedelta(hours=hours)
+
+
+def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
+    from monitor.metrics import StatsCache, build_registry
+
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
+    app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)])
+    try:
+        cache = StatsCache(app.store)
+        cache.refresh()
+        registry = build_registry(app.settings, cache, lambda: True)
+        for outcome in ("sent", "failed", "dead"):
+            labels = {"route": "hook", "outcome": outcome}
+            assert registry.get_sample_value("dq_alerts_sent_total", labels) == 0
+        seed_race(db, "race")
+        cycle(app)
+        cache.refresh()
+        assert registry.get_sample_value("dq_alert_outbox_pending") == 1
+        clock.advance(seconds=5)
+        app.outbox.deliver_due()
+        cache.refresh()
+        assert registry.get_sample_value("dq_alert_outbox_pending") == 0
+        sent = {"route": "hook", "outcome": "sent"}
+        assert registry.get_sample_value("dq_alerts_sent_total", sent) == 1
+        failed = {"route": "hook", "outcome": "failed"}
+        assert registry.get_sample_value("dq_alerts_sent_total", failed) == 1
+        count = registry.get_sample_value("dq_alert_delivery_seconds_count", {"route": "hook"})
+        assert count == 1
+        assert registry.get_sample_value("dq_alert_delivery_seconds_sum", {"route": "hook"}) >= 5
+    finally:
+        app.close()
