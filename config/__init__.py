@@ -24,6 +24,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
+from .gate import GateSettings
 from .loading import format_validation_error, load_settings
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .settings import Settings
@@ -43,6 +44,7 @@ __all__ = [
     "DqError",
     "Duration",
     "GateError",
+    "GateSettings",
     "PartitionProgressNames",
     "QueryFailed",
     "QueryTimeout",

@@ -15,6 +15,7 @@ from pydantic_settings import (
 from .alerts import AlertsSettings
 from .checks import BUILTIN_CHECKS, ChecksSettings
 from .durations import Duration
+from .gate import GateSettings
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .tables import SqlName, TablesSettings
 
@@ -72,10 +73,14 @@ class Settings(BaseSettings):
     )
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
+    gate: GateSettings = GateSettings()
 
     @model_validator(mode="after")
     def _routes_name_known_checks(self) -> Settings:
         known = {*BUILTIN_CHECKS, *(c.name for c in self.checks.custom)}
+        unknown_gating = sorted(set(self.gate.checks) - known)
+        if unknown_gating:
+            raise ValueError(f"gate.checks names unknown checks: {', '.join(unknown_gating)}")
         for route in self.alerts.routes:
             unknown = sorted(set(route.checks or ()) - known)
             if unknown:

@@ -17,7 +17,7 @@ from config import (
     load_settings,
 )
 
-from . import __version__, alert_commands
+from . import __version__, alert_commands, gate_commands
 from .app import App
 from .indexes import missing_index_hints
 from .report import render_json, render_table
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.set_defaults(handler=cmd_run)
     alert_commands.add_parsers(commands, common)
+    gate_commands.add_parsers(commands, common)
     return parser
 
 

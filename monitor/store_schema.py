@@ -139,6 +139,40 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "gate evidence samples, the migration archive and audit",
+        """
+        CREATE TABLE {s}.pgss_samples (
+            sampled_at  timestamptz PRIMARY KEY,
+            available   boolean NOT NULL,
+            dealloc     bigint,
+            stats_reset timestamptz
+        );
+        CREATE TABLE {s}.migration_audit (
+            id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            action             text NOT NULL CHECK (action IN ('apply', 'rollback')),
+            status             text NOT NULL CHECK (status IN ('started', 'applied', 'failed')),
+            operator           text NOT NULL,
+            database_user      text NOT NULL,
+            started_at         timestamptz NOT NULL DEFAULT now(),
+            finished_at        timestamptz,
+            gate_evidence_hash text,
+            sql_checksum       text NOT NULL,
+            sql_text           text NOT NULL,
+            archive_rows       bigint,
+            archive_checksum   text,
+            columns            json,
+            error              text
+        );
+        CREATE TABLE {s}.migration_archive (
+            audit_id          bigint NOT NULL REFERENCES {s}.migration_audit (id),
+            run_key           text NOT NULL,
+            completed_workers bigint,
+            failed_workers    bigint,
+            PRIMARY KEY (audit_id, run_key)
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

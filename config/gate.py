@@ -1,0 +1,42 @@
+"""Settings of the column-removal gate and of the guarded migration it allows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .durations import Duration
+
+
+class GateSettings(BaseModel):
+    """When the deprecated counters may be dropped, and how the drop is applied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    required_clean_period: Duration = Field(
+        default=timedelta(days=7),
+        description="How long every gating check must have been clean, ending now.",
+    )
+    checks: tuple[str, ...] = Field(
+        default=("dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes"),
+        min_length=1,
+        description="The checks whose history the gate reads.",
+    )
+    max_gap_intervals: float = Field(
+        default=3.0, gt=1, description="Longest allowed gap between successful runs, in intervals."
+    )
+    full_sweep_max_gap: Duration = Field(
+        default=timedelta(hours=26),
+        description="Longest allowed time between clean full sweeps (a day, plus slack).",
+    )
+    unknown_blocks: bool = Field(
+        default=True, description="Whether evidence that cannot be established blocks the gate."
+    )
+    lock_timeout: Duration = Field(
+        default=timedelta(seconds=2), description="lock_timeout for each migration attempt."
+    )
+    lock_retries: int = Field(default=5, ge=1, le=50, description="Migration attempts at most.")
+    evaluate_interval: Duration = Field(
+        default=timedelta(minutes=5), description="How often the service re-evaluates the gate."
+    )

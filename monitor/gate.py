@@ -1,0 +1,212 @@
+"""The gate's verdict from recorded history: the clean streak per gating check, and blockers.
+
+A streak begins at a clean full sweep and lasts while every run is clean, successful runs
+are never further apart than the allowed gap, and clean full sweeps keep coming at least
+daily. Any violation, error, gap or silence restarts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from config import format_duration
+
+
+class Decision(StrEnum):
+    OPEN = "open"
+    NOT_YET = "not_yet"  # clean so far, but the period is not complete
+    BLOCKED = "blocked"
+
+    @property
+    def exit_code(self) -> int:
+        return {Decision.OPEN: 0, Decision.BLOCKED: 1, Decision.NOT_YET: 4}[self]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of check_runs, as the gate reads it."""
+
+    id: int
+    check: str
+    finished_at: dt.datetime
+    mode: str
+    status: str
+    violations: int | None = None
+    samples: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the gate saw: a blocker now, or an event that restarted the streak."""
+
+    kind: str  # violation, error, gap, full_sweep, silence, writer, reader, dependency, unknown
+    detail: str
+    check: str | None = None
+    at: dt.datetime | None = None
+    runs: tuple[int, ...] = ()
+    sample_runs: tuple[str, ...] = ()
+
+
+@dataclass
+class Streak:
+    """One gating check's clean streak."""
+
+    check: str
+    start: dt.datetime | None = None
+    restarts: list[Finding] = field(default_factory=list)
+    blockers: list[Finding] = field(default_factory=list)
+    truncated: bool = False  # history before the horizon was not read: "at least"
+
+
+def analyse(  # noqa: PLR0912 - one branch per rule of the streak
+    check: str,
+    runs: list[RunRecord],
+    *,
+    now: dt.datetime,
+    horizon: dt.datetime,
+    max_gap: dt.timedelta,
+    full_gap: dt.timedelta,
+) -> Streak:
+    """Walk a check's runs since `horizon` (oldest first) and find its current streak."""
+    streak = Streak(check)
+    last_ok: dt.datetime | None = None
+    last_full: dt.datetime | None = None
+    last: RunRecord | None = None
+    for run in sorted(runs, key=lambda r: (r.finished_at, r.id)):
+        if run.status in ("missed", "overlap"):
+            continue
+        last, t = run, run.finished_at
+        if run.status in ("violation", "error"):
+            streak.start = None
+            streak.restarts.append(_bad_run(run))
+            continue
+        if last_ok is not None and t - last_ok > max_gap:
+            streak.start = None
+            streak.restarts.append(Finding(
+                "gap", f"no successful run for {_d(t - last_ok)} (allowed {_d(max_gap)})",
+                check, t, (run.id,),
+            ))  # fmt: skip
+        last_ok = t
+        if run.mode == "full":
+            if streak.start is not None and last_full is not None and t - last_full > full_gap:
+                streak.restarts.append(_no_full(check, t - last_full, full_gap, t, run.id))
+            if streak.start is None or (last_full is not None and t - last_full > full_gap):
+                streak.start = t
+            last_full = t
+        elif streak.start is not None and last_full is not None and t - last_full > full_gap:
+            streak.start = None
+            streak.restarts.append(_no_full(check, t - last_full, full_gap, t, run.id))
+    if last is not None and last.status in ("violation", "error"):
+        streak.blockers.append(_bad_run(last))
+    if last_ok is None:
+        streak.blockers.append(Finding("gap", "no successful run recorded", check))
+    elif now - last_ok > max_gap:
+        streak.blockers.append(Finding(
+            "gap", f"no successful run for {_d(now - last_ok)} (allowed {_d(max_gap)})",
+            check, last_ok,
+        ))  # fmt: skip
+    elif last_full is not None and now - last_full > full_gap and streak.start is not None:
+        streak.blockers.append(_no_full(check, now - last_full, full_gap, last_full, None))
+    streak.truncated = streak.start is not None and streak.start - horizon < full_gap
+    if streak.blockers:
+        streak.start = None
+    return streak
+
+
+def _bad_run(run: RunRecord) -> Finding:
+    if run.status == "error":
+        return Finding("error", f"the check failed: {run.error}", run.check, run.finished_at,
+                       (run.id,))  # fmt: skip
+    sample_runs = tuple(dict.fromkeys(str(s.get("run_id")) for s in run.samples if "run_id" in s))
+    return Finding(
+        "violation",
+        f"{run.violations} violation(s)",
+        run.check,
+        run.finished_at,
+        (run.id,),
+        sample_runs[:10],
+    )
+
+
+def _no_full(
+    check: str, gap: dt.timedelta, allowed: dt.timedelta, at: dt.datetime, run: int | None
+) -> Finding:
+    return Finding(
+        "full_sweep",
+        f"no clean full sweep for {_d(gap)} (at least one per {_d(allowed)})",
+        check,
+        at,
+        (run,) if run is not None else (),
+    )
+
+
+def _d(value: dt.timedelta) -> str:
+    return format_duration(dt.timedelta(seconds=round(value.total_seconds())))
+
+
+@dataclass
+class GateReport:
+    """The gate's decision and every piece of evidence behind it."""
+
+    now: dt.datetime
+    required: dt.timedelta
+    decision: Decision
+    clean_since: dt.datetime | None
+    streaks: list[Streak]
+    blockers: list[Finding]
+    evidence: dict[str, dict[str, Any]]
+    silences: list[str]
+
+    @property
+    def clean_seconds(self) -> float:
+        return 0.0 if self.clean_since is None else (self.now - self.clean_since).total_seconds()
+
+    @property
+    def remaining(self) -> dt.timedelta:
+        left = self.required.total_seconds() - self.clean_seconds
+        return dt.timedelta(seconds=max(0.0, round(left)))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision.value,
+            "exit_code": self.decision.exit_code,
+            "evaluated_at": self.now.isoformat(),
+            "required_clean_period": format_duration(self.required),
+            "clean_since": self.clean_since.isoformat() if self.clean_since else None,
+            "clean_seconds": round(self.clean_seconds),
+            "remaining": format_duration(self.remaining),
+            "blockers": [_finding_json(f) for f in self.blockers],
+            "checks": [
+                {
+                    "check": s.check,
+                    "clean_since": s.start.isoformat() if s.start else None,
+                    "at_least": s.truncated,
+                    "restarted_by": [_finding_json(f) for f in s.restarts[-3:]],
+                }
+                for s in self.streaks
+            ],
+            "evidence": self.evidence,
+            "silences": self.silences,
+        }
+
+    def evidence_hash(self) -> str:
+        """sha256 of the evidence (not the evaluation time), for the migration's audit row."""
+        body = self.as_json()
+        body.pop("evaluated_at")
+        body.pop("clean_seconds")
+        body.pop("remaining")
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    data = asdict(f)
+    data["at"] = f.at.isoformat() if f.at else None
+    data["runs"] = list(f.runs)
+    data["sample_runs"] = list(f.sample_runs)
+    return data

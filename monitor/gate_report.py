@@ -1,0 +1,112 @@
+"""Render the gate's report: text for a terminal, JSON for tools, Markdown for a change ticket."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from config import format_duration
+
+from .gate import Decision, Finding, GateReport
+
+_HEADLINE = {
+    Decision.OPEN: "OPEN: the deprecated counters may be dropped",
+    Decision.NOT_YET: "NOT YET: clean so far, but the clean period is not complete",
+    Decision.BLOCKED: "BLOCKED: findings must be resolved first",
+}
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _d(seconds: float) -> str:
+    return format_duration(dt.timedelta(seconds=round(seconds)))
+
+
+def _finding(f: Finding) -> str:
+    parts = [f.kind]
+    if f.check:
+        parts.append(f.check)
+    line = f"{' / '.join(parts)}: {f.detail}"
+    if f.at:
+        line += f" (at {_when(f.at)})"
+    if f.runs:
+        line += f"; check runs {', '.join(str(r) for r in f.runs)}"
+    if f.sample_runs:
+        line += f"; job runs {', '.join(f.sample_runs)}"
+    return line
+
+
+def _streak(report: GateReport) -> str:
+    if report.clean_since is None:
+        return "no clean streak now"
+    prefix = "at least " if any(s.truncated for s in report.streaks) else ""
+    return f"{prefix}{_d(report.clean_seconds)} clean (since {_when(report.clean_since)})"
+
+
+def render_text(report: GateReport) -> str:
+    lines = [
+        f"gate: {_HEADLINE[report.decision]}",
+        f"required clean period: {format_duration(report.required)}; {_streak(report)}; "
+        f"remaining: {format_duration(report.remaining)}",
+    ]
+    if report.blockers:
+        lines.append("blockers:")
+        lines += [f"  - {_finding(b)}" for b in report.blockers]
+    lines.append("checks:")
+    for s in report.streaks:
+        since = f"clean since {_when(s.start)}" if s.start else "not clean now"
+        lines.append(f"  {s.check}: {since}")
+        lines += [f"      restarted by {_finding(f)}" for f in s.restarts[-3:]]
+    lines.append("evidence:")
+    for name, item in report.evidence.items():
+        lines.append(f"  {name}: {item['status']} ({item['reason']})")
+    lines.append("silences in the window: " + ("; ".join(report.silences) or "none"))
+    lines.append(f"evidence hash: {report.evidence_hash()}")
+    return "\n".join(lines)
+
+
+def render_json(report: GateReport) -> str:
+    body = report.as_json()
+    body["evidence_hash"] = report.evidence_hash()
+    return json.dumps(body, indent=2)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: GateReport) -> str:
+    """A section ready to paste into a change ticket."""
+    lines = [
+        "## dq-monitor gate: drop run_metadata.completed_workers and failed_workers",
+        "",
+        f"**Decision: {_HEADLINE[report.decision]}** (exit code {report.decision.exit_code})",
+        "",
+        f"- Evaluated: {_when(report.now)}",
+        f"- Required clean period: {format_duration(report.required)}",
+        f"- Clean streak: {_streak(report)}",
+        f"- Remaining: {format_duration(report.remaining)}",
+        f"- Evidence hash: `{report.evidence_hash()}`",
+        "",
+        "### Gating checks",
+        "",
+        "| check | clean since | last restart |",
+        "|---|---|---|",
+    ]
+    for s in report.streaks:
+        last = _md(_finding(s.restarts[-1])) if s.restarts else "none in the window"
+        lines.append(f"| `{s.check}` | {_when(s.start)} | {last} |")
+    lines += ["", "### Evidence about the deprecated columns", "",
+              "| source | status | details |", "|---|---|---|"]  # fmt: skip
+    for name, item in report.evidence.items():
+        lines.append(f"| {name} | **{item['status']}** | {_md(str(item['reason']))} |")
+    lines += ["", "### Blockers", ""]
+    lines += [f"- {_md(_finding(b))}" for b in report.blockers] or ["- none"]
+    lines += ["", "### Silences in the window", ""]
+    lines += [f"- {_md(s)}" for s in report.silences] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}

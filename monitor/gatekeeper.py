@@ -1,0 +1,212 @@
+"""Evaluate the column-removal gate: history from the state store, evidence from the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+from apscheduler.triggers.cron import CronTrigger
+from psycopg import sql
+
+from checks import Check, all_checks, describe_pg_error, is_connection_loss
+from config import DatabaseUnavailable, GateError, format_duration
+
+from . import evidence
+from .app import App
+from .gate import Decision, Finding, GateReport, RunRecord, Streak, analyse
+from .silences import Silences
+
+
+def typical_interval(check: Check) -> dt.timedelta:
+    """The check's schedule interval; for a cron schedule, the gap between two firings."""
+    if not check.settings.cron:
+        return check.settings.interval
+    trigger = CronTrigger.from_crontab(check.settings.cron, timezone=dt.UTC)
+    first = trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC))
+    second = trigger.get_next_fire_time(first, first + dt.timedelta(seconds=1))
+    assert first is not None
+    assert second is not None
+    gap: dt.timedelta = second - first
+    return gap
+
+
+class Gatekeeper:
+    """Decides whether migration 005 may run, and says why."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.gate = app.settings.gate
+        by_name = {c.name: c for c in all_checks(app.settings)}
+        self.checks = [by_name[name] for name in self.gate.checks]
+
+    def evaluate(self, now: dt.datetime | None = None) -> GateReport:
+        """Raises DatabaseUnavailable, StoreError/StoreUnavailable or GateError."""
+        now = now or self.app.clock.now()
+        window_start = now - self.gate.required_clean_period
+        gaps = {c.name: typical_interval(c) * self.gate.max_gap_intervals for c in self.checks}
+        horizon = window_start - self.gate.full_sweep_max_gap - max(gaps.values())
+        history = self._history(horizon)
+        streaks = [
+            analyse(c.name, history.get(c.name, []), now=now, horizon=horizon,
+                    max_gap=gaps[c.name], full_gap=self.gate.full_sweep_max_gap)
+            for c in self.checks
+        ]  # fmt: skip
+        blockers = [b for s in streaks for b in s.blockers]
+        silences = Silences(self.app.store, self.settings).between(window_start, now)
+        gating = [s for s in silences if s.check in self.gate.checks]
+        clean_since = _clean_since(streaks)
+        for silence in gating:
+            ended = silence.removed_at or silence.ends_at
+            if ended > now:
+                why = f"silenced by {silence.created_by}: {silence.reason}"
+                blockers.append(Finding("silence", why, silence.check, silence.starts_at))
+            elif clean_since is not None and ended > clean_since:
+                clean_since = ended
+        found = self._evidence(now, window_start, history)
+        for name, item in found.items():
+            if item["status"] == "found" and name in ("dependencies", "readers"):
+                kind = "dependency" if name == "dependencies" else "reader"
+                blockers.append(Finding(kind, item["reason"]))
+            if item["status"] == "unknown" and self.gate.unknown_blocks:
+                blockers.append(Finding("unknown", f"{name}: {item['reason']}"))
+        if blockers:
+            decision, clean_since = Decision.BLOCKED, None
+        elif clean_since is not None and now - clean_since >= self.gate.required_clean_period:
+            decision = Decision.OPEN
+        else:
+            decision = Decision.NOT_YET
+        return GateReport(
+            now=now, required=self.gate.required_clean_period, decision=decision,
+            clean_since=clean_since, streaks=streaks, blockers=blockers, evidence=found,
+            silences=[s.describe(now) for s in silences],
+        )  # fmt: skip
+
+    def _history(self, horizon: dt.datetime) -> dict[str, list[RunRecord]]:
+        with self.app.store.session("reading the gate's history") as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT id, check_name, finished_at, mode, status, violations, samples, error"
+                    " FROM {} WHERE check_name = ANY(%s) AND finished_at >= %s ORDER BY id"
+                ).format(sql.Identifier(self.app.store.schema, "check_runs")),
+                (list(self.gate.checks), horizon),
+            ).fetchall()
+        history: dict[str, list[RunRecord]] = {}
+        for r in rows:
+            record = RunRecord(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6] or ()), r[7])
+            history.setdefault(r[1], []).append(record)
+        return history
+
+    def _evidence(
+        self, now: dt.datetime, window_start: dt.datetime, history: dict[str, list[RunRecord]]
+    ) -> dict[str, dict[str, Any]]:
+        try:
+            with self.app.runner.source.connection() as conn:
+                present = evidence.columns_present(conn, self.settings)
+                deps = evidence.dependencies(conn, self.settings)
+                available, dealloc, reset = evidence.pgss_state(conn)
+                found_readers = evidence.readers(conn, self.settings) if available else []
+        except psycopg.Error as exc:
+            if is_connection_loss(exc):
+                raise DatabaseUnavailable(
+                    f"gate: cannot read the monitored database: {describe_pg_error(exc)}"
+                ) from exc
+            raise GateError(f"gate: reading evidence failed: {describe_pg_error(exc)}") from exc
+        baseline = self._pgss_sample(now, window_start, available, dealloc, reset)
+        table, columns = evidence.deprecated_columns(self.settings)
+        return {
+            "columns": {"status": "present" if present else "dropped",
+                        "reason": f"{table}: " + (", ".join(present) or "none of "
+                                                  + ", ".join(columns))},
+            "dependencies": {"status": "found" if deps else "none",
+                             "reason": "; ".join(f"{o} uses {c}" for o, c in deps) or "no catalog "
+                             "object uses the columns", "objects": [o for o, _ in deps]},
+            "readers": _readers(available=available, dealloc=dealloc, reset=reset,
+                                baseline=baseline, window_start=window_start, found=found_readers),
+            "writers": _writers(history.get("counter_writes"), window_start, now,
+                                self.gate.checks, self._writer_lookback()),
+        }  # fmt: skip
+
+    def _writer_lookback(self) -> dt.timedelta:
+        writes = [c for c in self.checks if c.name == "counter_writes"]
+        if not writes:
+            return dt.timedelta(0)
+        return typical_interval(writes[0]) * self.gate.max_gap_intervals
+
+    def _pgss_sample(
+        self, now: dt.datetime, window_start: dt.datetime, available: bool,
+        dealloc: int | None, reset: dt.datetime | None,
+    ) -> tuple[bool, int | None, dt.datetime | None] | None:  # fmt: skip
+        """Record today's pg_stat_statements counters; return the last sample at window start."""
+        t = sql.Identifier(self.app.store.schema, "pgss_samples")
+        with self.app.store.session("sampling pg_stat_statements") as conn:
+            conn.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING").format(t),
+                (now, available, dealloc, reset),
+            )
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT available, dealloc, stats_reset FROM {} WHERE sampled_at <= %s"
+                    " ORDER BY sampled_at DESC LIMIT 1"
+                ).format(t),
+                (window_start,),
+            ).fetchone()
+        return (bool(row[0]), row[1], row[2]) if row else None
+
+
+def _clean_since(streaks: list[Streak]) -> dt.datetime | None:
+    starts = [s.start for s in streaks]
+    if any(s is None for s in starts):
+        return None
+    return max(s for s in starts if s is not None)
+
+
+def _readers(
+    *, available: bool, dealloc: int | None, reset: dt.datetime | None,
+    baseline: tuple[bool, int | None, dt.datetime | None] | None,
+    window_start: dt.datetime, found: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    if not available:
+        return {"status": "unknown", "reason": "pg_stat_statements is not installed in the "
+                "monitored database (CREATE EXTENSION pg_stat_statements)"}  # fmt: skip
+    if found:
+        who = "; ".join(f"{r['role']} ({r['calls']} calls): {r['query']}" for r in found[:5])
+        return {"status": "found", "reason": f"statements name the columns: {who}",
+                "statements": found}  # fmt: skip
+    if baseline is None or not baseline[0]:
+        return {
+            "status": "unknown",
+            "reason": "no pg_stat_statements sample from before the "
+            "window began; each gate evaluation records one (the service every 5 minutes)",
+        }
+    if reset is not None and reset != baseline[2]:
+        return {"status": "unknown", "reason": f"statistics were reset at {reset:%Y-%m-%d %H:%M} "
+                "UTC, after the window began"}  # fmt: skip
+    if dealloc is not None and baseline[1] is not None and dealloc > baseline[1]:
+        return {"status": "unknown", "reason": f"{dealloc - baseline[1]} statements were evicted "
+                "since the window began; raise pg_stat_statements.max"}  # fmt: skip
+    return {"status": "none", "reason": "no statement by another role names the columns since "
+            "the window began (readers on replicas are not visible here)"}  # fmt: skip
+
+
+def _writers(
+    runs: list[RunRecord] | None, window_start: dt.datetime, now: dt.datetime,
+    gating: tuple[str, ...], lookback: dt.timedelta,
+) -> dict[str, Any]:  # fmt: skip
+    if "counter_writes" not in gating:
+        return {"status": "unknown", "reason": "counter_writes is not a gating check"}
+    # A window shorter than the check's interval still needs its latest run.
+    since = min(window_start, now - lookback)
+    recent = [r for r in runs or [] if r.finished_at >= since]
+    bad = [r for r in recent if r.status == "violation"]
+    if bad:
+        last = bad[-1]
+        return {"status": "found", "reason": f"counter_writes saw changed counters in "
+                f"{len(bad)} run(s), last at {last.finished_at:%Y-%m-%d %H:%M} UTC",
+                "runs": [r.id for r in bad]}  # fmt: skip
+    if not any(r.status == "ok" for r in recent):
+        return {"status": "unknown", "reason": "counter_writes has no successful run in the window"}
+    span = format_duration(dt.timedelta(seconds=round((now - since).total_seconds())))
+    return {"status": "none", "reason": f"counter_writes clean in {len(recent)} run(s) over the "
+            f"last {span}"}  # fmt: skip

@@ -1,0 +1,368 @@
+"""Migration 005, guarded: gate re-checked, one apply at a time, archive verified, drop, audit.
+
+Every attempt runs with a short lock_timeout and is retried a bounded number of times; it
+never waits for a lock without a timeout. The drop has no CASCADE, so anything that still
+depends on a column makes it fail instead of silently dropping that object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg
+from psycopg import sql
+from psycopg.types.json import Json
+
+from checks import describe_pg_error, migration_005, table_ref
+from config import ConfigError, GateError, Settings, format_duration
+
+from .app import App
+from .database import connect
+from .gate import Decision
+from .gatekeeper import Gatekeeper
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `migrate` would do, with the exact SQL."""
+
+    sql_text: str
+    sql_checksum: str
+    table: str
+    columns: list[str]
+    source: str
+
+    def describe(self, settings: Settings) -> str:
+        gate = settings.gate
+        steps = [
+            f"Plan for migration 005 ({self.source}), sql sha256 {self.sql_checksum}",
+            "1. re-evaluate the gate; refuse unless it is open",
+            "2. take an advisory lock so that only one apply runs at a time",
+            f"3. in one transaction with lock_timeout {format_duration(gate.lock_timeout)} "
+            f"(at most {gate.lock_retries} attempts with backoff):",
+            f"   LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE;",
+            f"   archive run_id, {', '.join(self.columns)} into the state store and verify the "
+            "row count and checksum;",
+            "   then the migration SQL, exactly:",
+            *(f"     {line}" for line in self.sql_text.strip().splitlines()),
+            "4. record an audit row: operator, database user, time, gate evidence hash, "
+            "SQL checksum, archive size and checksum",
+            "Rollback (`migrate --rollback`) re-adds the columns with their original type, "
+            "default and NOT NULL, and restores the archived values.",
+            "This was a dry run: nothing changed. Apply with: dq-monitor migrate --apply "
+            "--operator NAME",
+        ]
+        return "\n".join(steps)
+
+
+def make_plan(settings: Settings, sql_file: str | None) -> Plan:
+    """Read the migration SQL (the shipped 005 unless a file is given). Raises ConfigError."""
+    if sql_file is None:
+        text, source = migration_005(), "the shipped 005_remove_counter_columns.sql"
+    else:
+        try:
+            text, source = Path(sql_file).read_text(encoding="utf-8"), sql_file
+        except OSError as exc:
+            raise ConfigError(f"--sql {sql_file}: cannot read it: {exc.strerror}") from None
+    body = re.sub(r"--[^\n]*", "", text)
+    if re.search(r"\bcascade\b", body, re.IGNORECASE):
+        raise ConfigError(f"{source} uses CASCADE; the guarded migration drops without it")
+    if not body.strip():
+        raise ConfigError(f"{source} contains no SQL")
+    ref = table_ref(settings.tables, "run_metadata")
+    table = sql.Identifier(ref.schema, ref.name).as_string(None)
+    columns = [ref.columns["completed_workers"], ref.columns["failed_workers"]]
+    checksum = hashlib.sha256(text.encode()).hexdigest()
+    return Plan(text, checksum, table, columns, source)
+
+
+class Migrator:
+    """Applies or rolls back migration 005 against the monitored database."""
+
+    def __init__(self, app: App, plan: Plan, progress: Progress) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.plan = plan
+        self.say = progress
+        self.ref = table_ref(app.settings.tables, "run_metadata")
+        self.cols = [sql.Identifier(c) for c in plan.columns]
+        self.run_col = self.ref.col("run_id")
+
+    def _t(self, table: str) -> sql.Identifier:
+        return sql.Identifier(self.app.store.schema, table)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        assert self.settings.database_url is not None
+        return connect(self.settings.database_url, purpose="database",
+                       connect_timeout=self.settings.connect_timeout)  # fmt: skip
+
+    def apply(self, operator: str) -> int:
+        """Apply the migration; returns the audit id. Raises GateError when refused."""
+        with self._connect() as conn:
+            self._exclusive(conn)
+            if not self._present(conn):
+                raise GateError("refused: the columns are already dropped (nothing to apply)")
+            report = Gatekeeper(self.app).evaluate()
+            if report.decision is not Decision.OPEN:
+                clean = format_duration(dt.timedelta(seconds=round(report.clean_seconds)))
+                reasons = "; ".join(b.detail for b in report.blockers[:3]) or (
+                    f"clean for {clean} of {format_duration(report.required)}"
+                )
+                raise GateError(f"refused: the gate is {report.decision.value} ({reasons}); "
+                                "run `dq-monitor gate` for the evidence")  # fmt: skip
+            self.say(f"gate: open (evidence hash {report.evidence_hash()})")
+            definitions = self._definitions(conn)
+            audit = self._audit_start(conn, "apply", operator, report.evidence_hash(), definitions)
+            try:
+                rows, checksum = self._attempts(conn, lambda: self._archive_and_drop(conn, audit))
+            except Exception as exc:
+                self._audit_finish(audit, "failed", error=str(exc))
+                raise
+            self._audit_finish(audit, "applied", rows=rows, checksum=checksum)
+            self.say(f"applied: dropped {', '.join(self.plan.columns)}; audit #{audit}")
+            return audit
+
+    def rollback(self, operator: str) -> int:
+        """Re-add the columns and restore the archived values; returns the audit id."""
+        with self._connect() as conn:
+            self._exclusive(conn)
+            if self._present(conn):
+                raise GateError("refused: the columns exist; there is nothing to roll back")
+            applied = self._last_applied()
+            audit = self._audit_start(conn, "rollback", operator, None, applied["columns"])
+            try:
+                rows, checksum = self._attempts(conn, lambda: self._restore(conn, applied))
+            except Exception as exc:
+                self._audit_finish(audit, "failed", error=str(exc))
+                raise
+            self._audit_finish(audit, "applied", rows=rows, checksum=checksum)
+            self.say(f"rolled back: re-added {', '.join(self.plan.columns)}, restored {rows} "
+                     f"rows from audit #{applied['id']}; audit #{audit}")  # fmt: skip
+            return audit
+
+    def _exclusive(self, conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+            (f"dq-monitor-migrate:{self.plan.table}",),
+        ).fetchone()
+        if not row or not row[0]:
+            raise GateError("refused: another `dq-monitor migrate` is running on this database")
+
+    def _present(self, conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = ANY(%s) AND NOT attisdropped",
+            (self.plan.table, self.plan.columns),
+        ).fetchone()
+        return bool(row and row[0] == len(self.plan.columns))
+
+    def _definitions(self, conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+            " pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
+            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attname = ANY(%s) ORDER BY a.attnum",
+            (self.plan.table, self.plan.columns),
+        ).fetchall()
+        return [{"name": r[0], "type": r[1], "not_null": r[2], "default": r[3]} for r in rows]
+
+    def _attempts(
+        self, conn: psycopg.Connection[Any], work: Callable[[], tuple[int, str]]
+    ) -> tuple[int, str]:
+        gate = self.settings.gate
+        for attempt in range(1, gate.lock_retries + 1):
+            self.say(f"locking {self.plan.table} (attempt {attempt}/{gate.lock_retries}, "
+                     f"lock_timeout {format_duration(gate.lock_timeout)})")  # fmt: skip
+            try:
+                return work()
+            except pg.LockNotAvailable:
+                if attempt == gate.lock_retries:
+                    break
+                wait = min(30.0, 0.5 * 2**attempt)
+                self.say(f"the table is busy; retrying in {wait:.1f}s")
+                self.app.clock.sleep(wait)
+            except psycopg.Error as exc:
+                raise GateError(
+                    f"migration failed, nothing changed: {describe_pg_error(exc)}"
+                ) from exc
+        raise GateError(
+            f"gave up: could not lock {self.plan.table} within "
+            f"{format_duration(gate.lock_timeout)} in {gate.lock_retries} attempts; nothing "
+            "changed. Retry when the table is quieter."
+        )
+
+    def _begin_locked(self, conn: psycopg.Connection[Any]) -> None:
+        timeout = str(int(self.settings.gate.lock_timeout.total_seconds() * 1000))
+        statement = str(int(self.settings.statement_timeout.total_seconds() * 1000))
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, true),"
+            " set_config('statement_timeout', %s, true)",
+            (timeout, statement),
+        )
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(self.ref.ident))
+
+    def _checksum_sql(self, source: sql.Composable, run: sql.Composable,
+                      cols: list[sql.Composable]) -> sql.Composed:  # fmt: skip
+        # Order-independent: a count and the sum of a 64-bit hash per row.
+        row = sql.SQL(" || ':' || ").join(
+            [sql.SQL("{}::text").format(run)]
+            + [sql.SQL("coalesce({}::text, '')").format(c) for c in cols]
+        )
+        return sql.SQL("SELECT count(*), coalesce(sum(hashtextextended({}, 0)::numeric), 0)::text"
+                       " FROM {}").format(row, source)  # fmt: skip
+
+    def _archive_and_drop(self, conn: psycopg.Connection[Any], audit: int) -> tuple[int, str]:
+        with conn.transaction():
+            self._begin_locked(conn)
+            source = self._checksum_sql(self.ref.ident, self.run_col, list(self.cols))
+            count, checksum = conn.execute(source).fetchone() or (0, "0")
+            copied = self._copy_to_archive(conn, audit)
+            archived = self._archive_checksum(audit)
+            if (copied, (count, checksum)) != (count, archived):
+                self._drop_archive(audit)
+                raise GateError(f"archive verification failed: {count} rows ({checksum}) in the "
+                                f"table, {archived} archived; nothing changed")  # fmt: skip
+            self.say(f"archived {count} rows into the state store; count and checksum verified")
+            try:
+                conn.execute(self.plan.sql_text)
+            except psycopg.Error:
+                self._drop_archive(audit)
+                raise
+        return int(count), str(checksum)
+
+    def _copy_to_archive(self, conn: psycopg.Connection[Any], audit: int) -> int:
+        out = sql.SQL("COPY (SELECT {}::text, {}, {} FROM {}) TO STDOUT").format(
+            self.run_col, self.cols[0], self.cols[1], self.ref.ident
+        )
+        target = sql.SQL("COPY {} (audit_id, run_key, completed_workers, failed_workers)"
+                         " FROM STDIN").format(self._t("migration_archive"))  # fmt: skip
+        copied = 0
+        with (
+            self.app.store.session("archiving the counters") as state,
+            state.transaction(),
+            conn.cursor().copy(out) as source,
+            state.cursor().copy(target) as sink,
+        ):
+            for run_key, completed, failed in source.rows():
+                sink.write_row((audit, run_key, completed, failed))
+                copied += 1
+        return copied
+
+    def _archive_checksum(self, audit: int) -> tuple[int, str]:
+        archive = sql.SQL("(SELECT * FROM {} WHERE audit_id = {}) AS a").format(
+            self._t("migration_archive"), sql.Literal(audit)
+        )
+        columns: list[sql.Composable] = [
+            sql.SQL("a.completed_workers"),
+            sql.SQL("a.failed_workers"),
+        ]
+        query = self._checksum_sql(archive, sql.SQL("a.run_key"), columns)
+        with self.app.store.session("verifying the archive") as state:
+            row = state.execute(query).fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
+
+    def _drop_archive(self, audit: int) -> None:
+        with self.app.store.session("removing a failed archive") as state:
+            state.execute(sql.SQL("DELETE FROM {} WHERE audit_id = %s").format(
+                self._t("migration_archive")), (audit,))  # fmt: skip
+
+    def _restore(self, conn: psycopg.Connection[Any], applied: dict[str, Any]) -> tuple[int, str]:
+        with conn.transaction():
+            self._begin_locked(conn)
+            for column in applied["columns"]:
+                conn.execute(self._add_column(column))
+            conn.execute("CREATE TEMP TABLE dq_restore (run_key text PRIMARY KEY, c bigint,"
+                         " f bigint) ON COMMIT DROP")  # fmt: skip
+            source = sql.SQL(
+                "COPY (SELECT run_key, completed_workers, failed_workers FROM {}"
+                " WHERE audit_id = {}) TO STDOUT"
+            ).format(self._t("migration_archive"), sql.Literal(applied["id"]))
+            with (
+                self.app.store.session("reading the archive") as state,
+                state.cursor().copy(source) as out,
+                conn.cursor().copy("COPY dq_restore (run_key, c, f) FROM STDIN") as sink,
+            ):
+                for row in out.rows():
+                    sink.write_row(row)
+            cursor = conn.execute(
+                sql.SQL("UPDATE {t} AS rm SET {c} = r.c, {f} = r.f FROM dq_restore AS r"
+                        " WHERE rm.{run}::text = r.run_key").format(
+                    t=self.ref.ident, c=self.cols[0], f=self.cols[1], run=self.run_col)
+            )  # fmt: skip
+            restored = cursor.rowcount
+            joined = sql.SQL("(SELECT rm.{run} AS run, rm.{c} AS c, rm.{f} AS f FROM {t} AS rm"
+                             " JOIN dq_restore AS r ON rm.{run}::text = r.run_key) AS j").format(
+                run=self.run_col, c=self.cols[0], f=self.cols[1], t=self.ref.ident)  # fmt: skip
+            count, checksum = conn.execute(
+                self._checksum_sql(joined, sql.SQL("j.run"), [sql.SQL("j.c"), sql.SQL("j.f")])
+            ).fetchone() or (0, "0")
+            if (int(count), str(checksum)) != (
+                applied["archive_rows"],
+                applied["archive_checksum"],
+            ):
+                raise GateError(
+                    f"restore verification failed: {count} rows restored ({checksum}), the "
+                    f"archive of audit #{applied['id']} holds {applied['archive_rows']} "
+                    f"({applied['archive_checksum']}); rolled back, nothing changed"
+                )
+            self.say(f"restored {restored} rows; count and checksum match the archive")
+        return int(count), str(checksum)
+
+    def _add_column(self, column: dict[str, Any]) -> sql.Composed:
+        kind = str(column["type"])
+        if not re.fullmatch(r"[A-Za-z0-9_ (),.\[\]\"]+", kind):
+            raise GateError(f"cannot re-create column {column['name']}: unexpected type {kind!r}")
+        parts = [sql.SQL("ALTER TABLE {} ADD COLUMN {} ").format(
+            self.ref.ident, sql.Identifier(column["name"])), sql.SQL(kind)]  # fmt: skip
+        if column.get("default") is not None:
+            parts.append(sql.SQL(" DEFAULT ") + sql.SQL(str(column["default"])))
+        if column.get("not_null"):
+            parts.append(sql.SQL(" NOT NULL"))
+        return sql.Composed(parts)
+
+    def _last_applied(self) -> dict[str, Any]:
+        with self.app.store.session("reading the migration audit") as state:
+            row = state.execute(
+                sql.SQL("SELECT id, columns, archive_rows, archive_checksum FROM {}"
+                        " WHERE action = 'apply' AND status = 'applied'"
+                        " ORDER BY id DESC LIMIT 1").format(self._t("migration_audit"))
+            ).fetchone()  # fmt: skip
+        if row is None:
+            raise GateError("refused: no applied migration is recorded in the state store")
+        return {"id": row[0], "columns": row[1], "archive_rows": row[2],
+                "archive_checksum": row[3]}  # fmt: skip
+
+    def _audit_start(self, conn: psycopg.Connection[Any], action: str, operator: str,
+                     evidence: str | None, columns: list[dict[str, Any]]) -> int:  # fmt: skip
+        user = conn.execute("SELECT current_user").fetchone()
+        with self.app.store.session("writing the migration audit") as state:
+            row = state.execute(
+                sql.SQL("INSERT INTO {} (action, status, operator, database_user,"
+                        " gate_evidence_hash, sql_checksum, sql_text, columns)"
+                        " VALUES (%s, 'started', %s, %s, %s, %s, %s, %s) RETURNING id").format(
+                    self._t("migration_audit")),
+                (action, operator, user[0] if user else "?", evidence, self.plan.sql_checksum,
+                 self.plan.sql_text, Json(columns)),
+            ).fetchone()  # fmt: skip
+        assert row is not None
+        return int(row[0])
+
+    def _audit_finish(self, audit: int, status: str, *, rows: int | None = None,
+                      checksum: str | None = None, error: str | None = None) -> None:  # fmt: skip
+        with self.app.store.session("writing the migration audit") as state:
+            state.execute(
+                sql.SQL("UPDATE {} SET status = %s, finished_at = now(), archive_rows = %s,"
+                        " archive_checksum = %s, error = %s WHERE id = %s").format(
+                    self._t("migration_audit")),
+                (status, rows, checksum, error, audit),
+            )  # fmt: skip
