@@ -78,6 +78,8 @@ class DqCollector(Collector):
         self.is_leader = is_leader
         self.checks: list[Check] = [c for c in all_checks(settings) if c.settings.enabled]
         self.routes = [r.name for r in settings.alerts.routes]
+        self.gate_every = format_duration(settings.gate.evaluate_interval)
+        self.gate_required = settings.gate.required_clean_period.total_seconds()
         full = format_duration(settings.schedule.full_sweep_interval)
         self.cadence = (
             "Cached from the scheduled check runs (each check's interval is "
@@ -152,11 +154,27 @@ class DqCollector(Collector):
                      "When this replica last loaded results from the state store.",
                      snap.loaded_at)  # fmt: skip
         yield from self._alert_metrics(snap)
+        yield from self._gate_metrics(snap)
         build = GaugeMetricFamily(
             "dq_build_info", "dq-monitor's version (always 1).", labels=["version", "python"]
         )
         build.add_metric([__version__, platform.python_version()], 1)
         yield build
+
+    def _gate_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
+        gate = snap.service.get("gate") or {}
+        since = gate.get("clean_since")
+        clean = 0.0
+        if since and gate.get("decision") != "blocked":
+            clean = max(0.0, time.time() - dt.datetime.fromisoformat(since).timestamp())
+        note = f"The leader evaluates the gate every {self.gate_every}."
+        yield _gauge("dq_gate_open", f"1 when the column-removal gate is open. {note}",
+                     1 if gate.get("decision") == "open" else 0)  # fmt: skip
+        yield _gauge("dq_gate_clean_seconds",
+                     f"How long every gating check has been clean (0 while blocked). {note}",
+                     clean)  # fmt: skip
+        yield _gauge("dq_gate_required_seconds", "The clean period the gate requires.",
+                     self.gate_required)  # fmt: skip
 
     def _alert_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
         sent = CounterMetricFamily(

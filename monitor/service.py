@@ -13,6 +13,7 @@ from checks import Status
 from config import DqError, Settings, StoreError, StoreUnavailable
 
 from .app import App
+from .gatekeeper import Gatekeeper
 from .http import Endpoints, HttpServer
 from .leadership import Leadership
 from .metrics import StatsCache, build_registry
@@ -59,6 +60,9 @@ class Service:
         self.delivery_loop = Periodic(
             "alert-delivery", settings.alerts.delivery_interval.total_seconds(), self._deliver
         )
+        self.gate_loop = Periodic(
+            "gate", settings.gate.evaluate_interval.total_seconds(), self._evaluate_gate
+        )
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the exit code (0 on a clean stop)."""
@@ -68,6 +72,7 @@ class Service:
         self.leader_loop.start()
         self.metrics_loop.start()
         self.delivery_loop.start()
+        self.gate_loop.start()
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
@@ -100,6 +105,7 @@ class Service:
         self.leader_loop.stop()
         self.metrics_loop.stop()
         self.delivery_loop.stop()
+        self.gate_loop.stop()
         self.http.stop()
         self.leadership.release()
         self.app.close()
@@ -147,6 +153,21 @@ class Service:
             self.app.outbox.deliver_due()
         except DqError as exc:
             log.warning("%s", exc)
+
+    def _evaluate_gate(self) -> None:
+        """Publish the gate's state for dq_gate_* (and sample pg_stat_statements for it)."""
+        if self._stopping.is_set() or not self.leadership.is_leader or not self._schema_ready:
+            return
+        try:
+            report = Gatekeeper(self.app).evaluate()
+            self.app.store.set_service_state("gate", {
+                "decision": report.decision.value,
+                "clean_since": report.clean_since.isoformat() if report.clean_since else None,
+                "required_seconds": report.required.total_seconds(),
+                "evaluated_at": report.now.isoformat(),
+            })  # fmt: skip
+        except DqError as exc:
+            log.warning("gate evaluation: %s", exc)
 
     def _record_skip(self, spec: JobSpec, status: str, scheduled_at: dt.datetime) -> None:
         if self._stopping.is_set() or not self.leadership.is_leader:

@@ -206,3 +206,19 @@ def test_bad_metrics_port_is_a_usage_error():
     )
     assert result.returncode == 2
     assert "70000 is not between 1 and 65535" in result.stderr
+
+
+def test_gate_metrics(tmp_path, db_url, db):
+    db.execute("CREATE EXTENSION pg_stat_statements")
+    config = fast_config(
+        extra='[gate]\nrequired_clean_period = "0s"\nevaluate_interval = "500ms"\n'
+    )
+    svc = start_service(tmp_path, db_url, config=config)
+    try:
+        svc.wait_for("an open gate", lambda: svc.metrics()["dq_gate_open"] == 1)
+        assert svc.metrics()["dq_gate_required_seconds"] == 0
+        db.execute("CREATE VIEW failures AS SELECT run_id, failed_workers FROM run_metadata")
+        svc.wait_for("a closed gate", lambda: svc.metrics()["dq_gate_open"] == 0)
+        assert svc.metrics()["dq_gate_clean_seconds"] == 0
+    finally:
+        svc.stop(signal.SIGKILL)
