@@ -71,7 +71,9 @@ class IndexSpec:
 
 
 # Settings that change how a check is shown or scheduled, not what it finds.
-_PRESENTATION_SETTINGS = {"enabled", "description", "runbook_url", "severity", "interval", "cron"}
+_PRESENTATION_SETTINGS = {
+    "enabled", "description", "runbook_url", "severity", "interval", "cron", "remember",
+}  # fmt: skip
 
 
 class Check:

@@ -9,25 +9,27 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from config import CheckSettings
+from config import CounterWritesSettings
 
 from .check import CheckEnv, SingleCheckProbe, Window
 from .identifiers import table_ref
 from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
-__all__ = ["CheckSettings", "CounterWrites"]
+__all__ = ["CounterWrites", "CounterWritesSettings"]
 
 
 class CounterWrites(SingleCheckProbe):
     default_description = (
-        "Runs whose deprecated run_metadata.completed_workers or failed_workers changed since "
-        "the monitor last looked: some code still writes the counters migration 005 drops."
+        "Runs whose deprecated run_metadata.completed_workers or failed_workers changed while "
+        "the monitor watched: some code still writes the counters migration 005 drops."
     )
     incremental = False  # counter writes leave no timestamp, so every run is compared each time
     key_fields = ("run_id",)
 
-    def __init__(self, name: str, settings: CheckSettings, env: CheckEnv) -> None:
+    settings: CounterWritesSettings
+
+    def __init__(self, name: str, settings: CounterWritesSettings, env: CheckEnv) -> None:
         super().__init__(name, settings, env)
         self.rm = table_ref(env.tables, "run_metadata")
 
@@ -59,12 +61,15 @@ class CounterWrites(SingleCheckProbe):
             )
             for run, old_c, old_f, new_c, new_f in rows
         )  # fmt: skip
+        # Newly seen writes replace a run's finding; older ones stay until `remember` ends.
         return Evaluation(
             mode=Mode.FULL,
             snapshot_at=snap.now,
             watermark=snap.now,
             findings=findings,
+            judged=frozenset(f.run_key for f in findings),
             ledger=tuple((run_key(run), c, f) for run, _, _, c, f in rows),
+            expire_before=snap.now - self.settings.remember,
         )
 
     def reproduce_sql(self) -> str:

@@ -51,6 +51,8 @@ class Evaluation:
     unsettled: frozenset[str] = frozenset()
     ledger: tuple[tuple[str, int | None, int | None], ...] | None = None
     note: str | None = None
+    #: Findings judged before this time are dropped (findings that expire rather than clear).
+    expire_before: dt.datetime | None = None
 
     @property
     def judged_count(self) -> int | None:

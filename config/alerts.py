@@ -25,17 +25,21 @@ class RouteSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    name: str
-    type: RouteType
+    name: str = Field(description="The route's name, used by `alerts test --route`.")
+    type: RouteType = Field(description="Where messages go.")
     url: SecretStr | None = Field(default=None, description="Webhook URL (a secret).")
-    min_severity: Severity = Severity.WARNING
+    min_severity: Severity = Field(
+        default=Severity.WARNING, description="Least severity this route receives."
+    )
     checks: tuple[str, ...] | None = Field(
         default=None, description="Only these checks; all checks when absent."
     )
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="Extra HTTP headers (webhook), e.g. Authorization."
     )
-    send_resolved: bool = True
+    send_resolved: bool = Field(
+        default=True, description="Whether to send a message when an alert resolves."
+    )
 
     @field_validator("name")
     @classmethod
@@ -70,7 +74,9 @@ class AlertsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    routes: tuple[RouteSettings, ...] = ()
+    routes: tuple[RouteSettings, ...] = Field(
+        default=(), description="Destinations of alert messages (Slack, webhook, console)."
+    )
     repeat_interval: Duration = Field(
         default=timedelta(hours=4), description="Reminder interval while an alert keeps firing."
     )
@@ -88,7 +94,9 @@ class AlertsSettings(BaseModel):
         default=timedelta(hours=24),
         description="A message still undelivered after this long is marked dead.",
     )
-    request_timeout: Duration = Field(default=timedelta(seconds=10))
+    request_timeout: Duration = Field(
+        default=timedelta(seconds=10), description="HTTP timeout of each delivery attempt."
+    )
 
     @model_validator(mode="after")
     def _unique_route_names(self) -> AlertsSettings:

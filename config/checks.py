@@ -33,12 +33,20 @@ class CheckSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
-    severity: Severity = Severity.WARNING
-    description: str | None = None
-    runbook_url: str | None = None
-    interval: Duration = timedelta(minutes=5)
-    cron: str | None = None
+    enabled: bool = Field(default=True, description="Whether the check runs.")
+    severity: Severity = Field(
+        default=Severity.WARNING, description="How urgent the check's violations are."
+    )
+    description: str | None = Field(
+        default=None, description="Shown with results and alerts instead of the built-in text."
+    )
+    runbook_url: str | None = Field(default=None, description="Runbook link shown in alerts.")
+    interval: Duration = Field(
+        default=timedelta(minutes=5), description="How often `dq-monitor run` runs the check."
+    )
+    cron: str | None = Field(
+        default=None, description="A crontab expression (UTC) used instead of the interval."
+    )
 
     @field_validator("interval")
     @classmethod
@@ -67,11 +75,16 @@ class CheckSettings(BaseModel):
 
 
 class CriticalCheckSettings(CheckSettings):
-    severity: Severity = Severity.CRITICAL
+    severity: Severity = Field(
+        default=Severity.CRITICAL, description="How urgent the check's violations are."
+    )
 
 
 class StalePartitionsSettings(CheckSettings):
-    threshold: Duration = timedelta(minutes=30)
+    threshold: Duration = Field(
+        default=timedelta(minutes=30),
+        description="Age of `updated_at` that makes a pending partition stale.",
+    )
 
     @field_validator("threshold")
     @classmethod
@@ -81,12 +94,25 @@ class StalePartitionsSettings(CheckSettings):
         return value
 
 
+class CounterWritesSettings(CheckSettings):
+    remember: Duration = Field(
+        default=timedelta(hours=24),
+        description="How long a seen counter write stays a finding; one write fires one "
+        "alert that resolves this long after the last write (0s: report each write once).",
+    )
+
+
 class CustomCheckSettings(CheckSettings):
     """A check declared in the config file: the rows its SQL returns are the violations."""
 
-    name: str
-    sql: str = Field(min_length=1)
-    description: str | None = None
+    name: str = Field(
+        description="The check's name (lower-case letters, digits, underscores), "
+        "its `check` label and alert key."
+    )
+    sql: str = Field(
+        min_length=1, description="One SELECT statement; every row it returns is a violation."
+    )
+    description: str | None = Field(default=None, description="Shown with results and alerts.")
 
     @field_validator("name")
     @classmethod
@@ -117,8 +143,10 @@ class ChecksSettings(BaseModel):
     missing_worker_runs: CheckSettings = CheckSettings()
     flag_conflict: CriticalCheckSettings = CriticalCheckSettings()
     stale_partitions: StalePartitionsSettings = StalePartitionsSettings()
-    counter_writes: CheckSettings = CheckSettings()
-    custom: tuple[CustomCheckSettings, ...] = ()
+    counter_writes: CounterWritesSettings = CounterWritesSettings()
+    custom: tuple[CustomCheckSettings, ...] = Field(
+        default=(), description="Checks declared in the configuration, each with its own SQL."
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> ChecksSettings:

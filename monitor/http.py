@@ -13,6 +13,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from config import ConfigError
+
 from .metrics import STATUS_VALUE, CachedExposition, StatsCache
 
 log = logging.getLogger(__name__)
@@ -113,7 +115,16 @@ class HttpServer:
     """Serves the endpoints on a background thread; stop() shuts it down."""
 
     def __init__(self, app: Endpoints, host: str, port: int) -> None:
-        self.server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        """Bind the port now. Raises ConfigError when it cannot (in use, no permission)."""
+        try:
+            self.server = make_server(
+                host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror}; choose another port "
+                "with DQ_METRICS_PORT or --metrics-port"
+            ) from exc
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
 
     @property

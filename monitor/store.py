@@ -333,6 +333,11 @@ class StateStore:
                 ),
                 (name, list(evaluation.judged)),
             )
+        if evaluation.expire_before is not None:
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE check_name = %s AND judged_at < %s").format(findings),
+                (name, evaluation.expire_before),
+            )
         if not evaluation.findings:
             return
         with conn.cursor().copy(

@@ -42,12 +42,26 @@ def test_changes_and_new_runs_with_counters_are_violations(monkeypatch, db_url, 
     assert by_run["after"]["old_failed"] is None
     assert by_run["after"]["new_failed"] == 2
     assert set(by_run) == {"old", "zero", "after"}
-    # The ledger moved on: the same values are not reported twice.
+    # The ledger moved on, and the evidence is remembered (24h by default): no flapping.
+    again = run_checks(settings, "counter_writes")["counter_writes"]
+    assert again.violations == 3
+    assert again.samples == result.samples
+
+
+def test_remember_0s_reports_each_write_once(monkeypatch, db_url, db):
+    settings = settings_for(monkeypatch, db_url, checks__counter_writes__remember="0s")
+    add_run(db, "old", completed_workers=7)
+    run_checks(settings, "counter_writes")
+    db.execute("UPDATE run_metadata SET completed_workers = 8")
+    assert run_checks(settings, "counter_writes")["counter_writes"].violations == 1
     assert run_checks(settings, "counter_writes")["counter_writes"].status is Status.OK
+    db.execute("UPDATE run_metadata SET completed_workers = 9")
+    result = run_checks(settings, "counter_writes")["counter_writes"]
+    assert result.samples[0]["old_completed"] == 8
 
 
 def test_counter_reset_to_zero_is_a_write(monkeypatch, db_url, db):
-    settings = settings_for(monkeypatch, db_url)
+    settings = settings_for(monkeypatch, db_url, checks__counter_writes__remember="0s")
     add_run(db, "old", completed_workers=7, failed_workers=3)
     run_checks(settings, "counter_writes")
     db.execute("UPDATE run_metadata SET completed_workers = 0, failed_workers = 0")
