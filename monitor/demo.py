@@ -56,8 +56,9 @@ class Demo:
         try:
             server.init()
             server.start()
-        except RuntimeError as exc:
-            raise ConfigError(f"the embedded PostgreSQL did not start: {exc}") from None
+        except (RuntimeError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"the embedded PostgreSQL did not start: {first}") from None
         started = time.monotonic()
         try:
             return self._run(server, started)

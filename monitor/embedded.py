@@ -11,6 +11,7 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from config import ConfigError
 
@@ -97,7 +98,7 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         result = subprocess.run(
             [str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "status"],
-            capture_output=True, user=self._user, check=False,
+            capture_output=True, check=False, **self._as_user(),
         )  # fmt: skip
         return result.returncode == 0
 
@@ -106,10 +107,18 @@ class EmbeddedPostgres:
         self.stop("immediate")
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
+    def _as_user(self) -> dict[str, Any]:
+        """Run as the service user with its own group and no supplementary groups: keeping
+        root's group would make a private parent directory's group bits deny access."""
+        if self._user is None:
+            return {}
+        entry = pwd.getpwnam(self._user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run(
-            [str(self.bin / program), *args], capture_output=True, text=True,
-            user=self._user, check=False,
+            [str(self.bin / program), *args], capture_output=True, text=True, check=False,
+            **self._as_user(),
         )  # fmt: skip
         if result.returncode != 0:
             tail = ""

@@ -73,7 +73,7 @@ def make_plan(settings: Settings, sql_file: str | None) -> Plan:
             text, source = Path(sql_file).read_text(encoding="utf-8"), sql_file
         except OSError as exc:
             raise ConfigError(f"--sql {sql_file}: cannot read it: {exc.strerror}") from None
-    body = re.sub(r"--[^\n]*", "", text)
+    body = sql_code(text)
     if re.search(r"\bcascade\b", body, re.IGNORECASE):
         raise ConfigError(f"{source} uses CASCADE; the guarded migration drops without it")
     if not body.strip():
@@ -83,6 +83,39 @@ def make_plan(settings: Settings, sql_file: str | None) -> Plan:
     columns = [ref.columns["completed_workers"], ref.columns["failed_workers"]]
     checksum = hashlib.sha256(text.encode()).hexdigest()
     return Plan(text, checksum, table, columns, source)
+
+
+def sql_code(text: str) -> str:
+    """The SQL with comments, string literals and quoted identifiers blanked out.
+
+    So a keyword check sees only code: `'--'` inside a string does not hide what follows,
+    and `/* cascade */` is not mistaken for CASCADE.
+    """
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        two = text[i : i + 2]
+        if two == "--":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif two == "/*":
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            out.append(" ")
+        elif text[i] in "'\"":
+            quote, i = text[i], i + 1
+            while i < n and not (text[i] == quote and text[i + 1 : i + 2] != quote):
+                i += 2 if text[i] == quote else 1
+            i += 1
+            out.append(" ")
+        elif text[i] == "$" and (tag := re.match(r"\$[A-Za-z_0-9]*\$", text[i:])):
+            end = text.find(tag.group(0), i + len(tag.group(0)))
+            i = n if end < 0 else end + len(tag.group(0))
+            out.append(" ")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 class Migrator:
@@ -109,8 +142,15 @@ class Migrator:
         """Apply the migration; returns the audit id. Raises GateError when refused."""
         with self._connect() as conn:
             self._exclusive(conn)
-            if not self._present(conn):
+            present = self._present(conn)
+            if not present:
                 raise GateError("refused: the columns are already dropped (nothing to apply)")
+            if len(present) < len(self.plan.columns):
+                only = ", ".join(present)
+                raise GateError(
+                    f"refused: the columns are partially dropped (only {only} remains); "
+                    "finish or repair by hand"
+                )
             report = Gatekeeper(self.app).evaluate()
             if report.decision is not Decision.OPEN:
                 clean = format_duration(dt.timedelta(seconds=round(report.clean_seconds)))
@@ -136,7 +176,7 @@ class Migrator:
         with self._connect() as conn:
             self._exclusive(conn)
             if self._present(conn):
-                raise GateError("refused: the columns exist; there is nothing to roll back")
+                raise GateError("refused: a column exists; there is nothing to roll back")
             applied = self._last_applied()
             audit = self._audit_start(conn, "rollback", operator, None, applied["columns"])
             try:
@@ -157,13 +197,14 @@ class Migrator:
         if not row or not row[0]:
             raise GateError("refused: another `dq-monitor migrate` is running on this database")
 
-    def _present(self, conn: psycopg.Connection[Any]) -> bool:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s)"
-            " AND attname = ANY(%s) AND NOT attisdropped",
+    def _present(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """Which of the deprecated columns exist now."""
+        rows = conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = ANY(%s) AND NOT attisdropped ORDER BY attnum",
             (self.plan.table, self.plan.columns),
-        ).fetchone()
-        return bool(row and row[0] == len(self.plan.columns))
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def _definitions(self, conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
         rows = conn.execute(
@@ -234,7 +275,13 @@ class Migrator:
             self.say(f"archived {count} rows into the state store; count and checksum verified")
             try:
                 conn.execute(self.plan.sql_text)
-            except psycopg.Error:
+                left = self._present(conn)
+                if left:
+                    raise GateError(
+                        f"the migration SQL left {', '.join(left)} in place; rolled back, "
+                        "nothing changed"
+                    )
+            except (psycopg.Error, GateError):
                 self._drop_archive(audit)
                 raise
         return int(count), str(checksum)
@@ -300,22 +347,33 @@ class Migrator:
                     t=self.ref.ident, c=self.cols[0], f=self.cols[1], run=self.run_col)
             )  # fmt: skip
             restored = cursor.rowcount
-            joined = sql.SQL("(SELECT rm.{run} AS run, rm.{c} AS c, rm.{f} AS f FROM {t} AS rm"
-                             " JOIN dq_restore AS r ON rm.{run}::text = r.run_key) AS j").format(
-                run=self.run_col, c=self.cols[0], f=self.cols[1], t=self.ref.ident)  # fmt: skip
-            count, checksum = conn.execute(
-                self._checksum_sql(joined, sql.SQL("j.run"), [sql.SQL("j.c"), sql.SQL("j.f")])
-            ).fetchone() or (0, "0")
-            if (int(count), str(checksum)) != (
-                applied["archive_rows"],
-                applied["archive_checksum"],
-            ):
+            # Runs deleted since the apply cannot be restored; every run that still exists
+            # must now hold exactly its archived values.
+            match = sql.SQL("{t} AS rm JOIN dq_restore AS r ON rm.{run}::text = r.run_key").format(
+                t=self.ref.ident, run=self.run_col
+            )
+            table_side = sql.SQL("(SELECT rm.{run} AS k, rm.{c} AS c, rm.{f} AS f FROM {m}) AS j")
+            archive_side = sql.SQL("(SELECT r.run_key AS k, r.c, r.f FROM {m}) AS j")
+            keys: list[sql.Composable] = [sql.SQL("j.c"), sql.SQL("j.f")]
+            sums = [
+                conn.execute(
+                    self._checksum_sql(
+                        side.format(run=self.run_col, c=self.cols[0], f=self.cols[1], m=match),
+                        sql.SQL("j.k"),
+                        keys,
+                    )
+                ).fetchone()
+                for side in (table_side, archive_side)
+            ]
+            if sums[0] != sums[1]:
                 raise GateError(
-                    f"restore verification failed: {count} rows restored ({checksum}), the "
-                    f"archive of audit #{applied['id']} holds {applied['archive_rows']} "
-                    f"({applied['archive_checksum']}); rolled back, nothing changed"
+                    f"restore verification failed: the table holds {sums[0]}, the archive "
+                    f"{sums[1]}; rolled back, nothing changed"
                 )
-            self.say(f"restored {restored} rows; count and checksum match the archive")
+            gone = int(applied["archive_rows"]) - restored
+            note = f"; {gone} archived runs no longer exist and were skipped" if gone else ""
+            self.say(f"restored {restored} rows; values verified against the archive{note}")
+            count, checksum = sums[0] or (0, "0")
         return int(count), str(checksum)
 
     def _add_column(self, column: dict[str, Any]) -> sql.Composed:

@@ -1,0 +1,51 @@
+"""The README's quickstart commands, tested as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quickstart_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
+
+
+def test_the_quickstart_is_exactly_two_commands():
+    demo, tests = quickstart_commands()
+    assert demo.startswith("pip install")
+    assert "dq-monitor demo" in demo
+    assert tests.startswith("pip install")
+    assert "python -m pytest" in tests
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    _, tests = quickstart_commands()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci, f"{tests!r} must be a line of .ci/run"
+
+
+@pytest.mark.slow
+def test_the_demo_command_as_written_in_a_fresh_virtual_environment(tmp_path):
+    demo, _ = quickstart_commands()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DQ_", "VIRTUAL_ENV"))}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(venv)
+    result = subprocess.run(
+        ["bash", "-c", demo], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        check=False,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "[demo] finished after" in out
+    assert "dashboard_mismatch is failing" in out
