@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import logging
 import random
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from alerts import Clock, Notification, Outcome, deliver
 from config import RouteSettings, RouteType, Settings, format_duration
 
 from .database import ConnectionSource
-from .store import DURATION_BUCKETS
+from .store import add_to_buckets
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +182,7 @@ class OutboxSender:
             sql.SQL("SELECT duration_buckets FROM {} WHERE route = %s FOR UPDATE").format(stats),
             (route,),
         ).fetchone()
-        buckets = list(row[0]) if row and row[0] else []
-        buckets += [0] * (len(DURATION_BUCKETS) + 1 - len(buckets))
-        if took is not None:
-            buckets[bisect.bisect_left(DURATION_BUCKETS, took)] += 1
+        buckets = add_to_buckets(row[0] if row else None, took)
         column = sql.Identifier(f"{outcome}_total")
         conn.execute(
             sql.SQL(

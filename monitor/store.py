@@ -43,6 +43,15 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 SKIPPED = ("missed", "overlap")
 
 
+def add_to_buckets(stored: list[int] | None, value: float | None) -> list[int]:
+    """Per-bucket counts (as stored, one per DURATION_BUCKETS bound and +Inf) plus `value`."""
+    buckets = list(stored or [])
+    buckets += [0] * (len(DURATION_BUCKETS) + 1 - len(buckets))
+    if value is not None:
+        buckets[bisect.bisect_left(DURATION_BUCKETS, value)] += 1
+    return buckets
+
+
 class StateStore:
     """dq-monitor's own tables, in their own schema; the single place results are kept."""
 
@@ -284,10 +293,7 @@ class StateStore:
             ),
             (check.name,),
         ).fetchone()
-        buckets = list(row[0]) if row and row[0] else []
-        buckets += [0] * (len(DURATION_BUCKETS) + 1 - len(buckets))
-        if duration is not None:
-            buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+        buckets = add_to_buckets(row[0] if row else None, duration)
         ran = status not in SKIPPED
         succeeded = status in ("ok", "violation")
         conn.execute(
