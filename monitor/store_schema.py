@@ -190,7 +190,13 @@ def upgrade(conn: psycopg.Connection[Any], schema: str) -> int:
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"dq-monitor:{schema}",)
         )
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s))
+        exists = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone()
+        if not exists or not exists[0]:
+            # Only when missing: CREATE SCHEMA IF NOT EXISTS needs the database's CREATE
+            # privilege even when the schema exists, which a least-privilege role lacks.
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(s))
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.schema_version ("
