@@ -26,7 +26,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .gate import GateSettings
-from .loading import format_validation_error, load_settings
+from .loading import database_url_configured, format_validation_error, load_settings
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .settings import Settings
 from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
@@ -61,6 +61,7 @@ __all__ = [
     "StoreUnavailable",
     "TablesSettings",
     "WorkerRunsNames",
+    "database_url_configured",
     "format_duration",
     "format_validation_error",
     "load_settings",

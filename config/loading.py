@@ -6,8 +6,13 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsConfigDict
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from .errors import ConfigError
 from .settings import Settings
@@ -56,3 +61,47 @@ def _check_toml(path: Path) -> None:
         raise ConfigError(f"config file {path} cannot be read: permission denied") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+class _DatabaseUrlProbe(BaseSettings):
+    """Only database_url, read from the same sources as Settings; everything else ignored."""
+
+    model_config = SettingsConfigDict(env_prefix="DQ_", extra="ignore")
+
+    database_url: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def database_url_configured(config_file: str | os.PathLike[str] | None = None) -> bool:
+    """Whether the environment or the config file sets database_url, even when other
+    settings are invalid (so `config check` can list a missing URL among other problems)."""
+    path_text = config_file if config_file is not None else os.environ.get("DQ_CONFIG")
+    path = Path(path_text) if path_text and _readable_toml(Path(path_text)) else None
+
+    class _Probe(_DatabaseUrlProbe):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        url = _Probe().database_url
+    except ValidationError:
+        return True  # present but malformed: load_settings reports that itself
+    return url is not None and bool(url.get_secret_value().strip())
+
+
+def _readable_toml(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return True

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from pathlib import Path
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
 
-from config import BUILTIN_CHECKS, ConfigError, Settings, format_duration, load_settings
+from config import (
+    BUILTIN_CHECKS,
+    ConfigError,
+    Settings,
+    database_url_configured,
+    format_duration,
+    load_settings,
+)
 
 MASK = "**********"
 ENV_PREFIX = "DQ_"
@@ -68,7 +66,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     except ConfigError as exc:
         problems.extend(str(exc).splitlines())
-    if not _database_url_given(args.config, settings):
+    if settings is None:
+        given = database_url_configured(args.config)
+    else:
+        url = settings.database_url
+        given = url is not None and bool(url.get_secret_value().strip())
+    if not given:
         problems.insert(0, DATABASE_URL_MISSING)
     if problems or settings is None:
         raise ConfigError("\n".join(problems))
@@ -81,52 +84,6 @@ def enabled_checks(settings: Settings) -> int:
     """How many checks (built-in and custom) are enabled."""
     builtins = sum(settings.checks.builtin(name).enabled for name in BUILTIN_CHECKS)
     return builtins + sum(custom.enabled for custom in settings.checks.custom)
-
-
-class _DatabaseUrlProbe(BaseSettings):
-    """Only database_url, read from the same sources as Settings; everything else ignored."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
-
-    database_url: SecretStr | None = None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-
-def _database_url_given(config_file: str | None, settings: Settings | None) -> bool:
-    if settings is not None:
-        url = settings.database_url
-    else:
-        # The settings are invalid elsewhere; ask the same sources about this one field.
-        path_text = config_file if config_file is not None else os.environ.get("DQ_CONFIG")
-        path = Path(path_text) if path_text and _readable_toml(Path(path_text)) else None
-
-        class _Probe(_DatabaseUrlProbe):
-            model_config = SettingsConfigDict(toml_file=path)
-
-        try:
-            url = _Probe().database_url
-        except ValidationError:
-            return True  # present but malformed: load_settings already reported it
-    return url is not None and bool(url.get_secret_value().strip())
-
-
-def _readable_toml(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-    return True
 
 
 # --- config show ----------------------------------------------------------------------------
