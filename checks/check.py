@@ -50,15 +50,23 @@ class CounterLedger:
 
 @dataclass(frozen=True)
 class Window:
-    """Which runs an evaluation covers: all of them, or those changed since `since`."""
+    """Which runs an evaluation covers: all of them, or those changed since `since`.
+
+    `known` (full sweeps only) lists the runs that had findings after the last run. A probe
+    may judge those exactly and prove every other run clean with a cheaper whole-table
+    signature; None means nothing is known (the first sweep), so every run is screened.
+    """
 
     mode: Mode
     since: dt.datetime | None = None
     ledger: CounterLedger | None = None
+    known: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if (self.mode is Mode.INCREMENTAL) != (self.since is not None):
             raise ValueError("an incremental window needs `since`; a full one must not have it")
+        if self.known is not None and self.mode is not Mode.FULL:
+            raise ValueError("only a full window takes the runs known to have findings")
 
 
 @dataclass(frozen=True)

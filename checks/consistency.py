@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import psycopg
 from psycopg import sql
 
 from .check import Check, CheckEnv, IndexSpec, Probe, Window
-from .identifiers import table_ref
+from .identifiers import TableRef, table_ref
 from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
@@ -93,26 +94,22 @@ class ConsistencyProbe(Probe):
     def _evaluate(self, snap: Snapshot, window: Window) -> dict[str, Evaluation]:
         cutoff = snap.now - self.env.settle_time
         judged: frozenset[str] | None = None
-        unsettled: frozenset[str] = frozenset()
+        screen: str | None = None
         if window.mode is Mode.INCREMENTAL:
             assert window.since is not None
             changed = snap.fetch(self.changed_runs_sql(), {"since": window.since})
             settled = [run for run, last in changed if (last or _NEVER) <= cutoff]
             judged = frozenset(run_key(r) for r in settled)
             unsettled = frozenset(run_key(r) for r, last in changed if (last or _NEVER) > cutoff)
-            rows = self._sweep(snap, cutoff, settled) if settled else []
+            rows = self._screen_runs(snap, cutoff, settled) if settled else []
         else:
-            # Screen every run with per-run signatures (one parallel, hashed pass over each
-            # table), then judge only the suspects partition by partition.
             integer_ids = self._integer_partition_ids(snap)
-            screened = snap.fetch(self.screen_sql(integer_ids), self._params(cutoff, None))
-            unsettled = frozenset(
-                run_key(r) for r, last, _ in screened if (last or _NEVER) > cutoff
-            )
-            suspects = [
-                r for r, last, suspect in screened if suspect and (last or _NEVER) <= cutoff
-            ]
-            rows = self._sweep(snap, cutoff, suspects) if suspects else []
+            verified, screen = None, "signature"
+            if window.known is not None:
+                verified = self._verify_known(snap, cutoff, window.known, integer_ids)
+            if verified is None:
+                verified, screen = self._screen_every_run(snap, cutoff, integer_ids), "per-run"
+            rows, unsettled = verified
         results = {}
         for part in self.parts:
             found = tuple(f for f in (part.findings(row) for row in rows) if f is not None)
@@ -123,18 +120,71 @@ class ConsistencyProbe(Probe):
                 findings=found,
                 judged=judged,
                 unsettled=unsettled,
+                screen=screen,
             )
         return results
 
-    def _sweep(
-        self, snap: Snapshot, cutoff: dt.datetime, runs: list[Any] | None
+    def _screen_every_run(
+        self, snap: Snapshot, cutoff: dt.datetime, integer_ids: bool
+    ) -> tuple[list[dict[str, Any]], frozenset[str]]:
+        """Screen every run with per-run signatures, then judge the suspects exactly."""
+        screened = snap.fetch(self.screen_sql(integer_ids), self._params(cutoff, None))
+        unsettled = frozenset(run_key(r) for r, last, _ in screened if (last or _NEVER) > cutoff)
+        suspects = [r for r, last, suspect in screened if suspect and (last or _NEVER) <= cutoff]
+        return (self._sweep(snap, cutoff, suspects) if suspects else []), unsettled
+
+    def _screen_runs(
+        self, snap: Snapshot, cutoff: dt.datetime, runs: list[Any]
     ) -> list[dict[str, Any]]:
+        """Judge the given (settled) runs: screen them per run, then judge the suspects."""
+        integer_ids = self._integer_partition_ids(snap)
+        params = self._params(cutoff, runs)
+        screened = snap.fetch(self.screen_sql(integer_ids, focused=True), params)
+        suspects = [r for r, _, suspect in screened if suspect]
+        return self._sweep(snap, cutoff, suspects) if suspects else []
+
+    def _verify_known(
+        self, snap: Snapshot, cutoff: dt.datetime, known: frozenset[str], integer_ids: bool
+    ) -> tuple[list[dict[str, Any]], frozenset[str]] | None:
+        """Judge the known runs exactly and prove all others clean, or None if that fails.
+
+        One plain (ungrouped, parallel) aggregate over each table gives the signature
+        difference of the whole database; the known and unsettled runs' share of it comes
+        from an index lookup. When the rest is zero, no other run has a violation (barring a
+        64-bit hash-sum collision). When it is not, something changed that no earlier run
+        saw, and the caller screens every run. Also None when a known key does not parse as
+        a run id (the run id column changed type), which the savepoint keeps harmless.
+        """
+        changed = snap.fetch(self.changed_runs_sql(), {"since": cutoff})
+        unsettled = frozenset(run_key(r) for r, last in changed if (last or _NEVER) > cutoff)
+        params = self._params(cutoff, None)
+        whole = snap.fetch(self.signature_sql(integer_ids, focused=False), params)[0]
+        focus = known | unsettled
+        share: tuple[Any, ...] = (0, 0, 0)
+        if focus:
+            params["runs"] = array_literal(focus)
+            try:
+                with snap.cursor.connection.transaction():
+                    share = snap.fetch(self.signature_sql(integer_ids, focused=True), params)[0]
+            except psycopg.errors.DataError:
+                return None
+        if any(w != s for w, s in zip(whole, share, strict=True)):
+            return None
+        judge = known - unsettled
+        rows = self._sweep(snap, cutoff, array_literal(judge)) if judge else []
+        return rows, unsettled
+
+    def _sweep(
+        self, snap: Snapshot, cutoff: dt.datetime, runs: list[Any] | str | None
+    ) -> list[dict[str, Any]]:
+        """The exact judgment: of every run (None), or of the runs given as values or as an
+        array literal (whose element type the server takes from the run id column)."""
         params = self._params(cutoff, runs)
         snap.cursor.execute(self.sweep_sql(incremental=runs is not None), params)
         names = [d.name for d in snap.cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in snap.cursor.fetchall()]
 
-    def _params(self, cutoff: dt.datetime, runs: list[Any] | None) -> dict[str, Any]:
+    def _params(self, cutoff: dt.datetime, runs: list[Any] | str | None) -> dict[str, Any]:
         return {
             "cutoff": cutoff,
             "limit": self.env.sample_limit,
@@ -157,8 +207,9 @@ class ConsistencyProbe(Probe):
         )  # fmt: skip
         return bool(rows and rows[0][0] == 2)
 
-    def screen_sql(self, integer_ids: bool = False) -> sql.Composed:
-        """Every run that is unsettled or may hold a violation, with its last change.
+    def screen_sql(self, integer_ids: bool = False, *, focused: bool = False) -> sql.Composed:
+        """Every run (or every run in %(runs)s) that is unsettled or may hold a violation,
+        with its last change and whether it is a suspect.
 
         Per run and table: completed and failed counts, conflicting flags, and the sum of a
         64-bit hash of the partition ids of terminal rows. A run whose counts agree, has no
@@ -175,7 +226,7 @@ class ConsistencyProbe(Probe):
             "  count(*) FILTER (WHERE {done} AND {failed}) AS pboth,"
             "  coalesce(sum({pp_hash}) FILTER (WHERE {done} OR {failed}), 0) AS ph,"
             "  max({upd}) AS pchg"
-            " FROM {pp} GROUP BY 1"
+            " FROM {pp}{pp_filter} GROUP BY 1"
             "), w AS ("
             " SELECT {wr_run} AS run_id,"
             "  count(*) FILTER (WHERE {status} = %(completed_status)s) AS wc,"
@@ -183,7 +234,7 @@ class ConsistencyProbe(Probe):
             "  coalesce(sum({wr_hash}) FILTER (WHERE {status} IN"
             "   (%(completed_status)s, %(failed_status)s)), 0) AS wh,"
             "  max(greatest({start}, {fin})) AS wchg"
-            " FROM {wr} GROUP BY 1"
+            " FROM {wr}{wr_filter} GROUP BY 1"
             ")"
             " SELECT coalesce(p.run_id, w.run_id), greatest(p.pchg, w.wchg),"
             "  coalesce(p.pc, 0) <> coalesce(w.wc, 0) OR coalesce(p.pf, 0) <> coalesce(w.wf, 0)"
@@ -194,11 +245,43 @@ class ConsistencyProbe(Probe):
             "  OR coalesce(p.pboth, 0) > 0 OR coalesce(p.ph, 0) <> coalesce(w.wh, 0)"
         ).format(
             pp=pp.ident, pp_run=pp.col("run_id"),
+            pp_filter=_run_filter(pp) if focused else sql.SQL(""),
+            wr_filter=_run_filter(wr) if focused else sql.SQL(""),
             pp_hash=_id_hash(pp.col("partition_id"), integer_ids),
             done=pp.col("completed"), failed=pp.col("failed"), upd=pp.col("updated_at"),
             wr=wr.ident, wr_run=wr.col("run_id"),
             wr_hash=_id_hash(wr.col("partition_id"), integer_ids),
             status=wr.col("status"), start=wr.col("started_at"), fin=wr.col("finished_at"),
+        )  # fmt: skip
+
+    def signature_sql(self, integer_ids: bool = False, *, focused: bool) -> sql.Composed:
+        """The whole database's signature difference, or the runs in %(runs)s's share of it.
+
+        Three numbers: failed partitions' hash sum in partition_progress minus failed worker
+        rows' hash sum in worker_runs, the same for completed, and the count of conflicting
+        flags. The hash is of (run id, partition id), so all three are zero when every run's
+        terminal partitions match its terminal worker rows one to one, and then no run
+        violates any of the three checks. A plain aggregate needs no hash table per run,
+        which makes it about half the cost of the per-run screen.
+        """
+        pp, wr = self.pp, self.wr
+        pp_filter, wr_filter = _run_filter(pp), _run_filter(wr)
+        pp_hash = _row_hash(pp.col("run_id"), pp.col("partition_id"), integer_ids)
+        wr_hash = _row_hash(wr.col("run_id"), wr.col("partition_id"), integer_ids)
+        return sql.SQL(
+            "SELECT coalesce(p.f, 0) - coalesce(w.f, 0), coalesce(p.c, 0) - coalesce(w.c, 0), p.n"
+            " FROM (SELECT sum({pp_hash}) FILTER (WHERE {failed}) AS f,"
+            "  sum({pp_hash}) FILTER (WHERE {done}) AS c,"
+            "  count(*) FILTER (WHERE {done} AND {failed}) AS n"
+            "  FROM {pp}{pp_filter}) AS p,"
+            " (SELECT sum({wr_hash}) FILTER (WHERE {status} = %(failed_status)s) AS f,"
+            "  sum({wr_hash}) FILTER (WHERE {status} = %(completed_status)s) AS c"
+            "  FROM {wr}{wr_filter}) AS w"
+        ).format(
+            pp=pp.ident, pp_hash=pp_hash, done=pp.col("completed"), failed=pp.col("failed"),
+            wr=wr.ident, wr_hash=wr_hash, status=wr.col("status"),
+            pp_filter=pp_filter if focused else sql.SQL(""),
+            wr_filter=wr_filter if focused else sql.SQL(""),
         )  # fmt: skip
 
     def changed_runs_sql(self) -> sql.Composed:
@@ -231,8 +314,7 @@ class ConsistencyProbe(Probe):
         sorts just the changed runs' rows.
         """
         pp, wr = self.pp, self.wr
-        pp_filter = sql.SQL(" WHERE {} = ANY(%(runs)s)").format(pp.col("run_id"))
-        wr_filter = sql.SQL(" WHERE {} = ANY(%(runs)s)").format(wr.col("run_id"))
+        pp_filter, wr_filter = _run_filter(pp), _run_filter(wr)
         aggregates = sql.SQL(", ").join(a for part in self.parts for a in part.aggregates())
         conditions = sql.SQL(" OR ").join(part.condition() for part in self.parts)
         # Untyped NULLs take their type from the other branch of the UNION ALL.
@@ -273,6 +355,26 @@ class ConsistencyProbe(Probe):
             conditions=conditions,
             settle=sql.SQL("FALSE" if incremental else "last_change > %(cutoff)s"),
         )  # fmt: skip
+
+
+def _run_filter(table: TableRef) -> sql.Composed:
+    return sql.SQL(" WHERE {} = ANY(%(runs)s)").format(table.col("run_id"))
+
+
+def _row_hash(run: sql.Identifier, partition: sql.Identifier, integer: bool) -> sql.Composed:
+    """A 64-bit hash of (run id, partition id): the partition id seeds the run id's hash."""
+    seed = sql.SQL("{}::int8").format(partition) if integer else _id_hash(partition, False)
+    return sql.SQL("hashtextextended({}::text, {})").format(run, seed)
+
+
+def array_literal(keys: Iterable[str]) -> str:
+    """A PostgreSQL array literal of run keys (sorted, so the query text is stable).
+
+    Sent as an untyped parameter, `run_id = ANY(%s)` reads it as an array of the run id
+    column's own type, so text keys of integer or uuid run ids still use the index.
+    """
+    quoted = ('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in sorted(keys))
+    return "{" + ",".join(quoted) + "}"
 
 
 def _id_hash(column: sql.Identifier, integer: bool) -> sql.Composed:

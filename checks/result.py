@@ -53,6 +53,9 @@ class Evaluation:
     note: str | None = None
     #: Findings judged before this time are dropped (findings that expire rather than clear).
     expire_before: dt.datetime | None = None
+    #: How a full sweep picked the runs it judged exactly: "signature" (the known runs, the
+    #: rest proven clean by a whole-table signature) or "per-run" (every run screened).
+    screen: str | None = None
 
     @property
     def judged_count(self) -> int | None:

@@ -14,6 +14,7 @@ import psycopg
 from checks import (
     Check,
     CheckResult,
+    CounterLedger,
     Evaluation,
     Mode,
     Probe,
@@ -130,9 +131,13 @@ class Runner:
             if isinstance(check, CounterWrites):
                 ledger = self.store.ledger(check)
         if full or not all(c.incremental for c in checks):
-            return Window(Mode.FULL, ledger=ledger)
+            return self._full_window(checks, ledger)
         starts = [self.store.window_start(c) for c in checks]
         if any(s is None for s in starts):
-            return Window(Mode.FULL, ledger=ledger)
+            return self._full_window(checks, ledger)
         since = min(s for s in starts if s is not None) - self.settings.incremental_overlap
         return Window(Mode.INCREMENTAL, since=since, ledger=ledger)
+
+    def _full_window(self, checks: Sequence[Check], ledger: CounterLedger | None) -> Window:
+        known = self.store.known_runs([c.name for c in checks])
+        return Window(Mode.FULL, ledger=ledger, known=known)

@@ -117,6 +117,29 @@ class StateStore:
         oldest: dt.datetime = min(r[1] for r in rows)
         return oldest
 
+    def known_runs(self, names: Sequence[str]) -> frozenset[str] | None:
+        """Runs that have findings of any check now, or None when none of `names` ever ran.
+
+        A full sweep judges these exactly and proves the rest clean with a cheap whole-table
+        signature; None tells it to screen every run (nothing is known yet).
+        """
+        with self.session("reading the runs with findings") as conn:
+            ran = conn.execute(
+                sql.SQL(
+                    "SELECT EXISTS (SELECT FROM {} WHERE check_name = ANY(%s)"
+                    " AND status IN ('ok', 'violation'))"
+                ).format(self._t("check_runs")),
+                (list(names),),
+            ).fetchone()
+            if not ran or not ran[0]:
+                return None
+            rows = conn.execute(
+                sql.SQL("SELECT DISTINCT run_key FROM {} WHERE run_key <> ''").format(
+                    self._t("findings")
+                )
+            ).fetchall()
+        return frozenset(r[0] for r in rows)
+
     def ledger(self, check: Check) -> CounterLedger:
         """The counters seen last time; a changed fingerprint means a new baseline."""
         with self.session("reading the counter ledger") as conn:
