@@ -65,6 +65,7 @@ def build_probes(checks: Sequence[Check]) -> list[Probe]:
     parts = [c for c in checks if isinstance(c, ConsistencyPart)]
     probes: list[Probe] = []
     if parts:
-        probes.append(ConsistencyProbe(parts, parts[0].env))
+        related = [n for n, cls in BUILTINS.items() if issubclass(cls, ConsistencyPart)]
+        probes.append(ConsistencyProbe(parts, parts[0].env, related))
     probes.extend(c for c in checks if isinstance(c, Probe))
     return probes

@@ -142,6 +142,11 @@ class Probe(ABC):
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.checks)
 
+    @property
+    def related(self) -> tuple[str, ...]:
+        """Checks whose current findings tell a full sweep of this probe which runs to judge."""
+        return self.names
+
     def evaluate(self, conn: psycopg.Connection[Any], window: Window) -> dict[str, Evaluation]:
         """Evaluate every check of this probe in one snapshot.
 

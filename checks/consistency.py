@@ -82,14 +82,23 @@ def consistency_indexes() -> tuple[IndexSpec, ...]:
 class ConsistencyProbe(Probe):
     """Evaluates any subset of the consistency parts in one snapshot and one query."""
 
-    def __init__(self, parts: Sequence[ConsistencyPart], env: CheckEnv) -> None:
+    def __init__(
+        self, parts: Sequence[ConsistencyPart], env: CheckEnv, related: Sequence[str] = ()
+    ) -> None:
         if not parts:
             raise ValueError("a consistency probe needs at least one part")
         self.parts = tuple(parts)
         self.checks = self.parts
+        # The signature covers all three checks, so every part's findings are worth knowing,
+        # even those of parts that run on another schedule (in another probe).
+        self._related = tuple(dict.fromkeys((*self.names, *related)))
         self.env = env
         self.pp = table_ref(env.tables, "partition_progress")
         self.wr = table_ref(env.tables, "worker_runs")
+
+    @property
+    def related(self) -> tuple[str, ...]:
+        return self._related
 
     def _evaluate(self, snap: Snapshot, window: Window) -> dict[str, Evaluation]:
         cutoff = snap.now - self.env.settle_time

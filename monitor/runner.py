@@ -70,7 +70,7 @@ class Runner:
         """
         if self._stopping.is_set():
             return []
-        window = self._window(probe.checks, full)
+        window = self._window(probe, full)
         started = dt.datetime.now(dt.UTC)
         clock = time.perf_counter()
         outcome: dict[str, Evaluation] | DqError
@@ -125,19 +125,20 @@ class Runner:
         except StoreError as exc:
             log.warning("%s", exc)
 
-    def _window(self, checks: Sequence[Check], full: bool) -> Window:
+    def _window(self, probe: Probe, full: bool) -> Window:
+        checks = probe.checks
         ledger = None
         for check in checks:
             if isinstance(check, CounterWrites):
                 ledger = self.store.ledger(check)
         if full or not all(c.incremental for c in checks):
-            return self._full_window(checks, ledger)
+            return self._full_window(probe, ledger)
         starts = [self.store.window_start(c) for c in checks]
         if any(s is None for s in starts):
-            return self._full_window(checks, ledger)
+            return self._full_window(probe, ledger)
         since = min(s for s in starts if s is not None) - self.settings.incremental_overlap
         return Window(Mode.INCREMENTAL, since=since, ledger=ledger)
 
-    def _full_window(self, checks: Sequence[Check], ledger: CounterLedger | None) -> Window:
-        known = self.store.known_runs([c.name for c in checks])
+    def _full_window(self, probe: Probe, ledger: CounterLedger | None) -> Window:
+        known = self.store.known_runs(probe.related)
         return Window(Mode.FULL, ledger=ledger, known=known)

@@ -118,7 +118,7 @@ class StateStore:
         return oldest
 
     def known_runs(self, names: Sequence[str]) -> frozenset[str] | None:
-        """Runs that have findings of any check now, or None when none of `names` ever ran.
+        """Runs with findings of the named checks now, or None when none of them ever ran.
 
         A full sweep judges these exactly and proves the rest clean with a cheap whole-table
         signature; None tells it to screen every run (nothing is known yet).
@@ -134,9 +134,10 @@ class StateStore:
             if not ran or not ran[0]:
                 return None
             rows = conn.execute(
-                sql.SQL("SELECT DISTINCT run_key FROM {} WHERE run_key <> ''").format(
-                    self._t("findings")
-                )
+                sql.SQL(
+                    "SELECT DISTINCT run_key FROM {} WHERE check_name = ANY(%s) AND run_key <> ''"
+                ).format(self._t("findings")),
+                (list(names),),
             ).fetchall()
         return frozenset(r[0] for r in rows)
 
