@@ -551,9 +551,7 @@ class Scale:
                 monitor, probe.screen_sql(integer_ids=True, focused=True), params
             )
             # The exact judgment (here of all touched runs; the real runs judge the suspects).
-            found["plan_incremental"] = plan_shape(
-                monitor, probe.sweep_sql(incremental=True), params
-            )
+            found["plan_incremental"] = plan_shape(monitor, probe.sweep_sql(), params)
         found["plan_floor"] = []
         for table in FLOOR_TABLES:
             with self.admin.transaction():

@@ -184,12 +184,12 @@ class ConsistencyProbe(Probe):
         return rows, unsettled
 
     def _sweep(
-        self, snap: Snapshot, cutoff: dt.datetime, runs: list[Any] | str | None
+        self, snap: Snapshot, cutoff: dt.datetime, runs: list[Any] | str
     ) -> list[dict[str, Any]]:
-        """The exact judgment: of every run (None), or of the runs given as values or as an
-        array literal (whose element type the server takes from the run id column)."""
+        """The exact judgment of runs given as values or as an array literal (whose element
+        type the server takes from the run id column)."""
         params = self._params(cutoff, runs)
-        snap.cursor.execute(self.sweep_sql(incremental=runs is not None), params)
+        snap.cursor.execute(self.sweep_sql(), params)
         names = [d.name for d in snap.cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in snap.cursor.fetchall()]
 
@@ -309,18 +309,14 @@ class ConsistencyProbe(Probe):
             wr_start=wr.col("started_at"), wr_fin=wr.col("finished_at"),
         )  # fmt: skip
 
-    def sweep_sql(self, *, incremental: bool) -> sql.Composed:
-        """The one query: both tables' rows merged per partition into `j`, aggregated per run.
+    def sweep_sql(self) -> sql.Composed:
+        """The exact judgment of the runs in %(runs)s: rows merged per partition, then per run.
 
-        `u` is every partition_progress row and every worker_runs row in (run_id,
-        partition_id) order; grouping it per partition gives `j`, one row per partition of
-        either table (what a full join of progress rows with per-partition worker aggregates
-        gives, since progress has one row per partition). Both groupings read sorted input, so
-        a full sweep is a Merge Append of the two (run_id, partition_id) index scans feeding
-        two streaming GroupAggregates: no hash table, no sort, memory independent of table
-        size, and no reliance on the planner's estimate of how many partitions there are (it
-        guesses a tenth of the rows, which made the hash plan spill). An incremental sweep
-        sorts just the changed runs' rows.
+        `u` is those runs' partition_progress and worker_runs rows in (run_id, partition_id)
+        order; grouping it per partition gives `j`, one row per partition of either table
+        (what a full join of progress rows with per-partition worker aggregates gives, since
+        progress has one row per partition), and grouping `j` per run gives each part's
+        columns. Only runs with a violation of some part come back.
         """
         pp, wr = self.pp, self.wr
         pp_filter, wr_filter = _run_filter(pp), _run_filter(wr)
@@ -330,39 +326,30 @@ class ConsistencyProbe(Probe):
         return sql.SQL(
             "WITH u AS ("
             " SELECT {pp_run} AS run_id, {pp_part} AS partition_id, true AS is_pp,"
-            "  {pp_done} AS completed, {pp_failed} AS failed, {pp_upd} AS updated_at,"
-            "  NULL AS is_wc, NULL AS is_wf, NULL AS chg"
+            "  {pp_done} AS completed, {pp_failed} AS failed, NULL AS is_wc, NULL AS is_wf"
             " FROM {pp}{pp_filter}"
             " UNION ALL"
-            " SELECT {wr_run}, {wr_part}, false, NULL, NULL, NULL,"
-            "  {wr_status} = %(completed_status)s, {wr_status} = %(failed_status)s,"
-            "  greatest({wr_start}, {wr_fin})"
+            " SELECT {wr_run}, {wr_part}, false, NULL, NULL,"
+            "  {wr_status} = %(completed_status)s, {wr_status} = %(failed_status)s"
             " FROM {wr}{wr_filter}"
             " ORDER BY 1, 2"
             "), j AS ("
             " SELECT run_id, partition_id, bool_or(is_pp) AS has_pp, bool_or(NOT is_pp) AS has_wr,"
             "  coalesce(bool_or(completed), false) AS completed,"
-            "  coalesce(bool_or(failed), false) AS failed, max(updated_at) AS updated_at,"
-            "  count(*) FILTER (WHERE is_wc) AS wc, count(*) FILTER (WHERE is_wf) AS wf,"
-            "  max(chg) AS wchg"
+            "  coalesce(bool_or(failed), false) AS failed,"
+            "  count(*) FILTER (WHERE is_wc) AS wc, count(*) FILTER (WHERE is_wf) AS wf"
             " FROM u GROUP BY run_id, partition_id"
             "), r AS ("
-            " SELECT run_id, greatest(max(updated_at), max(wchg)) AS last_change, {aggregates}"
-            " FROM j GROUP BY run_id"
+            " SELECT run_id, {aggregates} FROM j GROUP BY run_id"
             ")"
-            " SELECT * FROM r WHERE {settle} OR {conditions}"
+            " SELECT * FROM r WHERE {conditions}"
         ).format(
             wr=wr.ident, wr_run=wr.col("run_id"), wr_part=wr.col("partition_id"),
-            wr_status=wr.col("status"), wr_start=wr.col("started_at"),
-            wr_fin=wr.col("finished_at"),
-            wr_filter=wr_filter if incremental else sql.SQL(""),
+            wr_status=wr.col("status"), wr_filter=wr_filter,
             pp=pp.ident, pp_run=pp.col("run_id"), pp_part=pp.col("partition_id"),
-            pp_done=pp.col("completed"), pp_failed=pp.col("failed"),
-            pp_upd=pp.col("updated_at"),
-            pp_filter=pp_filter if incremental else sql.SQL(""),
+            pp_done=pp.col("completed"), pp_failed=pp.col("failed"), pp_filter=pp_filter,
             aggregates=aggregates,
             conditions=conditions,
-            settle=sql.SQL("FALSE" if incremental else "last_change > %(cutoff)s"),
         )  # fmt: skip
 
 
