@@ -8,6 +8,7 @@ check. A run is judged only when its last change is older than the settle time.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -82,6 +83,12 @@ def consistency_indexes() -> tuple[IndexSpec, ...]:
 class ConsistencyProbe(Probe):
     """Evaluates any subset of the consistency parts in one snapshot and one query."""
 
+    #: Up to this many known runs, a full sweep always tries the signature path.
+    few_known: ClassVar[int] = 1000
+    #: Beyond that, only while they are at most this share of all runs: reading many runs
+    #: through the index costs more than screening every run in one sequential pass.
+    known_share: ClassVar[float] = 0.2
+
     def __init__(
         self, parts: Sequence[ConsistencyPart], env: CheckEnv, related: Sequence[str] = ()
     ) -> None:
@@ -93,6 +100,7 @@ class ConsistencyProbe(Probe):
         # even those of parts that run on another schedule (in another probe).
         self._related = tuple(dict.fromkeys((*self.names, *related)))
         self.env = env
+        self.rm = table_ref(env.tables, "run_metadata")
         self.pp = table_ref(env.tables, "partition_progress")
         self.wr = table_ref(env.tables, "worker_runs")
 
@@ -164,6 +172,8 @@ class ConsistencyProbe(Probe):
         saw, and the caller screens every run. Also None when a known key does not parse as
         a run id (the run id column changed type), which the savepoint keeps harmless.
         """
+        if len(known) > self.few_known and len(known) > self.known_share * self._runs(snap):
+            return None
         changed = snap.fetch(self.changed_runs_sql(), {"since": cutoff})
         unsettled = frozenset(run_key(r) for r, last in changed if (last or _NEVER) > cutoff)
         params = self._params(cutoff, None)
@@ -201,6 +211,14 @@ class ConsistencyProbe(Probe):
             "failed_status": self.env.tables.worker_runs.failed_status,
             "runs": runs,
         }
+
+    def _runs(self, snap: Snapshot) -> float:
+        """The planner's estimate of the number of runs; infinite while it has none."""
+        rows = snap.fetch(
+            sql.SQL("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(rm)s)"),
+            {"rm": self.rm.ident.as_string(None)},
+        )
+        return float(rows[0][0]) if rows and rows[0][0] > 0 else math.inf
 
     def _integer_partition_ids(self, snap: Snapshot) -> bool:
         """Whether both partition_id columns are integers (hashed without a text cast)."""

@@ -243,3 +243,17 @@ def test_the_service_path_passes_the_known_runs(settings, db):
     assert {n: r.violations for n, r in full.items()} == {
         "dashboard_mismatch": 1, "missing_worker_runs": 1, "flag_conflict": 0,
     }  # fmt: skip
+
+
+def test_many_known_runs_are_screened_rather_than_read_through_the_index(monkeypatch, settings, db):
+    for i in range(8):
+        healthy_run(db, f"ok{i}")
+    seed_race(db, "race1")
+    seed_race(db, "race2")
+    cold, _, _ = sweep(settings)
+    monkeypatch.setattr(ConsistencyProbe, "few_known", 1)
+    db.execute("ANALYZE run_metadata")  # the planner's count of runs: 10
+    monkeypatch.setattr(ConsistencyProbe, "known_share", 0.15)  # 2 of 10 runs are more
+    assert sweep(settings, known=known_from(cold)) == (cold, "per-run", frozenset())
+    monkeypatch.setattr(ConsistencyProbe, "known_share", 0.25)  # 2 of 10 runs are fewer
+    assert sweep(settings, known=known_from(cold)) == (cold, "signature", frozenset())
