@@ -22,6 +22,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from alerts import SystemClock  # noqa: E402
 from checks import reference_schema  # noqa: E402
 from monitor.embedded import EmbeddedPostgres, free_port  # noqa: E402
 
@@ -65,7 +66,8 @@ def uncached_render_ms(checks: int, rounds: int = 200) -> float:
 
     custom = ",".join(f'{{"name": "c{i:02d}", "sql": "SELECT 1"}}' for i in range(checks - 5))
     os.environ["DQ_CHECKS__CUSTOM"] = f"[{custom}]"
-    registry = build_registry(load_settings(), StatsCache(None), lambda: True)  # type: ignore[arg-type]
+    cache = StatsCache(None, SystemClock())  # type: ignore[arg-type]
+    registry = build_registry(load_settings(), cache, lambda: True)
     start = time.perf_counter()
     for _ in range(rounds):
         generate_latest(registry)

@@ -13,11 +13,11 @@ import psycopg
 
 from config import (
     CheckSettings,
-    ConfigError,
     DatabaseUnavailable,
     DqError,
     QueryFailed,
     QueryTimeout,
+    SetupError,
     Severity,
     TablesSettings,
     format_duration,
@@ -150,7 +150,7 @@ class Probe(ABC):
     def evaluate(self, conn: psycopg.Connection[Any], window: Window) -> dict[str, Evaluation]:
         """Evaluate every check of this probe in one snapshot.
 
-        Raises QueryTimeout, DatabaseUnavailable, ConfigError (a name or grant is wrong)
+        Raises QueryTimeout, DatabaseUnavailable, SetupError (a name or grant is wrong)
         or QueryFailed; all keep the psycopg error as their cause.
         """
         try:
@@ -178,13 +178,14 @@ class Probe(ABC):
             )
         hint = pgerrors.config_hint(exc)
         if hint == "permission denied":
-            return ConfigError(
+            return SetupError(
                 f"check {who}: {what}; grant SELECT on the monitored tables to the monitor's role"
+                ' (see "Database grants" in the README)'
             )
         if hint is not None:
-            return ConfigError(
+            return SetupError(
                 f"check {who}: {what}; set tables.schema_name and the tables.* names in the "
-                "config file to match your database"
+                'config file to match your database (see "Configuration" in the README)'
             )
         return QueryFailed(f"check {who}: {what}")
 

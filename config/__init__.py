@@ -22,6 +22,7 @@ from .errors import (
     GateError,
     QueryFailed,
     QueryTimeout,
+    SetupError,
     StoreError,
     StoreUnavailable,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "RunMetadataNames",
     "ScheduleSettings",
     "Settings",
+    "SetupError",
     "Severity",
     "StalePartitionsSettings",
     "StoreError",

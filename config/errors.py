@@ -2,6 +2,7 @@
 
     DqError                      base: one line that says what to do next
     ├── ConfigError              a setting, the config file or the command line is wrong (exit 2)
+    │   └── SetupError           a table, column, schema or grant the settings need is missing
     ├── DatabaseError            the monitored database could not answer
     │   ├── DatabaseUnavailable  cannot connect, or the connection was lost (exit 3)
     │   ├── QueryTimeout         statement_timeout cancelled the query
@@ -23,6 +24,10 @@ class DqError(Exception):
 
 class ConfigError(DqError):
     """The configuration (file, environment or command line) is invalid."""
+
+
+class SetupError(ConfigError):
+    """The database lacks a table, column, schema or grant that the configuration needs."""
 
 
 class DatabaseError(DqError):

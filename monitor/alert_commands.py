@@ -53,7 +53,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         duration = parse_duration(args.duration)
     except ValueError as exc:
         raise ConfigError(f"--for: {exc}") from None
-    app = App.open(load_settings(args.config))
+    app = App.open(load_settings(args.config), clock=args.clock)
     try:
         silence = Silences(app.store, app.settings).add(
             args.check, duration, args.reason, _operator(args.by), app.clock.now()
@@ -65,7 +65,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_list(args: argparse.Namespace) -> int:
-    app = App.open(load_settings(args.config))
+    app = App.open(load_settings(args.config), clock=args.clock)
     try:
         now = app.clock.now()
         found = Silences(app.store, app.settings).active(now, include_ended=args.all)
@@ -79,7 +79,7 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_remove(args: argparse.Namespace) -> int:
-    app = App.open(load_settings(args.config))
+    app = App.open(load_settings(args.config), clock=args.clock)
     try:
         now = app.clock.now()
         silence = Silences(app.store, app.settings).remove(args.id, _operator(args.by), now)
@@ -100,7 +100,7 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
         routes = (route,)
     if not routes:
         raise ConfigError("no alert routes are configured; add [[alerts.routes]] to the config")
-    app = App.open(settings, alerts=False)
+    app = App.open(settings, clock=args.clock, alerts=False)
     failed = 0
     try:
         now = app.clock.now()

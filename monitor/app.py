@@ -7,7 +7,7 @@ from typing import TextIO
 
 import httpx
 
-from alerts import Clock, SystemClock
+from alerts import Clock
 from config import ConfigError, Settings
 
 from .alerting import AlertBook
@@ -34,10 +34,10 @@ class App:
         cls,
         settings: Settings,
         *,
+        clock: Clock,
         pool_size: int = 0,
         upgrade: bool = True,
         alerts: bool = True,
-        clock: Clock | None = None,
         console: TextIO | None = None,
     ) -> App:
         """Prepare the state store (creating or upgrading its schema), runner and outbox.
@@ -52,14 +52,16 @@ class App:
                 "DQ_DATABASE_URL is not set; set it (or database_url in the config file) to the "
                 "monitored database's URL"
             )
-        clock = clock or SystemClock()
         state = ConnectionSource(
             settings.state_database_url or settings.database_url,
             purpose="state store",
+            # The variable the user set: the state store shares the monitored database unless
+            # DQ_STATE_DATABASE_URL names another one.
+            setting="DQ_STATE_DATABASE_URL" if settings.state_database_url else "DQ_DATABASE_URL",
             connect_timeout=settings.connect_timeout,
             pool_size=pool_size,
         )
-        store = StateStore(state, settings.state_schema, settings.sample_limit)
+        store = StateStore(state, settings.state_schema, settings.sample_limit, clock)
         if upgrade:
             try:
                 store.upgrade()
@@ -80,11 +82,11 @@ class App:
         return cls(
             settings=settings,
             store=store,
-            runner=Runner(settings, store, monitored, book),
+            runner=Runner(settings, store, monitored, clock, book),
             outbox=OutboxSender(
                 state, settings.state_schema, settings, clock, client=client, console=console
             ),
-            heartbeat=Heartbeat(settings.alerts.heartbeat_url, client),
+            heartbeat=Heartbeat(settings.alerts.heartbeat_url, client, clock),
             clock=clock,
         )
 

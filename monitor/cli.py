@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from alerts import Clock, SystemClock
 from checks import CheckResult, Status, select_checks
 from config import (
     DEFAULT_METRICS_PORT,
@@ -28,15 +29,28 @@ EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
 log = logging.getLogger("dq-monitor")
 
 
+def _global_options(*, top_level: bool) -> argparse.ArgumentParser:
+    """The options every command takes, defined once; accepted before or after the command.
+
+    Only the top level has a default: a subcommand's copy is SUPPRESSed when absent, so it
+    never overwrites a value given before the subcommand (argparse copies every attribute a
+    subparser sets into the namespace).
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--config", metavar="FILE", default=None if top_level else argparse.SUPPRESS,
+        help="TOML configuration file (default: $DQ_CONFIG); settings also come from DQ_* "
+        "environment variables, which override the file",
+    )  # fmt: skip
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config", metavar="FILE", help="TOML configuration file (default: $DQ_CONFIG)"
-    )
+    common = _global_options(top_level=False)
     parser = argparse.ArgumentParser(
         prog="dq-monitor",
         description="Data-quality monitor for job systems on PostgreSQL.",
-        parents=[common],
+        parents=[_global_options(top_level=True)],
     )
     parser.add_argument("--version", action="version", version=f"dq-monitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -104,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(f"--duration: {exc}") from None
     _configure_logging("WARNING")
-    return Demo(args.config, duration, args.metrics_port, args.keep).run()
+    return Demo(args.config, duration, args.metrics_port, args.keep, args.clock).run()
 
 
 def _port(text: str) -> int:
@@ -124,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level, timestamps=True)
     from .service import Service  # the scheduler and HTTP server only load for `run`
 
-    return Service(settings).run()
+    return Service(settings, args.clock).run()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -134,7 +148,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     logging.getLogger("monitor.runner").setLevel(logging.ERROR)
     # Console alerts go to stderr under --format json, so stdout stays one JSON document.
     console = sys.stderr if args.format == "json" else sys.stdout
-    app = App.open(settings, alerts=not args.no_alerts, console=console)
+    app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
     try:
         results = app.runner.run(args.checks, full=args.full)
         hints = _hints(app, args.checks)
@@ -152,9 +166,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(render_table(results))
         for hint in hints:
             print(f"dq-monitor: hint: {hint}", file=sys.stderr)
-    for result in results:
-        if result.status is Status.ERROR:
-            print(f"dq-monitor: error: {result.error}", file=sys.stderr)
+    # Checks that share one snapshot share its error: one problem, one line.
+    for error in dict.fromkeys(r.error for r in results if r.status is Status.ERROR):
+        print(f"dq-monitor: error: {error}", file=sys.stderr)
     return exit_code(results)
 
 
@@ -201,21 +215,28 @@ def _configure_logging(level: str, *, timestamps: bool = False) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `dq-monitor` command; returns the exit code."""
+def error_exit_code(exc: DqError) -> int:
+    """The one mapping from the exception tree to the documented exit codes."""
+    if isinstance(exc, ConfigError):  # settings, missing tables, columns or grants
+        return EXIT_CONFIG
+    if isinstance(exc, DatabaseUnavailable | StoreUnavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_VIOLATIONS
+
+
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Entry point of the `dq-monitor` command; returns the exit code.
+
+    The application's one clock is made here (tests pass their own) and handed down.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.clock = clock or SystemClock()
     try:
         code: int = args.handler(args)
-    except ConfigError as exc:
-        _print_error(exc)
-        return EXIT_CONFIG
-    except (DatabaseUnavailable, StoreUnavailable) as exc:
-        _print_error(exc)
-        return EXIT_UNAVAILABLE
     except DqError as exc:
         _print_error(exc)
-        return EXIT_VIOLATIONS
+        return error_exit_code(exc)
     except KeyboardInterrupt:
         print("dq-monitor: interrupted", file=sys.stderr)
         return 130
@@ -223,8 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_error(exc: DqError) -> None:
+    seen: set[str] = set()
     for line in str(exc).splitlines() or [type(exc).__name__]:
-        print(f"dq-monitor: error: {line}", file=sys.stderr)
+        if line not in seen:  # one problem, one line
+            seen.add(line)
+            print(f"dq-monitor: error: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

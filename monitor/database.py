@@ -3,24 +3,70 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 
 from checks import describe_pg_error, redact
-from config import ConfigError, DatabaseUnavailable, DqError, StoreUnavailable
+from checks.pgerrors import config_hint, is_connection_loss, is_timeout
+from config import (
+    ConfigError,
+    DatabaseUnavailable,
+    DqError,
+    QueryFailed,
+    QueryTimeout,
+    SetupError,
+    StoreError,
+    StoreUnavailable,
+)
 
 APPLICATION_NAME = "dq-monitor"
+GRANTS_HINT = 'see "Database grants" in the README'
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database as the user configured it: its URL, its role, and the setting that named it.
+
+    `setting` is the variable the user actually set (DQ_DATABASE_URL when the state store
+    lives in the monitored database), so every message points at something they can change.
+    """
+
+    url: SecretStr
+    purpose: str  # "database" (the monitored one) or "state store"
+    setting: str
+
+    @property
+    def is_store(self) -> bool:
+        return self.purpose == "state store"
+
+    @property
+    def secrets(self) -> list[str]:
+        return secrets_of(self.url)
+
+    def describe(self, exc: BaseException) -> str:
+        return redact(describe_pg_error(exc), self.secrets)
+
+
+def _conninfo(raw: str) -> dict[str, str] | None:
+    try:
+        parsed = psycopg.conninfo.conninfo_to_dict(raw)
+    except psycopg.Error:
+        return None
+    return {k: str(v) for k, v in parsed.items() if v is not None}
 
 
 def secrets_of(url: SecretStr) -> list[str]:
-    """The strings that must never be shown: the whole URL and its password."""
+    """The strings that must never be shown: the whole URL and its password, in every form
+    the password can take (URL-encoded in a URL, plain in a `key=value` string)."""
     raw = url.get_secret_value()
     found = [raw]
     try:
@@ -28,20 +74,57 @@ def secrets_of(url: SecretStr) -> list[str]:
     except ValueError:
         password = None
     if password:
-        found.append(password)
+        found += [password, unquote(password)]
+    parsed = _conninfo(raw)
+    if parsed and parsed.get("password"):
+        found.append(parsed["password"])
     return found
 
 
 def safe_target(url: SecretStr) -> str:
-    """host:port/dbname of a URL, for messages (no user, no password)."""
-    try:
-        parts = urlsplit(url.get_secret_value())
-        host = parts.hostname or "localhost"
-        port = f":{parts.port}" if parts.port else ""
-        name = parts.path.lstrip("/") or "(default)"
-    except ValueError:
+    """host:port/dbname of a URL or `key=value` string, for messages (no user, no password)."""
+    parsed = _conninfo(url.get_secret_value())
+    if parsed is None:
         return "(unparsable URL)"
-    return f"{host}{port}/{name}"
+    host = parsed.get("host") or parsed.get("hostaddr") or "localhost"
+    port = f":{parsed['port']}" if parsed.get("port") else ""
+    return f"{host}{port}/{parsed.get('dbname') or '(default)'}"
+
+
+def translate(exc: psycopg.Error, target: Target, action: str) -> DqError:
+    """Turn a psycopg error raised while `action` into the exception tree, secrets removed.
+
+    Lost or refused connections are *Unavailable (exit 3); a missing grant, table, column or
+    schema is a SetupError (exit 2) that says where to fix it; a timeout is QueryTimeout
+    (monitored database) or StoreError; anything else QueryFailed or StoreError.
+    """
+    where = f"the {target.purpose} at {safe_target(target.url)}"
+    detail = target.describe(exc)
+    if is_connection_loss(exc):
+        unavailable = StoreUnavailable if target.is_store else DatabaseUnavailable
+        return unavailable(
+            f"lost {where} while {action}: {detail}; check that the server is up and "
+            f"{target.setting} is right"
+        )
+    hint = config_hint(exc)
+    if hint == "permission denied":
+        return SetupError(
+            f"{target.purpose}: {action}: {detail}; grant the monitor's role the rights it "
+            f"needs ({GRANTS_HINT}), or run `dq-monitor doctor`"
+        )
+    if hint is not None:
+        fix = (
+            f"set state_schema, or check that {target.setting} names the right database"
+            if target.is_store
+            else "set tables.schema_name and the tables.* names in the config file "
+            '(see "Configuration" in the README), or run `dq-monitor doctor`'
+        )
+        return SetupError(f"{target.purpose}: {action}: {detail}; {fix}")
+    if is_timeout(exc) and not target.is_store:
+        return QueryTimeout(f"{target.purpose}: {action}: cancelled: {detail}")
+    if target.is_store:
+        return StoreError(f"state store: {action} failed: {detail}")
+    return QueryFailed(f"{target.purpose}: {action} failed: {detail}")
 
 
 def connect(
@@ -50,35 +133,57 @@ def connect(
     purpose: str,
     connect_timeout: dt.timedelta,
     read_only: bool = False,
+    setting: str | None = None,
 ) -> psycopg.Connection[Any]:
     """Open an autocommit connection tagged application_name=dq-monitor.
 
-    `purpose` is "database" (the monitored one) or "state store".
-    Raises DatabaseUnavailable or StoreUnavailable, with no secret in the message.
+    `purpose` is "database" (the monitored one) or "state store"; `setting` the variable
+    that holds the URL. Raises ConfigError for a malformed URL, DatabaseUnavailable or
+    StoreUnavailable when the server cannot be reached; no secret in any message.
     """
-    unavailable = StoreUnavailable if purpose == "state store" else DatabaseUnavailable
-    setting = "DQ_STATE_DATABASE_URL" if purpose == "state store" else "DQ_DATABASE_URL"
+    target = Target(url, purpose, setting or _default_setting(purpose))
     try:
         return psycopg.connect(
             url.get_secret_value(), **_connect_kwargs(connect_timeout, read_only)
         )
     # `from None` on purpose: libpq may echo the connection string, password included, in the
     # original error, and a traceback or log of the cause would leak it.
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(
-            f"{setting} is not a valid PostgreSQL URL: "
-            f"{redact(describe_pg_error(exc), secrets_of(url))}"
-        ) from None
     except psycopg.Error as exc:
-        detail = redact(describe_pg_error(exc), secrets_of(url))
-        raise unavailable(
-            f"cannot connect to the {purpose} at {safe_target(url)}: {detail}; "
-            f"check that the server is up and {setting} is right"
+        if not (isinstance(exc, psycopg.ProgrammingError) or _bad_option(exc)):
+            raise _connect_failure(exc, target) from None
+        raise ConfigError(
+            f"{target.setting} is not a valid PostgreSQL URL: {target.describe(exc)}"
         ) from None
+
+
+# libpq rejects a malformed option before it connects, as an OperationalError without SQLSTATE.
+_BAD_OPTION = re.compile(r"\binvalid (?:[\w ]+ )?(?:value|option)\b|\bunrecognized value\b")
+
+
+def _bad_option(exc: psycopg.Error) -> bool:
+    return exc.sqlstate is None and bool(_BAD_OPTION.search(str(exc)))
+
+
+def _connect_failure(exc: psycopg.Error, target: Target) -> DqError:
+    if is_connection_loss(exc) or exc.sqlstate is None or exc.sqlstate.startswith("28"):
+        unavailable = StoreUnavailable if target.is_store else DatabaseUnavailable
+        return unavailable(
+            f"cannot connect to the {target.purpose} at {safe_target(target.url)}: "
+            f"{target.describe(exc)}; check that the server is up and {target.setting} is right"
+        )
+    return translate(exc, target, "connecting")
+
+
+def _default_setting(purpose: str) -> str:
+    return "DQ_STATE_DATABASE_URL" if purpose == "state store" else "DQ_DATABASE_URL"
 
 
 class ConnectionSource:
-    """Hands out connections to one database; the CLI keeps one, the service pools them."""
+    """Hands out connections to one database; the CLI keeps one, the service pools them.
+
+    It is the boundary for everything done on those connections: a psycopg error raised
+    inside `connection()` leaves it translated into the exception tree.
+    """
 
     def __init__(
         self,
@@ -88,9 +193,11 @@ class ConnectionSource:
         connect_timeout: dt.timedelta,
         read_only: bool = False,
         pool_size: int = 0,
+        setting: str | None = None,
     ) -> None:
         self.url = url
         self.purpose = purpose
+        self.target = Target(url, purpose, setting or _default_setting(purpose))
         self.connect_timeout = connect_timeout
         self.read_only = read_only
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
@@ -98,6 +205,9 @@ class ConnectionSource:
         self._lock = threading.Lock()
         self._active: set[psycopg.Connection[Any]] = set()
         if pool_size:
+            if _conninfo(url.get_secret_value()) is None:
+                # The pool would only log the parse error, over and over, in the background.
+                raise ConfigError(f"{self.target.setting} is not a valid PostgreSQL URL")
             self._pool = ConnectionPool(
                 url.get_secret_value(),
                 kwargs=_connect_kwargs(connect_timeout, read_only),
@@ -114,11 +224,20 @@ class ConnectionSource:
             self._pool.open(wait=False)
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection for one unit of work.
+    def connection(self, action: str = "querying") -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one unit of work, `action` naming it in error messages.
 
-        Raises DatabaseUnavailable or StoreUnavailable (by purpose) when none can be had.
+        Raises DatabaseUnavailable or StoreUnavailable (by purpose) when none can be had, and
+        the translation of any psycopg error the work raises (see `translate`).
         """
+        try:
+            with self._checked_out() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc, self.target, action) from exc
+
+    @contextmanager
+    def _checked_out(self) -> Iterator[psycopg.Connection[Any]]:
         conn = self._acquire_single() if self._pool is None else None
         if conn is not None:
             yield from self._tracked(conn)
@@ -170,14 +289,16 @@ class ConnectionSource:
                 purpose=self.purpose,
                 connect_timeout=self.connect_timeout,
                 read_only=self.read_only,
+                setting=self.target.setting,
             )
         return self._single
 
     def _unavailable(self, exc: BaseException) -> DqError:
-        unavailable = StoreUnavailable if self.purpose == "state store" else DatabaseUnavailable
-        detail = redact(describe_pg_error(exc), secrets_of(self.url))
+        unavailable = StoreUnavailable if self.target.is_store else DatabaseUnavailable
         return unavailable(
-            f"cannot get a connection to the {self.purpose} at {safe_target(self.url)}: {detail}"
+            f"cannot get a connection to the {self.purpose} at {safe_target(self.url)}: "
+            f"{self.target.describe(exc)}; check that the server is up and "
+            f"{self.target.setting} is right"
         )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import threading
-import time
 from typing import Any
 
 import psycopg
 
+from alerts import Clock
 from checks import BUILTINS, reference_schema
 from config import ConfigError, Settings, format_duration, load_settings
 
@@ -43,8 +43,9 @@ class Demo:
     """Runs until Ctrl-C or --duration; prints alerts and a status line as it goes."""
 
     def __init__(self, config: str | None, duration: dt.timedelta | None, metrics_port: int,
-                 keep: bool) -> None:  # fmt: skip
+                 keep: bool, clock: Clock) -> None:  # fmt: skip
         self.base = load_settings(config)
+        self.clock = clock
         self.duration = duration
         self.metrics_port = metrics_port
         self.keep = keep
@@ -59,7 +60,7 @@ class Demo:
         except (RuntimeError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"the embedded PostgreSQL did not start: {first}") from None
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             return self._run(server, started)
         finally:
@@ -77,7 +78,7 @@ class Demo:
         sim_conn.execute(reference_schema())
         simulator = Simulator(sim_conn)
         settings = demo_settings(self.base, url, self.metrics_port)
-        service = Service(settings)
+        service = Service(settings, self.clock)
         say(f"simulating the job system; metrics on http://127.0.0.1:{self.metrics_port}/metrics,"
             f" status page on http://127.0.0.1:{self.metrics_port}/")  # fmt: skip
         say("watch for: dashboard_mismatch and missing_worker_runs (the seed's retry race), "
@@ -115,7 +116,7 @@ class Demo:
         sent = sum(
             int(r.get("sent_total") or 0) for r in (snap.service.get("delivery") or {}).values()
         )
-        elapsed = format_duration(dt.timedelta(seconds=round(time.monotonic() - started)))
+        elapsed = format_duration(dt.timedelta(seconds=round(self.clock.monotonic() - started)))
         prefix = "finished after" if final else "status at"
         say(f"{prefix} {elapsed}: {sim.started} runs simulated | violations: {found or '-'} | "
             f"alerts delivered: {sent}")  # fmt: skip

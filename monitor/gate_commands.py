@@ -46,7 +46,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     if not args.operator or not args.operator.strip():
         raise ConfigError("--operator NAME is required with --apply and --rollback (audit)")
-    app = App.open(settings, alerts=False)
+    app = App.open(settings, clock=args.clock, alerts=False)
     try:
         migrator = Migrator(app, plan, progress=lambda line: print(line, flush=True))
         if args.apply:
@@ -59,7 +59,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    app = App.open(load_settings(args.config), alerts=False)
+    app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
     try:
         report = Gatekeeper(app).evaluate()
     finally:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import psycopg
 from apscheduler.triggers.cron import CronTrigger
 from psycopg import sql
 
-from checks import Check, all_checks, describe_pg_error, is_connection_loss
-from config import DatabaseUnavailable, GateError, format_duration
+from checks import Check, all_checks
+from config import format_duration
 
 from . import evidence
 from .app import App
@@ -18,12 +17,12 @@ from .gate import Decision, Finding, GateReport, RunRecord, Streak, analyse
 from .silences import Silences
 
 
-def typical_interval(check: Check) -> dt.timedelta:
+def typical_interval(check: Check, now: dt.datetime) -> dt.timedelta:
     """The check's schedule interval; for a cron schedule, the gap between two firings."""
     if not check.settings.cron:
         return check.settings.interval
     trigger = CronTrigger.from_crontab(check.settings.cron, timezone=dt.UTC)
-    first = trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC))
+    first = trigger.get_next_fire_time(None, now)
     second = trigger.get_next_fire_time(first, first + dt.timedelta(seconds=1))
     assert first is not None
     assert second is not None
@@ -42,10 +41,11 @@ class Gatekeeper:
         self.checks = [by_name[name] for name in self.gate.checks]
 
     def evaluate(self, now: dt.datetime | None = None) -> GateReport:
-        """Raises DatabaseUnavailable, StoreError/StoreUnavailable or GateError."""
+        """Raises DatabaseUnavailable, SetupError (a table, column or grant is missing),
+        StoreError/StoreUnavailable or GateError."""
         now = now or self.app.clock.now()
         window_start = now - self.gate.required_clean_period
-        gaps = {c.name: typical_interval(c) * self.gate.max_gap_intervals for c in self.checks}
+        gaps = {c.name: typical_interval(c, now) * self.gate.max_gap_intervals for c in self.checks}
         horizon = window_start - self.gate.full_sweep_max_gap - max(gaps.values())
         history = self._history(horizon)
         streaks = [
@@ -101,18 +101,11 @@ class Gatekeeper:
     def _evidence(
         self, now: dt.datetime, window_start: dt.datetime, history: dict[str, list[RunRecord]]
     ) -> dict[str, dict[str, Any]]:
-        try:
-            with self.app.runner.source.connection() as conn:
-                present = evidence.columns_present(conn, self.settings)
-                deps = evidence.dependencies(conn, self.settings)
-                available, dealloc, reset = evidence.pgss_state(conn)
-                found_readers = evidence.readers(conn, self.settings) if available else []
-        except psycopg.Error as exc:
-            if is_connection_loss(exc):
-                raise DatabaseUnavailable(
-                    f"gate: cannot read the monitored database: {describe_pg_error(exc)}"
-                ) from exc
-            raise GateError(f"gate: reading evidence failed: {describe_pg_error(exc)}") from exc
+        with self.app.runner.source.connection("reading the gate's evidence") as conn:
+            present = evidence.columns_present(conn, self.settings)
+            deps = evidence.dependencies(conn, self.settings)
+            available, dealloc, reset = evidence.pgss_state(conn)
+            found_readers = evidence.readers(conn, self.settings) if available else []
         baseline = self._pgss_sample(now, window_start, available, dealloc, reset)
         table, columns = evidence.deprecated_columns(self.settings)
         return {
@@ -125,14 +118,14 @@ class Gatekeeper:
             "readers": _readers(available=available, dealloc=dealloc, reset=reset,
                                 baseline=baseline, window_start=window_start, found=found_readers),
             "writers": _writers(history.get("counter_writes"), window_start, now,
-                                self.gate.checks, self._writer_lookback()),
+                                self.gate.checks, self._writer_lookback(now)),
         }  # fmt: skip
 
-    def _writer_lookback(self) -> dt.timedelta:
+    def _writer_lookback(self, now: dt.datetime) -> dt.timedelta:
         writes = [c for c in self.checks if c.name == "counter_writes"]
         if not writes:
             return dt.timedelta(0)
-        return typical_interval(writes[0]) * self.gate.max_gap_intervals
+        return typical_interval(writes[0], now) * self.gate.max_gap_intervals
 
     def _pgss_sample(
         self, now: dt.datetime, window_start: dt.datetime, available: bool,

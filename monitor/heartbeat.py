@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import httpx
 from pydantic import SecretStr
 
+from alerts import Clock
 from checks import redact
 
 log = logging.getLogger(__name__)
@@ -17,9 +17,10 @@ class Heartbeat:
     """Pings `url` at most once per `min_interval` seconds; a failed ping is logged, not fatal."""
 
     def __init__(
-        self, url: SecretStr | None, client: httpx.Client, min_interval: float = 30.0
+        self, url: SecretStr | None, client: httpx.Client, clock: Clock, min_interval: float = 30.0
     ) -> None:
         self.url = url
+        self.clock = clock
         self.client = client
         self.min_interval = min_interval
         self._last: float | None = None
@@ -28,7 +29,7 @@ class Heartbeat:
         """Ping now unless pinged recently; returns whether a ping was answered with 2xx."""
         if self.url is None:
             return False
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._last is not None and now - self._last < self.min_interval:
             return False
         self._last = now

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import platform
 import threading
-import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from alerts import Clock
 from checks import Check, all_checks
 from config import DqError, Settings, format_duration
 
@@ -43,8 +43,9 @@ class StatsSnapshot:
 class StatsCache:
     """Reloads the state store's per-check stats; keeps the last good copy while it is down."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, clock: Clock) -> None:
         self.store = store
+        self.clock = clock
         self.snapshot = StatsSnapshot()
         self.store_up = False
 
@@ -58,7 +59,8 @@ class StatsCache:
             self.store_up = False
             return False
         self.snapshot = StatsSnapshot(
-            checks={r["check_name"]: r for r in rows}, service=service, loaded_at=time.time()
+            checks={r["check_name"]: r for r in rows}, service=service,
+            loaded_at=self.clock.now().timestamp(),
         )
         self.store_up = True
         return True
@@ -166,7 +168,8 @@ class DqCollector(Collector):
         since = gate.get("clean_since")
         clean = 0.0
         if since and gate.get("decision") != "blocked":
-            clean = max(0.0, time.time() - dt.datetime.fromisoformat(since).timestamp())
+            now = self.cache.clock.now().timestamp()
+            clean = max(0.0, now - dt.datetime.fromisoformat(since).timestamp())
         note = f"The leader evaluates the gate every {self.gate_every}."
         yield _gauge("dq_gate_open", f"1 when the column-removal gate is open. {note}",
                      1 if gate.get("decision") == "open" else 0)  # fmt: skip

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 
+from alerts import Clock
 from checks import (
     Check,
     CheckResult,
@@ -40,9 +40,11 @@ class Runner:
         settings: Settings,
         store: StateStore,
         source: ConnectionSource,
+        clock: Clock,
         alerts: AlertBook | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.store = store
         self.source = source
         self.alerts = alerts
@@ -71,8 +73,8 @@ class Runner:
         if self._stopping.is_set():
             return []
         window = self._window(probe, full)
-        started = dt.datetime.now(dt.UTC)
-        clock = time.perf_counter()
+        started = self.clock.now()
+        clock = self.clock.monotonic()
         outcome: dict[str, Evaluation] | DqError
         try:
             with self.source.connection() as conn:
@@ -86,8 +88,8 @@ class Runner:
         if self._stopping.is_set() and isinstance(outcome, DqError):
             log.info("checks %s cancelled by shutdown; not recorded", ", ".join(probe.names))
             return []
-        duration = time.perf_counter() - clock
-        finished = dt.datetime.now(dt.UTC)
+        duration = self.clock.monotonic() - clock
+        finished = self.clock.now()
         self._publish_database_state(outcome, finished)
         return [
             self.store.record(

@@ -58,15 +58,17 @@ def build_scheduler(
     settings: Settings,
     specs: list[JobSpec],
     *,
+    now: dt.datetime,
     run: Callable[[JobSpec, bool], None],
     skipped: Callable[[JobSpec, str, dt.datetime], None],
     first_full_sweep: Callable[[JobSpec], dt.datetime],
 ) -> BlockingScheduler:
     """A UTC BlockingScheduler with an incremental and a full-sweep job per spec.
 
-    Each incremental job runs once at start-up, then on its interval or cron, with jitter;
-    `coalesce` folds a backlog into one run and `max_instances=1` forbids overlap. Missed and
-    overlapping runs are reported to `skipped`; job errors are logged with their traceback.
+    `now` is the injected clock's time at start-up. Each incremental job runs once then,
+    then on its interval or cron, with jitter; `coalesce` folds a backlog into one run and
+    `max_instances=1` forbids overlap. Missed and overlapping runs are reported to `skipped`;
+    job errors are logged with their traceback.
     """
     sched = settings.schedule
     options = {
@@ -82,7 +84,6 @@ def build_scheduler(
         job_defaults=options,
     )
     jitter = int(sched.jitter.total_seconds()) or None
-    now = dt.datetime.now(dt.UTC)
     by_id: dict[str, JobSpec] = {}
     for spec in specs:
         trigger: IntervalTrigger | CronTrigger

@@ -6,9 +6,9 @@ import datetime as dt
 import logging
 import signal
 import threading
-import time
 from types import FrameType
 
+from alerts import Clock
 from checks import Status
 from config import DqError, Settings, StoreError, StoreUnavailable
 
@@ -26,21 +26,24 @@ log = logging.getLogger(__name__)
 class Service:
     """Every replica serves metrics; the one holding the leader lock also runs the checks."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.specs = job_specs(settings)
         # Two jobs per spec may run at once, plus the index of a scrape-time read.
-        self.app = App.open(settings, pool_size=2 * len(self.specs) + 2, upgrade=False)
+        self.app = App.open(
+            settings, clock=clock, pool_size=2 * len(self.specs) + 2, upgrade=False
+        )
         self.leadership = Leadership(settings)
-        self.cache = StatsCache(self.app.store)
+        self.cache = StatsCache(self.app.store, clock)
         self._schema_ready = False
         self._ensure_schema()
         self._running_jobs = 0
         self._idle = threading.Condition()
         self._stopping = threading.Event()
         self.scheduler = build_scheduler(
-            settings, self.specs, run=self._run_job, skipped=self._record_skip,
-            first_full_sweep=self._first_full_sweep,
+            settings, self.specs, now=clock.now(), run=self._run_job,
+            skipped=self._record_skip, first_full_sweep=self._first_full_sweep,
         )  # fmt: skip
         registry = build_registry(settings, self.cache, lambda: self.leadership.is_leader)
         endpoints = Endpoints(
@@ -111,9 +114,9 @@ class Service:
         self.app.close()
 
     def _wait_for_jobs(self) -> None:
-        deadline = time.monotonic() + self.settings.schedule.shutdown_timeout.total_seconds()
+        deadline = self.clock.monotonic() + self.settings.schedule.shutdown_timeout.total_seconds()
         with self._idle:
-            while self._running_jobs and time.monotonic() < deadline:
+            while self._running_jobs and self.clock.monotonic() < deadline:
                 # Cancel again each round: a job may have started its query after the
                 # first cancel went out.
                 self.app.runner.stop()
@@ -184,7 +187,7 @@ class Service:
             last = self.app.store.last_full_sweep([c.name for c in spec.checks])
         except DqError:
             last = None
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock.now()
         return now if last is None else min(max(now, last + interval), now + interval)
 
     def _ensure_schema(self) -> bool:

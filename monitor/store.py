@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Json, Jsonb
 
+from alerts import Clock
 from checks import (
     Check,
     CheckResult,
@@ -22,15 +23,12 @@ from checks import (
     Mode,
     Sample,
     Status,
-    describe_pg_error,
-    is_connection_loss,
 )
 from config import (
     ConfigError,
     DatabaseUnavailable,
     DqError,
     QueryTimeout,
-    StoreError,
     StoreUnavailable,
 )
 
@@ -55,8 +53,11 @@ def add_to_buckets(stored: list[int] | None, value: float | None) -> list[int]:
 class StateStore:
     """dq-monitor's own tables, in their own schema; the single place results are kept."""
 
-    def __init__(self, source: ConnectionSource, schema: str, sample_limit: int) -> None:
+    def __init__(
+        self, source: ConnectionSource, schema: str, sample_limit: int, clock: Clock
+    ) -> None:
         self.source = source
+        self.clock = clock
         self.schema = schema
         self.sample_limit = sample_limit
         self.replica = f"{socket.gethostname()}:{os.getpid()}"
@@ -66,18 +67,9 @@ class StateStore:
 
     @contextmanager
     def session(self, action: str) -> Iterator[psycopg.Connection[Any]]:
-        """A connection for `action`, psycopg errors translated into store errors."""
-        try:
-            with self.source.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            detail = describe_pg_error(exc)
-            if is_connection_loss(exc):
-                raise StoreUnavailable(
-                    f"state store: lost the connection while {action}: {detail}; "
-                    "check that the state database is up"
-                ) from exc
-            raise StoreError(f"state store: {action} failed: {detail}") from exc
+        """A connection for `action`; psycopg errors leave it as store errors (see database)."""
+        with self.source.connection(action) as conn:
+            yield conn
 
     def upgrade(self) -> int:
         """Create or upgrade the state schema. Raises StoreError or StoreUnavailable."""
@@ -235,7 +227,7 @@ class StateStore:
         """Record that the scheduler missed a run, or skipped it because one still ran."""
         if status not in SKIPPED:
             raise ValueError(f"not a skip status: {status}")
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock.now()
         with (
             self.session(f'recording a {status} run of "{check.name}"') as conn,
             conn.transaction(),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from alerts import SystemClock
 from config import Settings, load_settings
 from monitor.cli import main
 
@@ -39,7 +40,7 @@ def run_checks(settings: Settings, *names: str, full: bool = False) -> dict[str,
     """Run checks through the real app (state store included) and key results by check."""
     from monitor.app import App
 
-    app = App.open(settings)
+    app = App.open(settings, clock=SystemClock())
     try:
         return {r.check: r for r in app.runner.run(names, full=full)}
     finally:
@@ -51,10 +52,14 @@ class FakeClock:
 
     def __init__(self, start: dt.datetime | None = None) -> None:
         self.current = start or dt.datetime.now(dt.UTC)
+        self.start = self.current
         self.slept: list[float] = []
 
     def now(self) -> dt.datetime:
         return self.current
+
+    def monotonic(self) -> float:
+        return (self.current - self.start).total_seconds()
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

@@ -18,6 +18,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from alerts import SystemClock
 from checks import all_checks
 from config import load_settings
 from monitor.metrics import StatsCache, StatsSnapshot, build_registry
@@ -144,7 +145,7 @@ def exported_names() -> set[str]:
         "duration_sum": 3.5,
     }
     # refresh() is never called, so the cache needs no state store.
-    cache = StatsCache(cast(StateStore, None))
+    cache = StatsCache(cast(StateStore, None), SystemClock())
     cache.snapshot = StatsSnapshot(
         checks={check.name: row for check in all_checks(settings)},
         service={"database": {"up": True}},

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from alerts import SystemClock
 from checks import Mode, Window, build_probes, select_checks
 from checks.consistency import ConsistencyProbe, array_literal
 from monitor.database import connect
@@ -225,7 +226,7 @@ def test_the_service_path_passes_the_known_runs(settings, db):
     healthy_run(db, "ok")
     add_run(db, "slow")
     add_partition(db, "slow", 0, updated_at=ago(hours=2))  # stale, consistent
-    app = App.open(settings)
+    app = App.open(settings, clock=SystemClock())
     try:
         assert app.store.known_runs(CONSISTENCY) is None  # nothing has run yet
         run_checks(settings, *CONSISTENCY, "stale_partitions")

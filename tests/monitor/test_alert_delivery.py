@@ -248,7 +248,7 @@ def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
     httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
     app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)])
     try:
-        cache = StatsCache(app.store)
+        cache = StatsCache(app.store, app.clock)
         cache.refresh()
         registry = build_registry(app.settings, cache, lambda: True)
         for outcome in ("sent", "failed", "dead"):

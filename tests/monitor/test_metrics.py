@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 
+from alerts import SystemClock
 from config import load_settings
 from monitor.app import App
 from monitor.database import ConnectionSource
@@ -20,13 +21,13 @@ from tests.factories import seed_race
 def app(monkeypatch, db_url):
     monkeypatch.setenv("DQ_DATABASE_URL", db_url)
     monkeypatch.setenv("DQ_CHECKS__CUSTOM", '[{"name": "mine", "sql": "SELECT 1 WHERE false"}]')
-    application = App.open(load_settings())
+    application = App.open(load_settings(), clock=SystemClock())
     yield application
     application.close()
 
 
 def test_every_series_is_zero_before_the_first_run(app):
-    cache = StatsCache(app.store)
+    cache = StatsCache(app.store, app.clock)
     assert cache.refresh()
     registry = build_registry(app.settings, cache, lambda: False)
     for check in ("dashboard_mismatch", "counter_writes", "mine"):
@@ -45,7 +46,7 @@ def test_values_follow_recorded_runs(app, db):
     before = dt.datetime.now(dt.UTC).timestamp()
     app.runner.run()
     app.runner.run(["dashboard_mismatch"])
-    cache = StatsCache(app.store)
+    cache = StatsCache(app.store, app.clock)
     cache.refresh()
     registry = build_registry(app.settings, cache, lambda: True)
     labels = {"check": "dashboard_mismatch"}
@@ -69,7 +70,7 @@ def test_errors_count_and_keep_the_last_known_violations(app, db, monkeypatch):
     app.runner.run(["dashboard_mismatch"])
     db.execute("ALTER TABLE worker_runs RENAME TO worker_runs_gone")
     app.runner.run(["dashboard_mismatch"])
-    cache = StatsCache(app.store)
+    cache = StatsCache(app.store, app.clock)
     cache.refresh()
     registry = build_registry(app.settings, cache, lambda: True)
     labels = {"check": "dashboard_mismatch"}
@@ -81,13 +82,13 @@ def test_errors_count_and_keep_the_last_known_violations(app, db, monkeypatch):
 def test_store_outage_keeps_the_last_snapshot(app, db):
     seed_race(db, "race")
     app.runner.run(["dashboard_mismatch"])
-    cache = StatsCache(app.store)
+    cache = StatsCache(app.store, app.clock)
     cache.refresh()
     unreachable = ConnectionSource(
         SecretStr("postgresql://dq@127.0.0.1:1/gone"), purpose="state store",
         connect_timeout=dt.timedelta(seconds=1),
     )  # fmt: skip
-    cache.store = StateStore(unreachable, "dq_monitor", 20)
+    cache.store = StateStore(unreachable, "dq_monitor", 20, app.clock)
     assert cache.refresh() is False
     registry = build_registry(app.settings, cache, lambda: False)
     assert registry.get_sample_value("dq_state_store_up") == 0
@@ -95,7 +96,8 @@ def test_store_outage_keeps_the_last_snapshot(app, db):
 
 
 def test_help_says_where_results_come_from(app):
-    text = generate_latest(build_registry(app.settings, StatsCache(app.store), lambda: False))
+    cache = StatsCache(app.store, app.clock)
+    text = generate_latest(build_registry(app.settings, cache, lambda: False))
     assert b"# HELP dq_check_violations Violations found by the check's latest run. Cached" in text
     assert b"a full sweep every 1d" in text
     assert b"_created" not in text
@@ -104,7 +106,7 @@ def test_help_says_where_results_come_from(app):
 def test_cached_exposition_follows_the_snapshot(app, db):
     from monitor.metrics import CachedExposition
 
-    cache = StatsCache(app.store)
+    cache = StatsCache(app.store, app.clock)
     cache.refresh()
     leader = [False]
     registry = build_registry(app.settings, cache, lambda: leader[0])

@@ -19,7 +19,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from config import load_settings
 from monitor.scheduler import build_scheduler, job_specs, skip_listener
 
-NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+# Far from today on purpose: the scheduler must take its time from the injected clock only.
+NOW = dt.datetime(2031, 3, 9, 12, 0, tzinfo=dt.UTC)
 
 
 def test_consistency_checks_on_one_schedule_share_a_job():
@@ -44,7 +45,7 @@ def build(monkeypatch, **env):
     specs = job_specs(settings)
     skipped = []
     scheduler = build_scheduler(
-        settings, specs, run=lambda spec, full: None,
+        settings, specs, now=NOW, run=lambda spec, full: None,
         skipped=lambda spec, status, at: skipped.append((spec.key, status, at)),
         first_full_sweep=lambda spec: NOW + dt.timedelta(hours=3),
     )  # fmt: skip
@@ -64,8 +65,8 @@ def test_jobs_triggers_and_defaults(monkeypatch):
     assert incremental.coalesce is True
     assert incremental.max_instances == 1
     assert incremental.misfire_grace_time == 120
-    # A first run at start-up.
-    assert abs(incremental.next_run_time - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=30)
+    # A first run at start-up, on the injected clock.
+    assert incremental.next_run_time == NOW
     assert isinstance(jobs["incremental:stale_partitions"].trigger, CronTrigger)
     full = jobs["full:counter_writes"]
     assert full.trigger.interval == dt.timedelta(days=1)

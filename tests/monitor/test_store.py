@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 
+from alerts import SystemClock
 from config import StoreError
 from monitor.database import ConnectionSource
 from monitor.store import StateStore
@@ -22,7 +23,7 @@ def store():
         source = ConnectionSource(
             SecretStr(url), purpose="state store", connect_timeout=timedelta(seconds=5)
         )
-        opened.append(StateStore(source, schema, 20))
+        opened.append(StateStore(source, schema, 20, SystemClock()))
         return opened[-1]
 
     yield make
