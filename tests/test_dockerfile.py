@@ -166,6 +166,7 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 
 @pytest.mark.slow
+@pytest.mark.registry
 @pytest.mark.timeout(300)
 def test_install_steps_build_a_working_command(tmp_path):
     venv, context = tmp_path / "venv", tmp_path / "app"

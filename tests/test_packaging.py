@@ -39,6 +39,7 @@ def test_console_script_is_declared():
 
 
 @pytest.mark.slow
+@pytest.mark.registry
 def test_wheel_contains_the_four_packages_and_no_tests(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path),

@@ -90,8 +90,11 @@ def test_database_going_away_mid_run_exits_3_with_one_clear_line(
         env["DQ_STATE_DATABASE_URL"] = state_url
     proc = _check_in_subprocess(env, str(config))
     _wait_for_query(monitored, "pg_sleep(20)")
-    threading.Thread(target=private_pg.stop, args=("immediate",)).start()
+    stopper = threading.Thread(target=private_pg.stop, args=("immediate",))
+    stopper.start()
     out, err = proc.communicate(timeout=60)
+    # Joined before the fixture's cleanup, which would otherwise race this stop.
+    stopper.join(timeout=60)
     assert proc.returncode == 3, (out, err)
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
