@@ -16,6 +16,7 @@ from config import RouteSettings, RouteType
 
 from .console import console_text
 from .notification import Notification
+from .secrets import route_secrets
 from .slack import slack_payload
 from .webhook import webhook_headers, webhook_payload
 
@@ -58,8 +59,7 @@ def deliver(
         print(console_text(message), file=console or sys.stdout, flush=True)
         return Outcome(delivered=True, reason="printed")
     assert route.url is not None
-    secrets = [route.url.get_secret_value()]
-    secrets += [v.get_secret_value() for v in route.headers.values()]
+    secrets = route_secrets(route)
     if route.type is RouteType.SLACK:
         payload = slack_payload(message)
         headers = {"Content-Type": "application/json"}

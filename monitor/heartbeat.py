@@ -8,6 +8,7 @@ import httpx
 from pydantic import SecretStr
 
 from alerts import Clock
+from alerts.secrets import url_secrets
 from checks import redact
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,8 @@ class Heartbeat:
         try:
             response = self.client.get(secret)
         except httpx.HTTPError as exc:
-            log.warning(
-                "heartbeat ping failed: %s", redact(str(exc), [secret]) or type(exc).__name__
-            )
+            detail = redact(str(exc), url_secrets(secret)) or type(exc).__name__
+            log.warning("heartbeat ping failed: %s", detail)
             return False
         if not response.is_success:
             log.warning("heartbeat ping answered HTTP %d", response.status_code)

@@ -1,0 +1,102 @@
+"""Receivers that echo what they were sent: the route's secrets never come back out of us."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from werkzeug import Request, Response
+
+from alerts.secrets import header_secrets, url_secrets
+from tests.factories import seed_race
+from tests.helpers import run_cli
+
+PATH = "/services/T0ECHO/B0ECHO/xoxEchoPathToken42"
+TOKEN = "tok-9f8e7d6c5b4a"
+QUERY_KEY = "qs-secret-314159"
+
+
+def echoing(status: int):
+    """A receiver that puts the request's path, query and Authorization header in its body."""
+
+    def handler(request: Request) -> Response:
+        sent = request.headers.get("Authorization") or request.headers.get("X-Api-Key") or "-"
+        body = (
+            f"no route for {request.path}?{request.query_string.decode()} "
+            f"(token {sent.split()[-1]} rejected); full url {request.url}"
+        )
+        headers = {"Location": request.url} if 300 <= status < 400 else {}
+        return Response(body, status=status, headers=headers)
+
+    return handler
+
+
+@pytest.fixture(autouse=True)
+def _quiet_receiver():
+    """The test receiver (werkzeug) logs each request line, path included: that log is the
+    receiver's, not ours, but in-process it would reach the CLI's stderr handler."""
+    receiver = logging.getLogger("werkzeug")
+    level = receiver.level
+    receiver.setLevel(logging.WARNING)
+    yield
+    receiver.setLevel(level)
+
+
+def our_log(caplog: pytest.LogCaptureFixture) -> str:
+    """dq-monitor's log lines; the receiver's own request log (werkzeug) is not ours."""
+    return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("werkzeug"))
+
+
+def leaked(text: str) -> list[str]:
+    return [s for s in (PATH, PATH.strip("/"), "xoxEchoPathToken42", TOKEN, QUERY_KEY) if s in text]
+
+
+@pytest.mark.parametrize("status", [404, 401, 301, 500])
+def test_alerts_test_output_and_log_hold_no_echoed_secret(
+    monkeypatch, capsys, caplog, db_url, httpserver, status
+):
+    httpserver.expect_request(PATH).respond_with_handler(echoing(status))
+    route = {
+        "name": "echo", "type": "webhook",
+        "url": httpserver.url_for(PATH) + f"?key={QUERY_KEY}",
+        "headers": {"Authorization": f"Bearer {TOKEN}"},
+    }  # fmt: skip
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    monkeypatch.setenv("DQ_ALERTS__ROUTES", json.dumps([route]))
+    with caplog.at_level(logging.DEBUG):
+        code, out, err = run_cli(capsys, "alerts", "test")
+    assert code == 1
+    assert len(httpserver.log) == 1
+    assert f"HTTP {status}" in out
+    assert "***" in out  # the body was shown, with the echoed parts removed
+    assert leaked(out + err + our_log(caplog)) == []
+
+
+def test_outbox_last_error_and_service_log_hold_no_echoed_secret(
+    monkeypatch, capsys, caplog, db, db_url, httpserver
+):
+    httpserver.expect_request(PATH).respond_with_handler(echoing(503))
+    route = {
+        "name": "echo", "type": "webhook", "url": httpserver.url_for(PATH),
+        "headers": {"X-Api-Key": TOKEN},
+    }  # fmt: skip
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    monkeypatch.setenv("DQ_ALERTS__ROUTES", json.dumps([route]))
+    monkeypatch.setenv("DQ_SETTLE_TIME", "0s")
+    seed_race(db, "race")
+    with caplog.at_level(logging.DEBUG):
+        _, out, err = run_cli(capsys, "check")
+    errors = [r[0] for r in db.execute("SELECT last_error FROM dq_monitor.alert_outbox")]
+    assert errors
+    assert all(e and "HTTP 503" in e for e in errors), errors
+    assert leaked(" ".join(errors) + out + err + our_log(caplog)) == []
+
+
+def test_fragments_cover_every_form_a_secret_takes():
+    secrets = url_secrets("https://u:p%40ss-word@hooks.example.com/a/T0/long-segment?k=v-value-1")
+    for fragment in ("p%40ss-word", "p@ss-word", "long-segment", "a/T0/long-segment",
+                     "k=v-value-1", "v-value-1"):  # fmt: skip
+        assert fragment in secrets, fragment
+    assert "Bearer" not in header_secrets("Bearer abcdef123")
+    assert "abcdef123" in header_secrets("Bearer abcdef123")
