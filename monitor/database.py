@@ -19,23 +19,38 @@ from config import ConfigError, DatabaseUnavailable, DqError, StoreUnavailable
 APPLICATION_NAME = "dq-monitor"
 
 
+def _conninfo(raw: str) -> dict[str, Any]:
+    """libpq's own reading of a URL or a key=value string; {} when it cannot be parsed."""
+    try:
+        return psycopg.conninfo.conninfo_to_dict(raw)
+    except (psycopg.Error, ValueError):
+        return {}
+
+
 def secrets_of(url: SecretStr) -> list[str]:
     """The strings that must never be shown: the whole URL and its password."""
     raw = url.get_secret_value()
     found = [raw]
     try:
-        password = urlsplit(raw).password
+        password = urlsplit(raw).password  # as written in a URL, percent-encoding and all
     except ValueError:
         password = None
-    if password:
-        found.append(password)
+    # libpq's reading also covers key=value strings ("host=db password=...").
+    found += [p for p in (password, _conninfo(raw).get("password")) if p]
     return found
 
 
 def safe_target(url: SecretStr) -> str:
-    """host:port/dbname of a URL, for messages (no user, no password)."""
+    """host:port/dbname of a URL or key=value string, for messages (no user, no password)."""
+    raw = url.get_secret_value()
+    if "://" not in raw:  # a key=value string: urlsplit would see it all as a path
+        info = _conninfo(raw)
+        if not info and raw.strip():
+            return "(unparsable URL)"
+        port = f":{info['port']}" if info.get("port") else ""
+        return f"{info.get('host') or 'localhost'}{port}/{info.get('dbname') or '(default)'}"
     try:
-        parts = urlsplit(url.get_secret_value())
+        parts = urlsplit(raw)
         host = parts.hostname or "localhost"
         port = f":{parts.port}" if parts.port else ""
         name = parts.path.lstrip("/") or "(default)"
