@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .clock import Clock, SystemClock
-from .delivery import Outcome, deliver
+from .delivery import Outcome, Reachability, deliver, reachability
 from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
 from .notification import Kind, Notification
 
@@ -14,10 +14,12 @@ __all__ = [
     "Notification",
     "Observation",
     "Outcome",
+    "Reachability",
     "State",
     "SystemClock",
     "advance",
     "deliver",
     "fingerprint",
+    "reachability",
     "sample_keys",
 ]

@@ -8,6 +8,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -108,3 +109,38 @@ def retry_after(response: httpx.Response, now: dt.datetime | None = None) -> flo
         return None
     current = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - current).total_seconds())
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Whether a route's receiver answers HTTP at all; `origin` is scheme://host:port only."""
+
+    reachable: bool
+    origin: str | None  # None for a console route
+    detail: str
+
+
+def reachability(route: RouteSettings, client: httpx.Client) -> Reachability:
+    """One HEAD request to the route's origin (never its secret path); any answer counts.
+
+    Never raises for a network error; the route's URL and header values never appear.
+    """
+    if route.type is RouteType.CONSOLE or route.url is None:
+        return Reachability(True, None, "prints to the console, nothing to reach")
+    secrets = [route.url.get_secret_value()]
+    secrets += [v.get_secret_value() for v in route.headers.values()]
+    parts = urlsplit(route.url.get_secret_value())
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return Reachability(False, None, "the URL's port is not a number")
+    host = parts.hostname or ""
+    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    try:
+        response = client.head(origin + "/")
+    except httpx.TimeoutException:
+        return Reachability(False, origin, f"{origin} did not answer in time")
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        detail = redact(str(exc), secrets) or type(exc).__name__
+        return Reachability(False, origin, f"cannot reach {origin}: {detail}")
+    return Reachability(True, origin, f"{origin} answers (HTTP {response.status_code})")

@@ -19,7 +19,7 @@ from config import (
     parse_duration,
 )
 
-from . import __version__, alert_commands, config_commands, gate_commands
+from . import __version__, alert_commands, config_commands, doctor_commands, gate_commands
 from .app import App
 from .indexes import missing_index_hints
 from .report import render_json, render_table
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     alert_commands.add_parsers(commands, common)
     gate_commands.add_parsers(commands, common)
     config_commands.add_parsers(commands, common)
+    doctor_commands.add_parsers(commands, common)
     demo = commands.add_parser(
         "demo", parents=[common], help="see dq-monitor catch the seed's race on this machine",
         description="Start an embedded PostgreSQL, simulate a job system with the seed's race, "

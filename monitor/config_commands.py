@@ -39,9 +39,11 @@ def add_parsers(
     )
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser(
-        "check", parents=[common], help="validate the configuration and list every problem",
-        description="Exit 0 when the configuration is valid; 2 with one `field: message` line "
-        "per problem otherwise.",
+        "check", parents=[common],
+        help="validate the configuration offline and list every problem (no connection)",
+        description="Validate the settings offline: it does not connect to any database or "
+        "alert route (`dq-monitor doctor` does). Exit 0 when the configuration is valid; 2 "
+        "with one `field: message` line per problem otherwise.",
     )  # fmt: skip
     check.set_defaults(handler=cmd_config_check)
     show = actions.add_parser(
