@@ -11,7 +11,7 @@ from alerts import Clock
 from config import ConfigError, Settings
 
 from .alerting import AlertBook
-from .database import ConnectionSource
+from .database import ConnectionSource, store_setting
 from .heartbeat import Heartbeat
 from .outbox import OutboxSender
 from .runner import Runner
@@ -55,9 +55,7 @@ class App:
         state = ConnectionSource(
             settings.state_database_url or settings.database_url,
             purpose="state store",
-            # The variable the user set: the state store shares the monitored database unless
-            # DQ_STATE_DATABASE_URL names another one.
-            setting="DQ_STATE_DATABASE_URL" if settings.state_database_url else "DQ_DATABASE_URL",
+            setting=store_setting(settings),
             connect_timeout=settings.connect_timeout,
             pool_size=pool_size,
         )

@@ -24,6 +24,7 @@ from config import (
     DqError,
     QueryFailed,
     QueryTimeout,
+    Settings,
     SetupError,
     StoreError,
     StoreUnavailable,
@@ -173,6 +174,11 @@ def _connect_failure(exc: psycopg.Error, target: Target) -> DqError:
             f"{target.describe(exc)}; check that the server is up and {target.setting} is right"
         )
     return translate(exc, target, "connecting")
+
+
+def store_setting(settings: Settings) -> str:
+    """The variable that names the state store: its own when set, else the monitored one's."""
+    return "DQ_STATE_DATABASE_URL" if settings.state_database_url else "DQ_DATABASE_URL"
 
 
 def _default_setting(purpose: str) -> str:

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from config import DqError, Settings
 
-from .database import connect
+from .database import Target, connect, store_setting, translate
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class Leadership:
                         self._url,
                         purpose="state store",
                         connect_timeout=self._settings.connect_timeout,
+                        setting=store_setting(self._settings),
                     )
                 if self.is_leader:
                     self._conn.execute("SELECT 1")
@@ -59,6 +60,9 @@ class Leadership:
                         self._leader.set()
                         log.info("this replica is now the leader and runs the checks")
             except (DqError, psycopg.Error) as exc:
+                if isinstance(exc, psycopg.Error):
+                    target = Target(self._url, "state store", store_setting(self._settings))
+                    exc = translate(exc, target, "holding the leader lock")
                 if self.is_leader:
                     log.warning("lost leadership: %s", exc)
                 self._drop()
