@@ -56,7 +56,11 @@ class Demo:
         try:
             server.init()
             server.start()
+        except ConfigError:
+            server.cleanup()
+            raise
         except (RuntimeError, OSError) as exc:
+            server.cleanup()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"the embedded PostgreSQL did not start: {first}") from None
         started = time.monotonic()
@@ -65,7 +69,7 @@ class Demo:
         finally:
             if self.keep:
                 say(f"database kept for inspection: {server.url('jobs')}")
-                say(f"  stop it with: {server.bin / 'pg_ctl'} -D {server.data_dir} stop")
+                say(f"  stop it with: {server.stop_command()}")
             else:
                 server.cleanup()
 
