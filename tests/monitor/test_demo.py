@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.embedded import free_port
 
 
-def demo(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
+def demo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", *args], env=env,
+        [sys.executable, "-m", "monitor.cli", "demo", *args], env={**clean, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -103,6 +104,39 @@ def test_keep_leaves_the_database_for_inspection():
             )  # fmt: skip
         if data_dir.parent.name.startswith("dq-pg-"):  # the demo's own directory, copy included
             shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_an_explicit_metrics_port_in_use_is_a_usage_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = demo("--metrics-port", str(port))
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2, out
+    assert out.splitlines() == [
+        f"dq-monitor: error: --metrics-port {port}: cannot serve on 127.0.0.1:{port} (Address "
+        "already in use); choose another port, or leave out --metrics-port to let the demo pick "
+        "a free one"
+    ]
+
+
+@pytest.mark.slow
+def test_a_configured_port_in_use_gives_way_to_a_free_one():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = demo("--duration", "3s", env={"DQ_METRICS_PORT": str(port)})
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    notice = re.search(
+        rf"\[demo\] port {port} \(metrics_port\) is not available \(Address already in use\), "
+        r"so the demo serves on port (\d+) instead; choose one with --metrics-port", out,
+    )  # fmt: skip
+    assert notice, out
+    assert f"metrics on http://127.0.0.1:{notice.group(1)}/metrics" in out
+    assert "[demo] finished after" in out
 
 
 def test_bad_duration_is_a_usage_error():
