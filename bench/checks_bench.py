@@ -72,10 +72,8 @@ import json
 import math
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -693,10 +691,10 @@ def report(results: list[ScaleResult], main_rows: int, args: argparse.Namespace)
 
 @contextmanager
 def server(args: argparse.Namespace) -> Iterator[EmbeddedPostgres]:
-    base = (
-        Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="dq-checks-bench-"))
-    )
-    pg = EmbeddedPostgres(base_dir=base)
+    # Without --data-dir the server makes its own directory: as root it must be one the
+    # server's service user may enter, and only a directory the server created gets that mode.
+    pg = EmbeddedPostgres(base_dir=Path(args.data_dir) if args.data_dir else None)
+    base = pg.base_dir
     say(f"starting PostgreSQL in {base}")
     pg.init()
     pg.start()
@@ -712,10 +710,10 @@ def server(args: argparse.Namespace) -> Iterator[EmbeddedPostgres]:
         yield pg
     finally:
         if args.keep:
-            say(f"server kept running: {pg.url('dqbench')} (data in {base})")
+            say(f"server kept running: {pg.url('dqbench')} (data in {base}); "
+                f"stop it with: {pg.stop_command()}")
         else:
             pg.cleanup()
-            shutil.rmtree(base, ignore_errors=True)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -98,12 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.add_argument("--duration", metavar="DURATION", help="stop after this long, e.g. 40s")
     demo.add_argument(
-        "--metrics-port", type=_port, default=DEFAULT_METRICS_PORT, metavar="N",
-        help=f"port of the metrics endpoint (default {DEFAULT_METRICS_PORT})",
+        "--metrics-port", type=_port, metavar="N",
+        help=f"port of the metrics endpoint (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT}, "
+        "or a free port if that one is taken)",
     )  # fmt: skip
     demo.add_argument(
         "--keep", action="store_true",
-        help="leave the database running for inspection and print its URL",
+        help="leave the database running for inspection; print its URL and stop command",
     )  # fmt: skip
     demo.set_defaults(handler=cmd_demo)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import sys
 import threading
 from typing import Any
@@ -13,7 +14,7 @@ from alerts import Clock
 from checks import BUILTINS, reference_schema
 from config import ConfigError, Settings, format_duration, load_settings
 
-from .embedded import EmbeddedPostgres
+from .embedded import EmbeddedPostgres, free_port
 from .periodic import Periodic
 from .service import Service
 from .simulator import Simulator
@@ -42,22 +43,33 @@ def demo_settings(base: Settings, url: str, metrics_port: int) -> Settings:
 class Demo:
     """Runs until Ctrl-C or --duration; prints alerts and a status line as it goes."""
 
-    def __init__(self, config: str | None, duration: dt.timedelta | None, metrics_port: int,
-                 keep: bool, clock: Clock) -> None:  # fmt: skip
+    def __init__(self, config: str | None, duration: dt.timedelta | None,
+                 metrics_port: int | None, keep: bool, clock: Clock) -> None:  # fmt: skip
+        """metrics_port is --metrics-port (None: the settings' metrics_port, or a free one)."""
         self.base = load_settings(config)
         self.clock = clock
         self.duration = duration
-        self.metrics_port = metrics_port
+        self.requested_port = metrics_port
+        self.metrics_port = self.base.metrics_port
         self.keep = keep
         self.tty = sys.stdout.isatty()
 
     def run(self) -> int:
+        """Run the demo; returns the exit code.
+
+        Raises ConfigError when --metrics-port is taken or the embedded PostgreSQL fails.
+        """
+        self.metrics_port = self._choose_port()
         say("starting an embedded PostgreSQL (the job system's database)...")
         server = EmbeddedPostgres()
         try:
             server.init()
             server.start()
+        except ConfigError:
+            server.cleanup()
+            raise
         except (RuntimeError, OSError) as exc:
+            server.cleanup()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"the embedded PostgreSQL did not start: {first}") from None
         started = self.clock.monotonic()
@@ -66,9 +78,29 @@ class Demo:
         finally:
             if self.keep:
                 say(f"database kept for inspection: {server.url('jobs')}")
-                say(f"  stop it with: {server.bin / 'pg_ctl'} -D {server.data_dir} stop")
+                say(f"  stop it with: {server.stop_command()}")
             else:
                 server.cleanup()
+
+    def _choose_port(self) -> int:
+        """--metrics-port if free; else the settings' port, or a free one when that is taken."""
+        if self.requested_port is not None:
+            problem = _bind_problem(self.requested_port)
+            if problem is not None:
+                raise ConfigError(
+                    f"--metrics-port {self.requested_port}: cannot serve on 127.0.0.1:"
+                    f"{self.requested_port} ({problem}); choose another port, or leave out "
+                    "--metrics-port to let the demo pick a free one"
+                )
+            return self.requested_port
+        port = self.base.metrics_port
+        problem = _bind_problem(port)
+        if problem is None:
+            return port
+        free = free_port()
+        say(f"port {port} (metrics_port) is not available ({problem}), so the demo serves on "
+            f"port {free} instead; choose one with --metrics-port")  # fmt: skip
+        return free
 
     def _run(self, server: EmbeddedPostgres, started: float) -> int:
         with psycopg.connect(server.url(), autocommit=True) as admin:
@@ -120,6 +152,22 @@ class Demo:
         prefix = "finished after" if final else "status at"
         say(f"{prefix} {elapsed}: {sim.started} runs simulated | violations: {found or '-'} | "
             f"alerts delivered: {sent}")  # fmt: skip
+
+
+def _bind_problem(port: int) -> str | None:
+    """Why the service could not bind 127.0.0.1:port now (None: it could).
+
+    Binds with SO_REUSEADDR, as the service's HTTP server does. The port is free at this
+    moment only; if another process takes it before the service binds, the service's own
+    error says so.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        return None
 
 
 def say(line: str) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.embedded import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,14 +35,25 @@ def test_ci_runs_the_readmes_test_command_verbatim():
     assert tests in ci, f"{tests!r} must be a line of .ci/run"
 
 
+def directory_modes(top: Path) -> dict[str, int]:
+    return {
+        str(path): path.lstat().st_mode
+        for path in (top, *(Path(d, n) for d, dirs, _ in os.walk(top) for n in dirs))
+    }
+
+
 @pytest.mark.slow
 def test_the_demo_command_as_written_in_a_fresh_virtual_environment(tmp_path):
     demo, _ = quickstart_commands()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    before = directory_modes(tmp_path)  # private: pytest makes tmp_path 0700
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DQ_", "VIRTUAL_ENV"))}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
+    # The command stays word for word; the port comes from the environment, so a taken 8477
+    # cannot fail the test.
+    env["DQ_METRICS_PORT"] = str(free_port())
     result = subprocess.run(
         ["bash", "-c", demo], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
         check=False,
@@ -49,3 +62,6 @@ def test_the_demo_command_as_written_in_a_fresh_virtual_environment(tmp_path):
     assert result.returncode == 0, out[-3000:]
     assert "[demo] finished after" in out
     assert "dashboard_mismatch is failing" in out
+    assert f"metrics on http://127.0.0.1:{env['DQ_METRICS_PORT']}/metrics" in out
+    after = directory_modes(tmp_path)
+    assert {path: after[path] for path in before} == before  # no directory opened up
