@@ -100,3 +100,31 @@ def test_fragments_cover_every_form_a_secret_takes():
         assert fragment in secrets, fragment
     assert "Bearer" not in header_secrets("Bearer abcdef123")
     assert "abcdef123" in header_secrets("Bearer abcdef123")
+
+
+KV_PASSWORD = "S3cretKVpass"
+
+
+def test_key_value_url_password_stays_out_of_runs_and_service_log(tmp_path, db_url, db, capsys,
+                                                                  monkeypatch):  # fmt: skip
+    from monitor.embedded import free_port
+    from tests.monitor.service_harness import start_service
+
+    down = f"host=127.0.0.1 port={free_port()} user=jobs password={KV_PASSWORD} dbname=jobs"
+    monkeypatch.setenv("DQ_DATABASE_URL", down)
+    monkeypatch.setenv("DQ_STATE_DATABASE_URL", db_url)
+    monkeypatch.setenv("DQ_CONNECT_TIMEOUT", "1s")
+    code, out, err = run_cli(capsys, "check")
+    assert code == 3
+    errors = [r[0] for r in db.execute("SELECT error FROM dq_monitor.check_runs")]
+    assert errors
+    assert all("cannot connect to the database at 127.0.0.1:" in e for e in errors), errors
+    svc = start_service(tmp_path, down, env={"DQ_STATE_DATABASE_URL": db_url})
+    try:
+        svc.wait_for("a recorded error", lambda: db.execute(
+            "SELECT count(*) FROM dq_monitor.check_runs WHERE trigger <> 'manual'"
+        ).fetchone()[0] > 0)  # fmt: skip
+    finally:
+        svc.stop()
+    errors = [r[0] for r in db.execute("SELECT error FROM dq_monitor.check_runs")]
+    assert KV_PASSWORD not in " ".join(e or "" for e in errors) + out + err + svc.log()
