@@ -43,6 +43,7 @@ def directory_modes(top: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.registry
 def test_the_demo_command_as_written_in_a_fresh_virtual_environment(tmp_path):
     demo, _ = quickstart_commands()
     venv = tmp_path / "venv"

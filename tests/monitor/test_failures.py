@@ -15,6 +15,7 @@ from tests.factories import healthy_run, seed_race
 from tests.helpers import by_check, run_cli, run_json
 
 
+@pytest.mark.pg_timers
 def test_statement_timeout_is_an_error_result(tmp_path, monkeypatch, db_url, capsys):
     path = tmp_path / "c.toml"
     path.write_text('[[checks.custom]]\nname = "slow"\nsql = "SELECT pg_sleep(5)"\n')

@@ -264,6 +264,7 @@ def test_second_apply_is_refused_as_already_dropped(applied, db, capsys):
     assert archived(db) == applied
 
 
+@pytest.mark.pg_timers
 def test_a_held_lock_makes_apply_retry_then_give_up_without_changes(
     open_gate, db, table_lock, monkeypatch, capsys
 ):
