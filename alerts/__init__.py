@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .clock import Clock, SystemClock
-from .delivery import Outcome, deliver
+from .delivery import RETRY_AFTER_CAP, Outcome, deliver, parse_retry_after
 from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
 from .notification import Kind, Notification
 
 __all__ = [
+    "RETRY_AFTER_CAP",
     "Alert",
     "Clock",
     "Kind",
@@ -19,5 +20,6 @@ __all__ = [
     "advance",
     "deliver",
     "fingerprint",
+    "parse_retry_after",
     "sample_keys",
 ]

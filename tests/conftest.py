@@ -1,3 +1,9 @@
 """Test suite wiring: the database plugin (real PostgreSQL) is loaded for every test."""
 
+from hypothesis import settings
+
 pytest_plugins = ["tests.plugins.database"]
+
+# Two cores shared with other work: a slow example is the machine, not the code under test.
+settings.register_profile("dq-monitor", deadline=None)
+settings.load_profile("dq-monitor")
