@@ -81,9 +81,10 @@ def deliver(
         response = client.post(route.url.get_secret_value(), json=payload, headers=headers)
     except httpx.TimeoutException:
         return Outcome(delivered=False, reason="network error: the receiver did not answer in time")
-    except httpx.InvalidURL:
-        # Settings validate route URLs; this only guards against a URL httpx still refuses.
-        return Outcome(delivered=False, permanent=True, reason="the route's url is not valid")
+    except (httpx.InvalidURL, UnicodeError):  # IDNA hosts and header values fail as Unicode
+        # Settings validate URLs and headers; this guards against anything httpx still refuses.
+        reason = "the route's url or headers cannot be sent"
+        return Outcome(delivered=False, permanent=True, reason=reason)
     except httpx.HTTPError as exc:
         detail = redact(str(exc), secrets) or type(exc).__name__
         return Outcome(delivered=False, reason=f"network error: {detail}")
