@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from .clock import Clock, SystemClock
-from .delivery import Outcome, Reachability, deliver, reachability
+from .delivery import (
+    RETRY_AFTER_CAP,
+    Outcome,
+    Reachability,
+    deliver,
+    parse_retry_after,
+    reachability,
+)
 from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
 from .notification import Kind, Notification
 
 __all__ = [
+    "RETRY_AFTER_CAP",
     "Alert",
     "Clock",
     "Kind",
@@ -20,6 +28,7 @@ __all__ = [
     "advance",
     "deliver",
     "fingerprint",
+    "parse_retry_after",
     "reachability",
     "sample_keys",
 ]

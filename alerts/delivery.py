@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -15,6 +16,7 @@ import httpx
 from checks import redact
 from config import RouteSettings, RouteType
 
+from .clock import Clock
 from .console import console_text
 from .notification import Notification
 from .secrets import route_secrets
@@ -22,6 +24,11 @@ from .slack import slack_payload
 from .webhook import webhook_headers, webhook_payload
 
 _REASON_LIMIT = 300
+#: The longest wait a receiver's Retry-After can impose; a longer one is cut to this. An
+#: hour keeps a mistaken or hostile header from parking a message (and the messages queued
+#: behind it for the same alert) for days; max_delivery_age still ends it sooner.
+RETRY_AFTER_CAP = 3600.0
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 # httpx logs every request's full URL at INFO, and a webhook URL is a secret (Slack's token
 # is its path): keep the client libraries' own logging to warnings and above.
@@ -50,6 +57,7 @@ def deliver(
     message: Notification,
     client: httpx.Client,
     *,
+    clock: Clock,
     console: TextIO | None = None,
 ) -> Outcome:
     """Send `message` to `route` once. Never raises for a receiver's answer or a network error.
@@ -74,41 +82,58 @@ def deliver(
         response = client.post(route.url.get_secret_value(), json=payload, headers=headers)
     except httpx.TimeoutException:
         return Outcome(delivered=False, reason="network error: the receiver did not answer in time")
+    except (httpx.InvalidURL, UnicodeError):  # IDNA hosts and header values fail as Unicode
+        # Settings validate URLs and headers; this guards against anything httpx still refuses.
+        reason = "the route's url or headers cannot be sent"
+        return Outcome(delivered=False, permanent=True, reason=reason)
     except httpx.HTTPError as exc:
         detail = redact(str(exc), secrets) or type(exc).__name__
         return Outcome(delivered=False, reason=f"network error: {detail}")
-    return classify(response, secrets)
+    return classify(response, secrets, clock.now())
 
 
-def classify(response: httpx.Response, secrets: list[str]) -> Outcome:
-    """2xx delivered; 429 and 5xx (and 408) retried; any other 4xx is permanent."""
+def classify(response: httpx.Response, secrets: list[str], now: dt.datetime) -> Outcome:
+    """2xx delivered; 429 and 5xx (and 408) retried; any other 4xx is permanent.
+
+    A 429's Retry-After is read relative to `now` (the injected clock's time).
+    """
     code = response.status_code
     body = redact(response.text.strip().replace("\n", " "), secrets)[:_REASON_LIMIT]
     reason = f"HTTP {code}" + (f": {body}" if body else "")
     if 200 <= code < 300:
         return Outcome(delivered=True, status=code, reason=reason)
     if code == 429:
-        return Outcome(False, retry_after=retry_after(response), status=code, reason=reason)
+        wait = parse_retry_after(response.headers.get("Retry-After"), now)
+        return Outcome(False, retry_after=wait, status=code, reason=reason)
     if code >= 500 or code == 408:
         return Outcome(False, status=code, reason=reason)
     return Outcome(False, permanent=True, status=code, reason=reason)
 
 
-def retry_after(response: httpx.Response, now: dt.datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (seconds or an HTTP date), if it has one."""
-    value = response.headers.get("Retry-After")
-    if not value:
+def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds to wait from a Retry-After value, at most RETRY_AFTER_CAP; never raises.
+
+    RFC 9110 allows two forms: a non-negative integer of seconds (ASCII digits only) or an
+    HTTP-date, counted from `now`. Anything else (`1e12`, `inf`, `-5`, garbage) is None,
+    so the caller falls back to its own backoff.
+    """
+    if value is None:
         return None
+    text = value.strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        digits = text.lstrip("0") or "0"
+        # Compare lengths before int(): a very long digit string is just "wait long".
+        if len(digits) > len(str(int(RETRY_AFTER_CAP))):
+            return RETRY_AFTER_CAP
+        return min(RETRY_AFTER_CAP, float(int(digits)))
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(text)
+        if when.tzinfo is None:  # "-0000": an HTTP-date is always GMT
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - now).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    current = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - current).total_seconds())
+    return min(RETRY_AFTER_CAP, max(0.0, seconds))
 
 
 @dataclass(frozen=True)
@@ -127,8 +152,7 @@ def reachability(route: RouteSettings, client: httpx.Client) -> Reachability:
     """
     if route.type is RouteType.CONSOLE or route.url is None:
         return Reachability(True, None, "prints to the console, nothing to reach")
-    secrets = [route.url.get_secret_value()]
-    secrets += [v.get_secret_value() for v in route.headers.values()]
+    secrets = route_secrets(route)
     parts = urlsplit(route.url.get_secret_value())
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)

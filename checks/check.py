@@ -176,6 +176,12 @@ class Probe(ABC):
                 f"check {who}: lost the monitored database: {what}; "
                 "check that the server is up and DQ_DATABASE_URL points at it"
             )
+        if pgerrors.is_encoding_error(exc):
+            return QueryFailed(
+                f"check {who}: {what}; a text value in the monitored tables is not valid UTF-8, "
+                "which dq-monitor reads text as (a SQL_ASCII database stores any bytes): "
+                "correct the value or convert the database to UTF8"
+            )
         hint = pgerrors.config_hint(exc)
         if hint == "permission denied":
             return SetupError(

@@ -7,7 +7,7 @@ from psycopg import sql
 from config import CustomCheckSettings
 
 from .check import CheckEnv, SingleCheckProbe, Window
-from .result import Evaluation, Mode, RunFindings, to_json_value
+from .result import NON_FINITE_NOTE, Evaluation, Mode, RunFindings, has_non_finite, to_json_value
 from .snapshot import Snapshot
 
 __all__ = ["CustomCheck", "CustomCheckSettings"]
@@ -38,9 +38,11 @@ class CustomCheck(SingleCheckProbe):
             for row in rows
         )
         findings = (RunFindings("", total, samples),) if total else ()
+        non_finite = any(has_non_finite(value) for row in rows for value in row[1:])
         return Evaluation(
-            mode=Mode.FULL, snapshot_at=snap.now, watermark=snap.now, findings=findings
-        )
+            mode=Mode.FULL, snapshot_at=snap.now, watermark=snap.now, findings=findings,
+            note=NON_FINITE_NOTE if non_finite else None,
+        )  # fmt: skip
 
     def wrapped_sql(self) -> sql.Composed:
         # The user's SQL is never passed through format(): braces and % in it stay literal,

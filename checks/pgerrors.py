@@ -40,6 +40,16 @@ def is_connection_loss(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.InterfaceError)
 
 
+# A text value the client encoding (always UTF8, see monitor/database.py) cannot carry.
+_ENCODING_SQLSTATES = {"22021", "22P05"}  # character_not_in_repertoire, untranslatable
+
+
+def is_encoding_error(exc: BaseException) -> bool:
+    """The server could not send a stored text value as UTF-8 (e.g. a SQL_ASCII database
+    holding other bytes)."""
+    return isinstance(exc, psycopg.Error) and exc.sqlstate in _ENCODING_SQLSTATES
+
+
 def config_hint(exc: BaseException) -> str | None:
     """What kind of configuration mistake a server error points to, if any."""
     if isinstance(exc, psycopg.Error) and exc.sqlstate in _CONFIG_SQLSTATES:

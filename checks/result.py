@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -99,14 +100,29 @@ class CheckResult:
         }
 
 
+#: JSON has no NaN or Infinity (psycopg's Json would write them and PostgreSQL refuse the
+#: document), so non-finite numbers are recorded as these strings, as JavaScript spells them.
+NON_FINITE_NOTE = "NaN, Infinity and -Infinity are recorded as strings (JSON has no such numbers)"
+
+
 def to_json_value(value: object) -> JsonValue:  # noqa: PLR0911 - one branch per type
-    """Turn a value read from PostgreSQL into plain JSON (ids stay ints where they are ints)."""
+    """Turn a value read from PostgreSQL into plain JSON (ids stay ints where they are ints).
+
+    Non-finite numbers become the strings "NaN", "Infinity" and "-Infinity".
+    """
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
-        return value
+        return _finite_or_text(value)
     if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value.is_nan():  # PostgreSQL numeric has NaN and, since 14, infinities
+            return "NaN"
+        if value.is_infinite():
+            return "-Infinity" if value.is_signed() else "Infinity"
+        if value == value.to_integral_value():
+            return int(value)
+        number = float(value)
+        return number if math.isfinite(number) else str(value)  # beyond a float's range
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -120,6 +136,25 @@ def to_json_value(value: object) -> JsonValue:  # noqa: PLR0911 - one branch per
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
     return str(value)
+
+
+def has_non_finite(value: object) -> bool:
+    """Whether a value read from PostgreSQL holds a NaN or an infinity (arrays searched)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, decimal.Decimal):
+        return not value.is_finite()
+    if isinstance(value, list | tuple):
+        return any(has_non_finite(v) for v in value)
+    return False
+
+
+def _finite_or_text(number: float) -> float | str:
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    return number
 
 
 def run_key(value: object) -> str:

@@ -5,13 +5,56 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from .checks import Severity
 from .durations import Duration
 
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be POSTed to, or None when it can: http or https, a parseable host
+    and port, nothing the HTTP client refuses. The problem never quotes the URL (a secret)."""
+    if not url.startswith(("https://", "http://")):
+        return "url must start with https:// or http://"
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "url must not contain spaces or control characters"
+    problem = _host_problem(url)
+    if problem is not None:
+        return problem
+    try:
+        # .host decodes an IDNA host (xn--...), as httpx does when it builds the request.
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, UnicodeError):  # IDNA errors are UnicodeErrors
+        return "url is not a valid URL (check its host and port)"
+    return None if host else "url has no host"
+
+
+def _host_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "url has no parseable host and port (an IPv6 address needs its [brackets])"
+    if not parts.hostname:
+        return "url has no host"
+    if port == 0:
+        return "url's port must be between 1 and 65535"
+    return None
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a header cannot be sent as given, or None; the value (a secret) is never quoted."""
+    if not _HEADER_NAME.fullmatch(name):
+        return f"header name {name!r} must be letters, digits and !#$%&'*+.^_`|~-"
+    if not value.isascii() or any(not ch.isprintable() and ch != "\t" for ch in value):
+        return f"header {name} must be printable ASCII (no line breaks)"
+    return None
 
 
 class RouteType(StrEnum):
@@ -56,10 +99,15 @@ class RouteSettings(BaseModel):
             return self
         if self.url is None:
             raise ValueError(f"a {self.type.value} route needs a url")
-        if not self.url.get_secret_value().startswith(("https://", "http://")):
-            raise ValueError("url must start with https:// or http://")
+        problem = url_problem(self.url.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
         if self.type is RouteType.SLACK and self.headers:
             raise ValueError("Slack incoming webhooks take no extra headers")
+        for name, value in self.headers.items():
+            problem = header_problem(name, value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def wants(self, check: str, severity: Severity) -> bool:
@@ -97,6 +145,14 @@ class AlertsSettings(BaseModel):
     request_timeout: Duration = Field(
         default=timedelta(seconds=10), description="HTTP timeout of each delivery attempt."
     )
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _valid_heartbeat_url(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = None if value is None else url_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _unique_route_names(self) -> AlertsSettings:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+import typing
 from pathlib import Path
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -36,6 +39,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings
         return _Loaded()
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    except SettingsError as exc:  # a DQ_* variable that must hold JSON does not
+        raise ConfigError(_settings_error_message(exc)) from None
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -48,6 +53,7 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def _check_toml(path: Path) -> None:
+    """Raises ConfigError naming the file when it cannot be read or is not UTF-8 TOML."""
     try:
         with path.open("rb") as handle:
             tomllib.load(handle)
@@ -59,8 +65,68 @@ def _check_toml(path: Path) -> None:
         raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
     except PermissionError:
         raise ConfigError(f"config file {path} cannot be read: permission denied") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"config file {path} cannot be read: {reason}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}); TOML files must be UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _settings_error_message(exc: SettingsError) -> str:
+    """`DQ_NAME: not valid JSON (...)` for every variable to blame; never quotes a value."""
+    lines = [
+        f"{name}: not valid JSON ({error}); list and table settings in the environment "
+        "are written as JSON"
+        for name in _json_variables()
+        if (error := _json_error(os.environ[name])) is not None
+    ]
+    return "\n".join(lines) or f"environment: {exc}: {exc.__cause__ or 'unreadable value'}"
+
+
+def _json_variables() -> list[str]:
+    """The DQ_* variables whose setting is a list, a table or a group of settings: those
+    pydantic-settings reads as JSON."""
+    names = []
+    for name in sorted(os.environ):
+        if not name.upper().startswith("DQ_"):
+            continue
+        annotation: object = Settings
+        for part in name[len("DQ_") :].lower().split("__"):
+            annotation = _field_annotation(annotation, part)
+        if _is_complex(annotation):
+            names.append(name)
+    return names
+
+
+def _field_annotation(model: object, name: str) -> object:
+    if isinstance(model, type) and issubclass(model, BaseModel) and name in model.model_fields:
+        return _without_none(model.model_fields[name].annotation)
+    return None
+
+
+def _without_none(annotation: object) -> object:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    is_optional = type(None) in typing.get_args(annotation) and len(args) == 1
+    return args[0] if is_optional else annotation
+
+
+def _is_complex(annotation: object) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return typing.get_origin(annotation) in (list, tuple, dict, set, frozenset)
+
+
+def _json_error(text: str) -> str | None:
+    try:
+        json.loads(text)
+    except ValueError as exc:  # JSONDecodeError's text gives the position, not the input
+        return str(exc)
+    return None
 
 
 class _DatabaseUrlProbe(BaseSettings):
@@ -100,8 +166,7 @@ def database_url_configured(config_file: str | os.PathLike[str] | None = None) -
 
 def _readable_toml(path: Path) -> bool:
     try:
-        with path.open("rb") as handle:
-            tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError):
+        _check_toml(path)
+    except ConfigError:
         return False
     return True

@@ -14,10 +14,12 @@ from pydantic_settings import (
 
 from .alerts import AlertsSettings
 from .checks import BUILTIN_CHECKS, ChecksSettings
-from .durations import Duration
+from .durations import Duration, format_duration
 from .gate import GateSettings
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .tables import SqlName, TablesSettings
+
+_LONGEST_TIMEOUT = timedelta(days=24)
 
 
 class Settings(BaseSettings):
@@ -97,6 +99,9 @@ class Settings(BaseSettings):
         # 0 would mean "no timeout" to PostgreSQL, which a monitor must never run with.
         if value.total_seconds() < 1:
             raise ValueError("must be at least 1s")
+        # PostgreSQL takes statement_timeout in int4 milliseconds (at most about 24.8 days).
+        if value > _LONGEST_TIMEOUT:
+            raise ValueError(f"must be at most {format_duration(_LONGEST_TIMEOUT)}")
         return value
 
     @field_validator("log_level")

@@ -114,7 +114,9 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
                 violations=0, previous_violations=0, active_since=now, created_at=now,
                 dashboard_url=settings.alerts.dashboard_url,
             )  # fmt: skip
-            outcome = deliver(route, message, app.outbox.client, console=sys.stderr)
+            outcome = deliver(
+                route, message, app.outbox.client, clock=app.clock, console=sys.stderr
+            )
             print(f"route {route.name} ({route.type.value}): {outcome.describe()}")
             failed += not outcome.delivered
     finally:

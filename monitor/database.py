@@ -375,6 +375,9 @@ def _connect_kwargs(connect_timeout: dt.timedelta, read_only: bool) -> dict[str,
     return {
         "autocommit": True,
         "application_name": APPLICATION_NAME,
+        # From a SQL_ASCII server psycopg reads text as bytes and sends them back as bytea
+        # (`text = bytea`); with UTF8 the server passes the bytes through and text stays str.
+        "client_encoding": "UTF8",
         "connect_timeout": max(1, int(connect_timeout.total_seconds())),
         "options": "-c default_transaction_read_only=on" if read_only else "",
         # Notice a dead server or network within seconds, not the kernel's two hours.

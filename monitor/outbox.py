@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from alerts import Clock, Notification, Outcome, deliver
+from alerts import RETRY_AFTER_CAP, Clock, Notification, Outcome, deliver
 from config import RouteSettings, RouteType, Settings, format_duration
 
 from .database import ConnectionSource
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SLACK_MIN_GAP = 1.0  # Slack allows about one message per second per incoming webhook
 BACKOFF_CAP = 300.0
+_BACKOFF_DOUBLINGS = 16  # 2**16 s is past BACKOFF_CAP already; 2.0**1100 would overflow
 
 
 @dataclass
@@ -107,8 +109,9 @@ class OutboxSender:
             return
         self._pace(route)
         outcome = deliver(
-            route, Notification.from_json(row["payload"]), self.client, console=self.console
-        )
+            route, Notification.from_json(row["payload"]), self.client,
+            clock=self.clock, console=self.console,
+        )  # fmt: skip
         if outcome.delivered:
             self._finish(conn, row, "sent", outcome, report)
         elif outcome.permanent:
@@ -126,15 +129,26 @@ class OutboxSender:
         self._last_post[route.name] = self.clock.now().timestamp()
 
     def backoff(self, attempts: int, outcome: Outcome) -> float:
-        """Seconds before the next attempt: Retry-After when given, else exponential + jitter."""
+        """Seconds before the next attempt: Retry-After when given (already at most
+        RETRY_AFTER_CAP), else exponential with jitter, at most BACKOFF_CAP."""
         if outcome.retry_after is not None:
-            return outcome.retry_after
-        return min(BACKOFF_CAP, 2.0**attempts) * self.rng.uniform(0.5, 1.0)
+            return min(RETRY_AFTER_CAP, outcome.retry_after)
+        exponential = 2.0 ** min(attempts, _BACKOFF_DOUBLINGS)
+        return min(BACKOFF_CAP, exponential) * self.rng.uniform(0.5, 1.0)
 
     def _retry(self, conn: psycopg.Connection[Any], row: dict[str, Any], outcome: Outcome,
                report: DeliveryReport) -> None:  # fmt: skip
         attempts = row["attempts"] + 1
         delay = self.backoff(attempts, outcome)
+        max_age = self.settings.alerts.max_delivery_age
+        if self.clock.now() + dt.timedelta(seconds=delay) - row["created_at"] > max_age:
+            # The attempt would come after the message is dead anyway; giving up now also
+            # frees the alert's later messages (a resolved one waits behind this one).
+            reason = (f"{outcome.reason}; the next attempt (in {delay:.0f}s) would pass "
+                      f"max_delivery_age {format_duration(max_age)}")  # fmt: skip
+            dead = Outcome(False, permanent=True, status=outcome.status, reason=reason)
+            self._finish(conn, row, "dead", dead, report)
+            return
         conn.execute(
             sql.SQL(
                 "UPDATE {} SET attempts = %s, last_error = %s, response_status = %s,"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from checks import Status
@@ -71,3 +73,34 @@ def test_custom_sql_cannot_write(tmp_path, monkeypatch, db_url, db):
     assert "read-only transaction" in (result.error or "")
     assert "25006" in (result.error or "")
     assert db.execute("SELECT is_called FROM worker_runs_id_seq").fetchone() == (False,)
+
+
+NON_FINITE_SQL = (
+    "SELECT v.label, v.ratio, v.amount, v.ratios FROM (VALUES"
+    " ('nan', 'NaN'::float8, 'NaN'::numeric, ARRAY['NaN'::float8, 1.5]),"
+    " ('inf', 'Infinity'::float8, 'Infinity'::numeric, ARRAY['Infinity'::float8]),"
+    " ('-inf', '-Infinity'::float8, '-Infinity'::numeric, ARRAY['-Infinity'::float4]),"
+    " ('plain', 2.5::float8, 3::numeric, ARRAY[0.25::float8])"
+    ") AS v (label, ratio, amount, ratios) ORDER BY v.label"
+)
+
+
+def test_non_finite_numbers_are_recorded_as_strings(monkeypatch, db_url, db, capsys):
+    # JSON has no NaN or Infinity: psycopg's Json would write them and PostgreSQL refuse them.
+    checks = [{"name": "ratios", "sql": NON_FINITE_SQL}]
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    monkeypatch.setenv("DQ_CHECKS__CUSTOM", json.dumps(checks))
+    code, payload = run_json(capsys, "--check", "ratios", "--no-alerts")
+    (result,) = payload["results"]
+    assert (code, result["status"], result["error"]) == (1, "violation", None)
+    assert result["samples"] == [
+        {"label": "-inf", "ratio": "-Infinity", "amount": "-Infinity", "ratios": ["-Infinity"]},
+        {"label": "inf", "ratio": "Infinity", "amount": "Infinity", "ratios": ["Infinity"]},
+        {"label": "nan", "ratio": "NaN", "amount": "NaN", "ratios": ["NaN", 1.5]},
+        {"label": "plain", "ratio": 2.5, "amount": 3, "ratios": [0.25]},
+    ]
+    assert "NaN, Infinity and -Infinity are recorded as strings" in result["note"]
+    (stored,) = db.execute(
+        "SELECT samples::text FROM dq_monitor.check_runs WHERE check_name = 'ratios'"
+    ).fetchone()
+    assert '"ratio": "NaN"' in stored

@@ -271,3 +271,136 @@ def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
         assert registry.get_sample_value("dq_alert_delivery_seconds_sum", {"route": "hook"}) >= 5
     finally:
         app.close()
+
+
+# --- Retry-After: strict parsing, a cap, and never past max_delivery_age ---------------------
+
+
+def too_many_requests(httpserver, retry_after):
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": retry_after})
+    )
+
+
+def retry_delay(line):
+    """The delay a report line announces ("...; retrying in 1.4s")."""
+    return float(line.rsplit("retrying in ", 1)[1].rstrip("s"))
+
+
+def resolve_race(db):
+    add_worker(db, "race", 2, "failed", started_at=ago(seconds=1))
+
+
+@pytest.mark.parametrize("header", ["1e12", "inf", "nan", "-5", "120.5", "soon"])
+def test_429_with_a_malformed_retry_after_backs_off_normally(
+    monkeypatch, db_url, db, clock, httpserver, caplog, header
+):
+    too_many_requests(httpserver, header)
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
+    app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)])
+    try:
+        seed_race(db, "race")
+        with caplog.at_level(logging.WARNING):
+            _, report = cycle(app)
+        assert report.retried == 1
+        # The first attempt's exponential backoff: 2 s times a jitter of 0.5 to 1.
+        assert 1.0 <= retry_delay(report.lines[0]) <= 2.0
+        (due,) = db.execute("SELECT next_attempt_at FROM dq_monitor.alert_outbox").fetchone()
+        assert due <= clock.now() + dt_seconds(2)
+        assert "Traceback" not in caplog.text
+        clock.advance(seconds=2)
+        assert app.outbox.deliver_due().sent == 1
+        # Nothing is left blocking the alert: its resolved message follows at once.
+        resolve_race(db)
+        _, report = cycle(app)
+        assert report.sent == 1
+        assert [b["status"] for b in bodies(httpserver)] == ["firing", "firing", "resolved"]
+    finally:
+        app.close()
+
+
+def test_429_retry_after_is_capped_at_an_hour(monkeypatch, db_url, db, clock, httpserver):
+    too_many_requests(httpserver, "99999999999999999999")
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
+    app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)])
+    try:
+        seed_race(db, "race")
+        _, report = cycle(app)
+        assert "retrying in 3600.0s" in report.lines[0]
+        clock.advance(seconds=3599)
+        assert app.outbox.deliver_due().sent == 0
+        clock.advance(seconds=1)
+        assert app.outbox.deliver_due().sent == 1
+    finally:
+        app.close()
+
+
+def test_429_retry_after_http_date_counts_from_the_injected_clock(
+    monkeypatch, db_url, db, httpserver
+):
+    import datetime as dt
+    from email.utils import format_datetime
+
+    # A day ahead of the wall clock: a date read against the system time would be a day off.
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1))
+    when = clock.now() + dt.timedelta(seconds=90)
+    too_many_requests(httpserver, format_datetime(when, usegmt=True))
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
+    app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)])
+    try:
+        seed_race(db, "race")
+        _, report = cycle(app)
+        assert "retrying in 90.0s" in report.lines[0]
+        clock.advance(seconds=90)
+        assert app.outbox.deliver_due().sent == 1
+    finally:
+        app.close()
+
+
+def test_retry_past_max_delivery_age_gives_up_and_frees_the_resolved_message(
+    monkeypatch, db_url, db, clock, httpserver
+):
+    too_many_requests(httpserver, "3000")  # 50 minutes: under the cap, past the age below
+    httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
+    app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)],
+                   alerts__max_delivery_age="30m")  # fmt: skip
+    try:
+        seed_race(db, "race")
+        _, report = cycle(app)
+        assert (report.retried, report.dead) == (0, 1)
+        ((kind, status, attempts, error),) = outbox(db)
+        assert (kind, status, attempts) == ("firing", "dead", 1)
+        assert error.startswith("HTTP 429: slow down; the next attempt (in 3000s)")
+        assert error.endswith("would pass max_delivery_age 30m")
+        resolve_race(db)
+        _, report = cycle(app)
+        assert report.sent == 1
+        assert [b["status"] for b in bodies(httpserver)] == ["firing", "resolved"]
+    finally:
+        app.close()
+
+
+def test_backoff_after_very_many_attempts_stays_at_its_cap(
+    monkeypatch, db_url, db, clock, httpserver
+):
+    # A receiver down for days under a long max_delivery_age: 2.0**attempts once overflowed.
+    httpserver.expect_request(SECRET_PATH).respond_with_data("busy", status=503)
+    app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)],
+                   alerts__max_delivery_age="30d")  # fmt: skip
+    try:
+        seed_race(db, "race")
+        cycle(app)
+        db.execute("UPDATE dq_monitor.alert_outbox SET attempts = 5000")
+        clock.advance(seconds=3)
+        report = app.outbox.deliver_due()
+        assert report.retried == 1
+        assert 150.0 <= retry_delay(report.lines[0]) <= 300.0
+    finally:
+        app.close()
+
+
+def dt_seconds(seconds):
+    import datetime as dt
+
+    return dt.timedelta(seconds=seconds)

@@ -167,6 +167,7 @@ def test_check_as_a_process_prints_lines_not_a_traceback(tmp_path):
     assert problems(done.stderr) == [
         "sample_limit: Input should be greater than or equal to 1",
         "alerts.routes.0: Value error, Slack incoming webhooks take no extra headers",
+        "alerts.heartbeat_url: Value error, url must start with https:// or http://",
     ]
     for secret in SECRETS:
         assert secret not in done.stderr
@@ -224,8 +225,10 @@ def test_show_toml_loads_back_as_the_same_configuration(tmp_path, monkeypatch, c
     shown = write_config(tmp_path, out, name="shown.toml")
     for name in ("DQ_DATABASE_URL", "DQ_SAMPLE_LIMIT"):
         monkeypatch.delenv(name)
-    # The file holds "**********" for database_url; a real URL comes from the environment.
+    # The file holds "**********" for database_url and heartbeat_url (URLs are validated when
+    # the configuration loads); the real ones come from the environment.
     monkeypatch.setenv("DQ_DATABASE_URL", "postgresql://dq@db.example.com/jobs")
+    monkeypatch.setenv("DQ_ALERTS__HEARTBEAT_URL", HEARTBEAT_URL)
     reloaded = load_settings(shown)
     assert reloaded.database_url is not None
     assert reloaded.database_url.get_secret_value() == "postgresql://dq@db.example.com/jobs"

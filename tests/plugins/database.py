@@ -89,6 +89,24 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
+def sql_ascii_db_url(pg_server: TestServer) -> Iterator[str]:
+    """A fresh SQL_ASCII database (the server stores bytes unchecked) with the reference schema."""
+    name = f"dq_test_ascii_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING 'SQL_ASCII'"
+                " LC_COLLATE 'C' LC_CTYPE 'C'"
+            ).format(sql.Identifier(name))
+        )
+    url = pg_server.url(name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(reference_schema())  # type: ignore[arg-type]
+    yield url
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
 def private_pg() -> Iterator[EmbeddedPostgres]:
     """A durable server of the test's own, for tests that crash or restart it."""
     server = EmbeddedPostgres(durable=True)
