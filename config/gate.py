@@ -16,22 +16,37 @@ class GateSettings(BaseModel):
 
     required_clean_period: Duration = Field(
         default=timedelta(days=7),
-        description="How long every gating check must have been clean, ending now.",
+        description="How long every gating check must have been clean, ending now. Less than "
+        "the default applies only with accept_weaker_settings.",
     )
     checks: tuple[str, ...] = Field(
         default=("dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes"),
         min_length=1,
-        description="The checks whose history the gate reads.",
+        description="The checks whose history the gate reads. Migration 005's own gating "
+        "checks (the default list) always gate; others may be added.",
     )
     max_gap_intervals: float = Field(
-        default=3.0, gt=1, description="Longest allowed gap between successful runs, in intervals."
+        default=3.0,
+        gt=1,
+        description="Longest allowed gap between successful runs, in the intervals the runs "
+        "recorded. More than the default applies only with accept_weaker_settings.",
     )
     full_sweep_max_gap: Duration = Field(
         default=timedelta(hours=26),
-        description="Longest allowed time between clean full sweeps (a day, plus slack).",
+        description="Longest allowed time between clean full sweeps (a day, plus slack). More "
+        "than the default applies only with accept_weaker_settings.",
     )
     unknown_blocks: bool = Field(
-        default=True, description="Whether evidence that cannot be established blocks the gate."
+        default=True,
+        description="Whether evidence that cannot be established blocks the gate. false "
+        "applies only with accept_weaker_settings.",
+    )
+    accept_weaker_settings: bool = Field(
+        default=False,
+        description="Evaluate with gate settings weaker than the defaults or than the "
+        "service's last recorded ones. Every report then says so on its first line, and the "
+        "evidence hash and the migration's audit row record it; without it the stronger "
+        "value applies.",
     )
     lock_timeout: Duration = Field(
         default=timedelta(seconds=2), description="lock_timeout for each migration attempt."

@@ -22,7 +22,7 @@ from config import GateError, format_duration
 
 from .app import App
 from .database import connect
-from .gate import Decision
+from .gate import Decision, GateReport
 from .gatekeeper import Gatekeeper
 from .migration_plan import Plan
 
@@ -62,17 +62,9 @@ class Migrator:
                     f"refused: the columns are partially dropped (only {only} remains); "
                     "finish or repair by hand"
                 )
-            report = Gatekeeper(self.app).evaluate()
-            if report.decision is not Decision.OPEN:
-                clean = format_duration(dt.timedelta(seconds=round(report.clean_seconds)))
-                reasons = "; ".join(b.detail for b in report.blockers[:3]) or (
-                    f"clean for {clean} of {format_duration(report.required)}"
-                )
-                raise GateError(f"refused: the gate is {report.decision.value} ({reasons}); "
-                                "run `dq-monitor gate` for the evidence")  # fmt: skip
-            self.say(f"gate: open (evidence hash {report.evidence_hash()})")
+            report = self._open_gate()
             definitions = self._definitions(conn)
-            audit = self._audit_start(conn, "apply", operator, report.evidence_hash(), definitions)
+            audit = self._audit_start(conn, "apply", operator, report, definitions)
             try:
                 rows, checksum = self._attempts(conn, lambda: self._archive_and_drop(conn, audit))
             except Exception as exc:
@@ -81,6 +73,21 @@ class Migrator:
             self._audit_finish(audit, "applied", rows=rows, checksum=checksum)
             self.say(f"applied: dropped {', '.join(self.plan.columns)}; audit #{audit}")
             return audit
+
+    def _open_gate(self) -> GateReport:
+        """The gate's report, re-evaluated now; raises GateError unless it is open."""
+        report = Gatekeeper(self.app, self.plan.gating_checks).evaluate()
+        if report.warning:
+            self.say(report.warning)
+        if report.decision is not Decision.OPEN:
+            reasons = "; ".join(b.detail for b in report.blockers[:3]) or (
+                f"clean for {format_duration(dt.timedelta(seconds=round(report.clean_seconds)))}"
+                f" of {format_duration(report.required)}"
+            )
+            raise GateError(f"refused: the gate is {report.decision.value} ({reasons}); "
+                            "run `dq-monitor gate` for the evidence")  # fmt: skip
+        self.say(f"gate: open (evidence hash {report.evidence_hash()})")
+        return report
 
     def rollback(self, operator: str) -> int:
         """Re-add the columns and restore the archived values; returns the audit id."""
@@ -312,16 +319,18 @@ class Migrator:
                 "archive_checksum": row[3]}  # fmt: skip
 
     def _audit_start(self, conn: psycopg.Connection[Any], action: str, operator: str,
-                     evidence: str | None, columns: list[dict[str, Any]]) -> int:  # fmt: skip
+                     report: GateReport | None, columns: list[dict[str, Any]]) -> int:  # fmt: skip
         user = conn.execute("SELECT current_user").fetchone()
+        evidence_hash = report.evidence_hash() if report else None
+        settings = Json(report.settings) if report else None
         with self.app.store.session("writing the migration audit") as state:
             row = state.execute(
                 sql.SQL("INSERT INTO {} (action, status, operator, database_user,"
-                        " gate_evidence_hash, sql_checksum, sql_text, columns)"
-                        " VALUES (%s, 'started', %s, %s, %s, %s, %s, %s) RETURNING id").format(
+                        " gate_evidence_hash, gate_settings, sql_checksum, sql_text, columns)"
+                        " VALUES (%s, 'started', %s, %s, %s, %s, %s, %s, %s) RETURNING id").format(
                     self._t("migration_audit")),
-                (action, operator, user[0] if user else "?", evidence, self.plan.sql_checksum,
-                 self.plan.sql_text, Json(columns)),
+                (action, operator, user[0] if user else "?", evidence_hash, settings,
+                 self.plan.sql_checksum, self.plan.sql_text, Json(columns)),
             ).fetchone()  # fmt: skip
         assert row is not None
         return int(row[0])

@@ -101,7 +101,10 @@ def one_error_line(err: str) -> str:
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> dict[str, str]:
     """The DQ_* settings of every test here (also handed to subprocesses)."""
-    values = {"DQ_DATABASE_URL": db_url, "DQ_GATE__REQUIRED_CLEAN_PERIOD": "0s"}
+    # A clean period of 0s is weaker than the default 7d: it applies only when accepted, and
+    # every report and the audit row then say so.
+    values = {"DQ_DATABASE_URL": db_url, "DQ_GATE__REQUIRED_CLEAN_PERIOD": "0s",
+              "DQ_GATE__ACCEPT_WEAKER_SETTINGS": "true"}  # fmt: skip
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return values
@@ -222,7 +225,8 @@ def test_apply_archives_verifies_drops_and_audits(open_gate, db, capsys):
     assert code == 0, out + err
     assert err == ""
     lines = out.splitlines()
-    assert lines[0].startswith("gate: open (evidence hash ")
+    assert lines[0].startswith("WARNING: evaluated with weaker settings than the defaults")
+    assert lines[1].startswith("gate: open (evidence hash ")
     assert f"locking {TABLE} (attempt 1/5, lock_timeout 2s)" in lines
     assert f"archived {RUNS} rows into the state store; count and checksum verified" in lines
     assert lines[-1] == "applied: dropped completed_workers, failed_workers; audit #1"
@@ -238,7 +242,7 @@ def test_apply_archives_verifies_drops_and_audits(open_gate, db, capsys):
     assert audit["operator"] == "alice"
     assert audit["database_user"] == "postgres"
     assert re.fullmatch(r"[0-9a-f]{64}", audit["gate_evidence_hash"])
-    assert audit["gate_evidence_hash"] in lines[0]
+    assert audit["gate_evidence_hash"] in lines[1]
     assert audit["sql_checksum"] == hashlib.sha256(SHIPPED_SQL.encode()).hexdigest()
     assert audit["sql_text"] == SHIPPED_SQL
     assert audit["archive_rows"] == RUNS
@@ -276,7 +280,7 @@ def test_a_held_lock_makes_apply_retry_then_give_up_without_changes(
     elapsed = time.monotonic() - started
 
     assert code == 1, out + err
-    assert out.splitlines()[1:] == [
+    assert out.splitlines()[2:] == [
         f"locking {TABLE} (attempt 1/2, lock_timeout 1s)",
         "the table is busy; retrying in 1.0s",
         f"locking {TABLE} (attempt 2/2, lock_timeout 1s)",
@@ -581,3 +585,26 @@ def test_rollback_after_runs_were_deleted_restores_the_rest(applied, db, capsys)
     assert f"restored {RUNS - 2} rows; values verified against the archive; 2 archived runs" in out
     restored = counters(db)
     assert restored == {k: v for k, v in original.items() if k not in ("r7", "r8")}
+
+
+# --- the audit row repeats the gate's settings -----------------------------------------------
+
+
+def test_the_audit_row_records_the_gate_settings_of_the_apply(open_gate, db, capsys):
+    code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice")
+
+    assert code == 0, out + err
+    warning = (
+        "WARNING: evaluated with weaker settings than the defaults: "
+        "required_clean_period 0s (default: 7d)"
+    )
+    assert out.splitlines()[0] == warning
+    [settings] = db.execute(f"SELECT gate_settings FROM {AUDIT}").fetchone() or [None]
+    assert settings["required_clean_period"] == "0s"
+    assert settings["max_gap_intervals"] == 3
+    assert settings["full_sweep_max_gap"] == "1d2h"
+    assert settings["checks"] == [
+        "dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes"]
+    assert settings["unknown_blocks"] is True
+    assert settings["accept_weaker_settings"] is True
+    assert settings["weaker"] == ["required_clean_period 0s (default: 7d)"]
