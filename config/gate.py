@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from .durations import Duration
+from .durations import Duration, format_duration
+
+# While the migration waits for or holds its ACCESS EXCLUSIVE lock, every query on the table
+# queues behind it: each wait must be bounded, and 0 would mean no bound at all to PostgreSQL.
+MAX_LOCK_TIMEOUT = timedelta(minutes=1)
+MAX_STATEMENT_TIMEOUT = timedelta(minutes=10)
 
 
 class GateSettings(BaseModel):
@@ -49,9 +54,27 @@ class GateSettings(BaseModel):
         "value applies.",
     )
     lock_timeout: Duration = Field(
-        default=timedelta(seconds=2), description="lock_timeout for each migration attempt."
+        default=timedelta(seconds=2),
+        description="lock_timeout for each migration attempt. More than 0s, at most 1m.",
+    )
+    statement_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        description="statement_timeout of the migration's statements, which run while it holds "
+        "the table's lock. More than 0s, at most 10m.",
     )
     lock_retries: int = Field(default=5, ge=1, le=50, description="Migration attempts at most.")
     evaluate_interval: Duration = Field(
-        default=timedelta(minutes=5), description="How often the service re-evaluates the gate."
+        default=timedelta(minutes=5),
+        description="How often the service re-evaluates the gate. More than 0s.",
     )
+
+    @field_validator("lock_timeout", "statement_timeout", "evaluate_interval")
+    @classmethod
+    def _bounded(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        name = info.field_name
+        if value <= timedelta(0):
+            raise ValueError("must be more than 0s (0 would mean no limit at all)")
+        bound = {"lock_timeout": MAX_LOCK_TIMEOUT, "statement_timeout": MAX_STATEMENT_TIMEOUT}
+        if name in bound and value > bound[name]:
+            raise ValueError(f"must be at most {format_duration(bound[name])}")
+        return value

@@ -1,13 +1,17 @@
 """Migration 005, guarded: gate re-checked, one apply at a time, archive verified, drop, audit.
 
 Every attempt runs with a short lock_timeout and is retried a bounded number of times; it
-never waits for a lock without a timeout. The drop has no CASCADE, so anything that still
-depends on a column makes it fail instead of silently dropping that object.
+never waits for a lock without a timeout. Once the table is locked, the catalog is read again
+(an object created while the apply waited refuses it); after the migration SQL, the table's
+catalog must have lost the two columns and nothing else, or the transaction rolls back. The
+drop has no CASCADE, so anything that still depends on a column makes it fail instead of
+silently dropping that object.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +24,7 @@ from psycopg.types.json import Json
 from checks import describe_pg_error, table_ref
 from config import GateError, format_duration
 
+from . import evidence, table_catalog
 from .app import App
 from .database import connect
 from .gate import Decision, GateReport
@@ -27,6 +32,10 @@ from .gatekeeper import Gatekeeper
 from .migration_plan import Plan
 
 Progress = Callable[[str], None]
+
+
+class _TransactionEnded(GateError):
+    """The migration SQL committed or rolled back on its own: its changes may be permanent."""
 
 
 class Migrator:
@@ -160,8 +169,10 @@ class Migrator:
         )
 
     def _begin_locked(self, conn: psycopg.Connection[Any]) -> None:
-        timeout = str(int(self.settings.gate.lock_timeout.total_seconds() * 1000))
-        statement = str(int(self.settings.statement_timeout.total_seconds() * 1000))
+        # In whole milliseconds, rounded up: 0 would turn the timeout off.
+        gate = self.settings.gate
+        timeout = str(max(1, math.ceil(gate.lock_timeout.total_seconds() * 1000)))
+        statement = str(max(1, math.ceil(gate.statement_timeout.total_seconds() * 1000)))
         conn.execute(
             "SELECT set_config('lock_timeout', %s, true),"
             " set_config('statement_timeout', %s, true)",
@@ -179,9 +190,46 @@ class Migrator:
         return sql.SQL("SELECT count(*), coalesce(sum(hashtextextended({}, 0)::numeric), 0)::text"
                        " FROM {}").format(row, source)  # fmt: skip
 
+    def _recheck_locked(self, conn: psycopg.Connection[Any]) -> None:
+        """With the lock held, nothing can change the table any more: read the catalog again.
+
+        The gate was evaluated before the lock; an index, constraint or view committed while
+        the apply waited for it would otherwise be dropped with the columns, or fail the drop.
+        """
+        found = evidence.dependencies(conn, self.settings)
+        if found:
+            what = "; ".join(f"{obj} uses {col}" for obj, col in found)
+            raise GateError(f"refused after locking {self.plan.table}: {what} (created while "
+                            "the apply waited for its lock); nothing changed")  # fmt: skip
+        present = self._present(conn)
+        if sorted(present) != sorted(self.plan.columns):
+            raise GateError(f"refused after locking {self.plan.table}: the columns changed "
+                            f"while the apply waited (now: {', '.join(present) or 'none'}); "
+                            "nothing changed")  # fmt: skip
+
+    def _run_verified(self, conn: psycopg.Connection[Any]) -> None:
+        """Run the migration SQL; raise GateError unless exactly the two columns went."""
+        before = table_catalog.snapshot(conn, self.plan.table)
+        conn.execute(self.plan.sql_text)
+        if conn.info.transaction_status is not psycopg.pq.TransactionStatus.INTRANS:
+            raise _TransactionEnded("the migration SQL ended the transaction, so its changes "
+                                    "may be committed and the archive is kept: inspect the "
+                                    "table before anything else")  # fmt: skip
+        left = self._present(conn)
+        if left:
+            raise GateError(
+                f"the migration SQL left {', '.join(left)} in place; rolled back, nothing changed"
+            )
+        after = table_catalog.snapshot(conn, self.plan.table)
+        changes = table_catalog.unplanned_changes(before, after, self.plan.columns)
+        if changes:
+            raise GateError("the migration SQL changed more than the two columns: "
+                            + "; ".join(changes) + "; rolled back, nothing changed")  # fmt: skip
+
     def _archive_and_drop(self, conn: psycopg.Connection[Any], audit: int) -> tuple[int, str]:
         with conn.transaction():
             self._begin_locked(conn)
+            self._recheck_locked(conn)
             source = self._checksum_sql(self.ref.ident, self.run_col, list(self.cols))
             count, checksum = conn.execute(source).fetchone() or (0, "0")
             copied = self._copy_to_archive(conn, audit)
@@ -192,15 +240,10 @@ class Migrator:
                                 f"table, {archived} archived; nothing changed")  # fmt: skip
             self.say(f"archived {count} rows into the state store; count and checksum verified")
             try:
-                conn.execute(self.plan.sql_text)
-                left = self._present(conn)
-                if left:
-                    raise GateError(
-                        f"the migration SQL left {', '.join(left)} in place; rolled back, "
-                        "nothing changed"
-                    )
-            except (psycopg.Error, GateError):
-                self._drop_archive(audit)
+                self._run_verified(conn)
+            except (psycopg.Error, GateError) as exc:
+                if not isinstance(exc, _TransactionEnded):
+                    self._drop_archive(audit)
                 raise
         return int(count), str(checksum)
 
