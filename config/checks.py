@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -67,6 +67,20 @@ class CheckSettings(BaseModel):
         except ValueError as exc:
             raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
         return value
+
+    def typical_interval(self, at: datetime) -> timedelta:
+        """The schedule's interval; for a cron schedule, the gap between its next two firings."""
+        if not self.cron:
+            return self.interval
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(self.cron, timezone="UTC")
+        first = trigger.get_next_fire_time(None, at)
+        second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
+        assert first is not None
+        assert second is not None
+        gap: timedelta = second - first
+        return gap
 
     @property
     def schedule_key(self) -> str:

@@ -2,7 +2,8 @@
 
 A streak begins at a clean full sweep and lasts while every run is clean, successful runs
 are never further apart than the allowed gap, and clean full sweeps keep coming at least
-daily. Any violation, error, gap or silence restarts it.
+daily. Any violation, error, gap or silence restarts it. The allowed gap after a run is
+`gap_intervals` times the interval that run recorded (its schedule then), never today's.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class RunRecord:
     violations: int | None = None
     samples: tuple[dict[str, Any], ...] = ()
     error: str | None = None
+    interval: dt.timedelta | None = None  # the schedule it ran on; None in older rows
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Streak:
     restarts: list[Finding] = field(default_factory=list)
     blockers: list[Finding] = field(default_factory=list)
     truncated: bool = False  # history before the horizon was not read: "at least"
+    fallback_runs: int = 0  # successful runs without a recorded interval (judged by max_gap)
+    intervals: set[dt.timedelta] = field(default_factory=set)  # recorded by successful runs
 
 
 def analyse(  # noqa: PLR0912 - one branch per rule of the streak
@@ -72,10 +76,16 @@ def analyse(  # noqa: PLR0912 - one branch per rule of the streak
     horizon: dt.datetime,
     max_gap: dt.timedelta,
     full_gap: dt.timedelta,
+    gap_intervals: float = 3.0,
 ) -> Streak:
-    """Walk a check's runs since `horizon` (oldest first) and find its current streak."""
+    """Walk a check's runs since `horizon` (oldest first) and find its current streak.
+
+    After a run that recorded its interval, the next successful run must come within
+    `gap_intervals` times that interval; after one that did not (rows older than the
+    interval column), within `max_gap`.
+    """
     streak = Streak(check)
-    last_ok: dt.datetime | None = None
+    last_ok: RunRecord | None = None
     last_full: dt.datetime | None = None
     last: RunRecord | None = None
     for run in sorted(runs, key=lambda r: (r.finished_at, r.id)):
@@ -86,13 +96,19 @@ def analyse(  # noqa: PLR0912 - one branch per rule of the streak
             streak.start = None
             streak.restarts.append(_bad_run(run))
             continue
-        if last_ok is not None and t - last_ok > max_gap:
-            streak.start = None
-            streak.restarts.append(Finding(
-                "gap", f"no successful run for {_d(t - last_ok)} (allowed {_d(max_gap)})",
-                check, t, (run.id,),
-            ))  # fmt: skip
-        last_ok = t
+        if last_ok is not None:
+            allowed, why = _allowed(last_ok, max_gap, gap_intervals)
+            if t - last_ok.finished_at > allowed:
+                streak.start = None
+                streak.restarts.append(Finding(
+                    "gap", f"no successful run for {_d(t - last_ok.finished_at)} (allowed {why})",
+                    check, t, (run.id,),
+                ))  # fmt: skip
+        last_ok = run
+        if run.interval is None:
+            streak.fallback_runs += 1
+        else:
+            streak.intervals.add(run.interval)
         if run.mode == "full":
             if streak.start is not None and last_full is not None and t - last_full > full_gap:
                 streak.restarts.append(_no_full(check, t - last_full, full_gap, t, run.id))
@@ -104,12 +120,13 @@ def analyse(  # noqa: PLR0912 - one branch per rule of the streak
             streak.restarts.append(_no_full(check, t - last_full, full_gap, t, run.id))
     if last is not None and last.status in ("violation", "error"):
         streak.blockers.append(_bad_run(last))
+    allowed, why = _allowed(last_ok, max_gap, gap_intervals) if last_ok else (max_gap, "")
     if last_ok is None:
         streak.blockers.append(Finding("gap", "no successful run recorded", check))
-    elif now - last_ok > max_gap:
+    elif now - last_ok.finished_at > allowed:
         streak.blockers.append(Finding(
-            "gap", f"no successful run for {_d(now - last_ok)} (allowed {_d(max_gap)})",
-            check, last_ok,
+            "gap", f"no successful run for {_d(now - last_ok.finished_at)} (allowed {why})",
+            check, last_ok.finished_at,
         ))  # fmt: skip
     elif last_full is not None and now - last_full > full_gap and streak.start is not None:
         streak.blockers.append(_no_full(check, now - last_full, full_gap, last_full, None))
@@ -117,6 +134,16 @@ def analyse(  # noqa: PLR0912 - one branch per rule of the streak
     if streak.blockers:
         streak.start = None
     return streak
+
+
+def _allowed(
+    run: RunRecord, max_gap: dt.timedelta, gap_intervals: float
+) -> tuple[dt.timedelta, str]:
+    """The longest wait after `run` for the next successful one, and how it was reckoned."""
+    if run.interval is None:
+        return max_gap, _d(max_gap)
+    allowed = run.interval * gap_intervals
+    return allowed, f"{_d(allowed)}: {gap_intervals:g} x {_d(run.interval)} recorded"
 
 
 def _bad_run(run: RunRecord) -> Finding:
@@ -162,6 +189,10 @@ class GateReport:
     blockers: list[Finding]
     evidence: dict[str, dict[str, Any]]
     silences: list[str]
+    # The rules it was evaluated with (gate_rules.ResolvedRules.as_json) and, when weaker
+    # than the defaults or the service's, the warning every report starts with.
+    settings: dict[str, Any] = field(default_factory=dict)
+    warning: str | None = None
 
     @property
     def clean_seconds(self) -> float:
@@ -173,7 +204,8 @@ class GateReport:
         return dt.timedelta(seconds=max(0.0, round(left)))
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        first = {"warning": self.warning} if self.warning else {}
+        return first | {
             "decision": self.decision.value,
             "exit_code": self.decision.exit_code,
             "evaluated_at": self.now.isoformat(),
@@ -187,16 +219,19 @@ class GateReport:
                     "check": s.check,
                     "clean_since": s.start.isoformat() if s.start else None,
                     "at_least": s.truncated,
+                    "intervals": [_d(i) for i in sorted(s.intervals)],
                     "restarted_by": [_finding_json(f) for f in s.restarts[-3:]],
                 }
                 for s in self.streaks
             ],
             "evidence": self.evidence,
             "silences": self.silences,
+            "settings": self.settings,
         }
 
     def evidence_hash(self) -> str:
-        """sha256 of the evidence (not the evaluation time), for the migration's audit row."""
+        """sha256 of the evidence and the settings it was judged by (not the evaluation time),
+        for the migration's audit row."""
         body = self.as_json()
         body.pop("evaluated_at")
         body.pop("clean_seconds")

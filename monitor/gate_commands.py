@@ -9,7 +9,8 @@ from config import ConfigError, load_settings
 from .app import App
 from .gate_report import RENDERERS
 from .gatekeeper import Gatekeeper
-from .migration import Migrator, make_plan
+from .migration import Migrator
+from .migration_plan import make_plan
 
 
 def add_parsers(

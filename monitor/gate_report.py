@@ -45,12 +45,25 @@ def _streak(report: GateReport) -> str:
     return f"{prefix}{_d(report.clean_seconds)} clean (since {_when(report.clean_since)})"
 
 
+def _rules(report: GateReport) -> str:
+    s = report.settings
+    if not s:
+        return "-"
+    unknown = "blocks" if s["unknown_blocks"] else "does not block"
+    return (f"a gap of at most {s['max_gap_intervals']} x each run's recorded interval; a clean "
+            f"full sweep at least every {s['full_sweep_max_gap']}; unknown evidence {unknown}; "
+            f"gating checks {', '.join(s['checks'])}")  # fmt: skip
+
+
 def render_text(report: GateReport) -> str:
-    lines = [
+    lines = [f"{report.warning}"] if report.warning else []
+    lines += [
         f"gate: {_HEADLINE[report.decision]}",
         f"required clean period: {format_duration(report.required)}; {_streak(report)}; "
         f"remaining: {format_duration(report.remaining)}",
+        f"rules: {_rules(report)}",
     ]
+    lines += [f"  note: {note}" for note in report.settings.get("notes", ())]
     if report.blockers:
         lines.append("blockers:")
         lines += [f"  - {_finding(b)}" for b in report.blockers]
@@ -79,7 +92,8 @@ def _md(text: str) -> str:
 
 def render_markdown(report: GateReport) -> str:
     """A section ready to paste into a change ticket."""
-    lines = [
+    lines = [f"> **{_md(report.warning)}**", ""] if report.warning else []
+    lines += [
         "## dq-monitor gate: drop run_metadata.completed_workers and failed_workers",
         "",
         f"**Decision: {_HEADLINE[report.decision]}** (exit code {report.decision.exit_code})",
@@ -98,6 +112,7 @@ def render_markdown(report: GateReport) -> str:
     for s in report.streaks:
         last = _md(_finding(s.restarts[-1])) if s.restarts else "none in the window"
         lines.append(f"| `{s.check}` | {_when(s.start)} | {last} |")
+    lines += _md_settings(report)
     lines += ["", "### Evidence about the deprecated columns", "",
               "| source | status | details |", "|---|---|---|"]  # fmt: skip
     for name, item in report.evidence.items():
@@ -107,6 +122,23 @@ def render_markdown(report: GateReport) -> str:
     lines += ["", "### Silences in the window", ""]
     lines += [f"- {_md(s)}" for s in report.silences] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _md_settings(report: GateReport) -> list[str]:
+    s = report.settings
+    if not s:
+        return []
+    lines = [
+        "", "### Settings the gate was evaluated with", "", "| setting | value |", "|---|---|",
+        f"| required clean period | {s['required_clean_period']} |",
+        f"| max gap between successful runs | {s['max_gap_intervals']} intervals |",
+        f"| clean full sweep at least every | {s['full_sweep_max_gap']} |",
+        f"| unknown evidence blocks | {'yes' if s['unknown_blocks'] else 'no'} |",
+        f"| gating checks | {', '.join(f'`{c}`' for c in s['checks'])} |",
+        f"| weaker settings accepted | {'yes' if s['accept_weaker_settings'] else 'no'} |",
+    ]  # fmt: skip
+    notes = [f"- {_md(n)}" for n in s.get("notes", ())]
+    return lines + (["", *notes] if notes else [])
 
 
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}

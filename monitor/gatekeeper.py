@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
 from psycopg import sql
 
 from checks import Check, all_checks
@@ -14,56 +14,53 @@ from config import format_duration
 from . import evidence
 from .app import App
 from .gate import Decision, Finding, GateReport, RunRecord, Streak, analyse
-from .silences import Silences
+from .gate_rules import GateRules, ResolvedRules, resolve
+from .migration_plan import GATING_CHECKS
+from .silences import Silence, Silences
 
 
 def typical_interval(check: Check, now: dt.datetime) -> dt.timedelta:
     """The check's schedule interval; for a cron schedule, the gap between two firings."""
-    if not check.settings.cron:
-        return check.settings.interval
-    trigger = CronTrigger.from_crontab(check.settings.cron, timezone=dt.UTC)
-    first = trigger.get_next_fire_time(None, now)
-    second = trigger.get_next_fire_time(first, first + dt.timedelta(seconds=1))
-    assert first is not None
-    assert second is not None
-    gap: dt.timedelta = second - first
-    return gap
+    return check.settings.typical_interval(now)
 
 
 class Gatekeeper:
-    """Decides whether migration 005 may run, and says why."""
+    """Decides whether migration 005 may run, and says why.
 
-    def __init__(self, app: App) -> None:
+    The rules are the configured ones, but never below their floors: the plan's gating
+    checks, the defaults, and (unless this is the service) the rules the service last
+    recorded; weaker ones apply only with gate.accept_weaker_settings (see gate_rules).
+    """
+
+    def __init__(
+        self, app: App, plan_checks: Sequence[str] = GATING_CHECKS, *, as_service: bool = False
+    ) -> None:
         self.app = app
         self.settings = app.settings
+        self.plan_checks = tuple(plan_checks)
+        self.as_service = as_service
+        self.by_name = {c.name: c for c in all_checks(app.settings)}
+        # Replaced by the resolved rules when evaluate() runs.
         self.gate = app.settings.gate
-        by_name = {c.name: c for c in all_checks(app.settings)}
-        self.checks = [by_name[name] for name in self.gate.checks]
+        self.checks = [self.by_name[name] for name in self.gate.checks]
 
     def evaluate(self, now: dt.datetime | None = None) -> GateReport:
         """Raises DatabaseUnavailable, SetupError (a table, column or grant is missing),
         StoreError/StoreUnavailable or GateError."""
         now = now or self.app.clock.now()
+        resolved = self._resolve()
+        self.gate = self.settings.gate.model_copy(update=resolved.rules.settings_update())
+        self.checks = [self.by_name[n] for n in resolved.rules.checks if n in self.by_name]
         window_start = now - self.gate.required_clean_period
-        gaps = {c.name: typical_interval(c, now) * self.gate.max_gap_intervals for c in self.checks}
-        horizon = window_start - self.gate.full_sweep_max_gap - max(gaps.values())
-        history = self._history(horizon)
-        streaks = [
-            analyse(c.name, history.get(c.name, []), now=now, horizon=horizon,
-                    max_gap=gaps[c.name], full_gap=self.gate.full_sweep_max_gap)
-            for c in self.checks
-        ]  # fmt: skip
+        history, streaks = self._streaks(now, window_start)
         blockers = [b for s in streaks for b in s.blockers]
+        blockers += [
+            Finding("settings", f"the service also gates on {name}, which this configuration "
+                    "does not define; evaluate with the service's configuration", name)
+            for name in resolved.unrecorded
+        ]  # fmt: skip
         silences = Silences(self.app.store, self.settings).between(window_start, now)
-        gating = [s for s in silences if s.check in self.gate.checks]
-        clean_since = _clean_since(streaks)
-        for silence in gating:
-            ended = silence.removed_at or silence.ends_at
-            if ended > now:
-                why = f"silenced by {silence.created_by}: {silence.reason}"
-                blockers.append(Finding("silence", why, silence.check, silence.starts_at))
-            elif clean_since is not None and ended > clean_since:
-                clean_since = ended
+        clean_since = self._after_silences(silences, now, _clean_since(streaks), blockers)
         found = self._evidence(now, window_start, history)
         for name, item in found.items():
             if item["status"] == "found" and name in ("dependencies", "readers"):
@@ -81,20 +78,73 @@ class Gatekeeper:
             now=now, required=self.gate.required_clean_period, decision=decision,
             clean_since=clean_since, streaks=streaks, blockers=blockers, evidence=found,
             silences=[s.describe(now) for s in silences],
+            settings=resolved.as_json(self._interval_notes(streaks, now)),
+            warning=resolved.warning,
         )  # fmt: skip
+
+    def _after_silences(
+        self, silences: list[Silence], now: dt.datetime, clean_since: dt.datetime | None,
+        blockers: list[Finding],
+    ) -> dt.datetime | None:  # fmt: skip
+        """A gating check's silence blocks while active, and restarts the streak when over."""
+        for silence in (s for s in silences if s.check in self.gate.checks):
+            ended = silence.removed_at or silence.ends_at
+            if ended > now:
+                why = f"silenced by {silence.created_by}: {silence.reason}"
+                blockers.append(Finding("silence", why, silence.check, silence.starts_at))
+            elif clean_since is not None and ended > clean_since:
+                clean_since = ended
+        return clean_since
+
+    def _resolve(self) -> ResolvedRules:
+        service = None
+        if not self.as_service:
+            recorded = self.app.store.service_state("gate") or {}
+            service = GateRules.from_json(recorded.get("settings"))
+        return resolve(self.settings.gate, self.plan_checks, service, list(self.by_name))
+
+    def _streaks(
+        self, now: dt.datetime, window_start: dt.datetime
+    ) -> tuple[dict[str, list[RunRecord]], list[Streak]]:
+        """Each gating check's streak; gaps judged by the intervals the runs recorded."""
+        k = self.gate.max_gap_intervals
+        # Today's interval only for runs that recorded none (and to bound the history read).
+        gaps = {c.name: typical_interval(c, now) * k for c in self.checks}
+        horizon = window_start - self.gate.full_sweep_max_gap - max(gaps.values())
+        history = self._history(horizon)
+        streaks = [
+            analyse(c.name, history.get(c.name, []), now=now, horizon=horizon,
+                    max_gap=gaps[c.name], full_gap=self.gate.full_sweep_max_gap, gap_intervals=k)
+            for c in self.checks
+        ]  # fmt: skip
+        return history, streaks
+
+    def _interval_notes(self, streaks: list[Streak], now: dt.datetime) -> list[str]:
+        notes = []
+        for s in streaks:
+            if s.fallback_runs:
+                today = format_duration(typical_interval(self.by_name[s.check], now))
+                notes.append(
+                    f"{s.check}: {s.fallback_runs} run(s) without a recorded interval (written "
+                    f"before dq-monitor kept it) were judged by today's interval {today}"
+                )
+        return notes
 
     def _history(self, horizon: dt.datetime) -> dict[str, list[RunRecord]]:
         with self.app.store.session("reading the gate's history") as conn:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT id, check_name, finished_at, mode, status, violations, samples, error"
-                    " FROM {} WHERE check_name = ANY(%s) AND finished_at >= %s ORDER BY id"
+                    "SELECT id, check_name, finished_at, mode, status, violations, samples, error,"
+                    " interval_seconds FROM {} WHERE check_name = ANY(%s) AND finished_at >= %s"
+                    " ORDER BY id"
                 ).format(sql.Identifier(self.app.store.schema, "check_runs")),
                 (list(self.gate.checks), horizon),
             ).fetchall()
         history: dict[str, list[RunRecord]] = {}
         for r in rows:
-            record = RunRecord(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6] or ()), r[7])
+            interval = dt.timedelta(seconds=r[8]) if r[8] is not None else None
+            record = RunRecord(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6] or ()), r[7],
+                               interval=interval)  # fmt: skip
             history.setdefault(r[1], []).append(record)
         return history
 

@@ -176,8 +176,10 @@ class DqCollector(Collector):
         yield _gauge("dq_gate_clean_seconds",
                      f"How long every gating check has been clean (0 while blocked). {note}",
                      clean)  # fmt: skip
+        # The period the leader applied (never below the default unless accepted as weaker).
+        required = gate.get("required_seconds", self.gate_required)
         yield _gauge("dq_gate_required_seconds", "The clean period the gate requires.",
-                     self.gate_required)  # fmt: skip
+                     float(required))  # fmt: skip
 
     def _alert_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
         sent = CounterMetricFamily(

@@ -1,18 +1,19 @@
 """Migration 005, guarded: gate re-checked, one apply at a time, archive verified, drop, audit.
 
 Every attempt runs with a short lock_timeout and is retried a bounded number of times; it
-never waits for a lock without a timeout. The drop has no CASCADE, so anything that still
-depends on a column makes it fail instead of silently dropping that object.
+never waits for a lock without a timeout. Once the table is locked, the catalog is read again
+(an object created while the apply waited refuses it); after the migration SQL, the table's
+catalog must have lost the two columns and nothing else, or the transaction rolls back. The
+drop has no CASCADE, so anything that still depends on a column makes it fail instead of
+silently dropping that object.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,102 +21,21 @@ from psycopg import errors as pg
 from psycopg import sql
 from psycopg.types.json import Json
 
-from checks import describe_pg_error, migration_005, table_ref
-from config import ConfigError, GateError, Settings, format_duration
+from checks import describe_pg_error, table_ref
+from config import GateError, format_duration
 
+from . import evidence, table_catalog
 from .app import App
 from .database import connect
-from .gate import Decision
+from .gate import Decision, GateReport
 from .gatekeeper import Gatekeeper
+from .migration_plan import Plan
 
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What `migrate` would do, with the exact SQL."""
-
-    sql_text: str
-    sql_checksum: str
-    table: str
-    columns: list[str]
-    source: str
-
-    def describe(self, settings: Settings) -> str:
-        gate = settings.gate
-        steps = [
-            f"Plan for migration 005 ({self.source}), sql sha256 {self.sql_checksum}",
-            "1. re-evaluate the gate; refuse unless it is open",
-            "2. take an advisory lock so that only one apply runs at a time",
-            f"3. in one transaction with lock_timeout {format_duration(gate.lock_timeout)} "
-            f"(at most {gate.lock_retries} attempts with backoff):",
-            f"   LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE;",
-            f"   archive run_id, {', '.join(self.columns)} into the state store and verify the "
-            "row count and checksum;",
-            "   then the migration SQL, exactly:",
-            *(f"     {line}" for line in self.sql_text.strip().splitlines()),
-            "4. record an audit row: operator, database user, time, gate evidence hash, "
-            "SQL checksum, archive size and checksum",
-            "Rollback (`migrate --rollback`) re-adds the columns with their original type, "
-            "default and NOT NULL, and restores the archived values.",
-            "This was a dry run: nothing changed. Apply with: dq-monitor migrate --apply "
-            "--operator NAME",
-        ]
-        return "\n".join(steps)
-
-
-def make_plan(settings: Settings, sql_file: str | None) -> Plan:
-    """Read the migration SQL (the shipped 005 unless a file is given). Raises ConfigError."""
-    if sql_file is None:
-        text, source = migration_005(), "the shipped 005_remove_counter_columns.sql"
-    else:
-        try:
-            text, source = Path(sql_file).read_text(encoding="utf-8"), sql_file
-        except OSError as exc:
-            raise ConfigError(f"--sql {sql_file}: cannot read it: {exc.strerror}") from None
-    body = sql_code(text)
-    if re.search(r"\bcascade\b", body, re.IGNORECASE):
-        raise ConfigError(f"{source} uses CASCADE; the guarded migration drops without it")
-    if not body.strip():
-        raise ConfigError(f"{source} contains no SQL")
-    ref = table_ref(settings.tables, "run_metadata")
-    table = sql.Identifier(ref.schema, ref.name).as_string(None)
-    columns = [ref.columns["completed_workers"], ref.columns["failed_workers"]]
-    checksum = hashlib.sha256(text.encode()).hexdigest()
-    return Plan(text, checksum, table, columns, source)
-
-
-def sql_code(text: str) -> str:
-    """The SQL with comments, string literals and quoted identifiers blanked out.
-
-    So a keyword check sees only code: `'--'` inside a string does not hide what follows,
-    and `/* cascade */` is not mistaken for CASCADE.
-    """
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        two = text[i : i + 2]
-        if two == "--":
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif two == "/*":
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            out.append(" ")
-        elif text[i] in "'\"":
-            quote, i = text[i], i + 1
-            while i < n and not (text[i] == quote and text[i + 1 : i + 2] != quote):
-                i += 2 if text[i] == quote else 1
-            i += 1
-            out.append(" ")
-        elif text[i] == "$" and (tag := re.match(r"\$[A-Za-z_0-9]*\$", text[i:])):
-            end = text.find(tag.group(0), i + len(tag.group(0)))
-            i = n if end < 0 else end + len(tag.group(0))
-            out.append(" ")
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+class _TransactionEnded(GateError):
+    """The migration SQL committed or rolled back on its own: its changes may be permanent."""
 
 
 class Migrator:
@@ -151,17 +71,9 @@ class Migrator:
                     f"refused: the columns are partially dropped (only {only} remains); "
                     "finish or repair by hand"
                 )
-            report = Gatekeeper(self.app).evaluate()
-            if report.decision is not Decision.OPEN:
-                clean = format_duration(dt.timedelta(seconds=round(report.clean_seconds)))
-                reasons = "; ".join(b.detail for b in report.blockers[:3]) or (
-                    f"clean for {clean} of {format_duration(report.required)}"
-                )
-                raise GateError(f"refused: the gate is {report.decision.value} ({reasons}); "
-                                "run `dq-monitor gate` for the evidence")  # fmt: skip
-            self.say(f"gate: open (evidence hash {report.evidence_hash()})")
+            report = self._open_gate()
             definitions = self._definitions(conn)
-            audit = self._audit_start(conn, "apply", operator, report.evidence_hash(), definitions)
+            audit = self._audit_start(conn, "apply", operator, report, definitions)
             try:
                 rows, checksum = self._attempts(conn, lambda: self._archive_and_drop(conn, audit))
             except Exception as exc:
@@ -170,6 +82,21 @@ class Migrator:
             self._audit_finish(audit, "applied", rows=rows, checksum=checksum)
             self.say(f"applied: dropped {', '.join(self.plan.columns)}; audit #{audit}")
             return audit
+
+    def _open_gate(self) -> GateReport:
+        """The gate's report, re-evaluated now; raises GateError unless it is open."""
+        report = Gatekeeper(self.app, self.plan.gating_checks).evaluate()
+        if report.warning:
+            self.say(report.warning)
+        if report.decision is not Decision.OPEN:
+            reasons = "; ".join(b.detail for b in report.blockers[:3]) or (
+                f"clean for {format_duration(dt.timedelta(seconds=round(report.clean_seconds)))}"
+                f" of {format_duration(report.required)}"
+            )
+            raise GateError(f"refused: the gate is {report.decision.value} ({reasons}); "
+                            "run `dq-monitor gate` for the evidence")  # fmt: skip
+        self.say(f"gate: open (evidence hash {report.evidence_hash()})")
+        return report
 
     def rollback(self, operator: str) -> int:
         """Re-add the columns and restore the archived values; returns the audit id."""
@@ -242,8 +169,10 @@ class Migrator:
         )
 
     def _begin_locked(self, conn: psycopg.Connection[Any]) -> None:
-        timeout = str(int(self.settings.gate.lock_timeout.total_seconds() * 1000))
-        statement = str(int(self.settings.statement_timeout.total_seconds() * 1000))
+        # In whole milliseconds, rounded up: 0 would turn the timeout off.
+        gate = self.settings.gate
+        timeout = str(max(1, math.ceil(gate.lock_timeout.total_seconds() * 1000)))
+        statement = str(max(1, math.ceil(gate.statement_timeout.total_seconds() * 1000)))
         conn.execute(
             "SELECT set_config('lock_timeout', %s, true),"
             " set_config('statement_timeout', %s, true)",
@@ -261,9 +190,46 @@ class Migrator:
         return sql.SQL("SELECT count(*), coalesce(sum(hashtextextended({}, 0)::numeric), 0)::text"
                        " FROM {}").format(row, source)  # fmt: skip
 
+    def _recheck_locked(self, conn: psycopg.Connection[Any]) -> None:
+        """With the lock held, nothing can change the table any more: read the catalog again.
+
+        The gate was evaluated before the lock; an index, constraint or view committed while
+        the apply waited for it would otherwise be dropped with the columns, or fail the drop.
+        """
+        found = evidence.dependencies(conn, self.settings)
+        if found:
+            what = "; ".join(f"{obj} uses {col}" for obj, col in found)
+            raise GateError(f"refused after locking {self.plan.table}: {what} (created while "
+                            "the apply waited for its lock); nothing changed")  # fmt: skip
+        present = self._present(conn)
+        if sorted(present) != sorted(self.plan.columns):
+            raise GateError(f"refused after locking {self.plan.table}: the columns changed "
+                            f"while the apply waited (now: {', '.join(present) or 'none'}); "
+                            "nothing changed")  # fmt: skip
+
+    def _run_verified(self, conn: psycopg.Connection[Any]) -> None:
+        """Run the migration SQL; raise GateError unless exactly the two columns went."""
+        before = table_catalog.snapshot(conn, self.plan.table)
+        conn.execute(self.plan.sql_text)
+        if conn.info.transaction_status is not psycopg.pq.TransactionStatus.INTRANS:
+            raise _TransactionEnded("the migration SQL ended the transaction, so its changes "
+                                    "may be committed and the archive is kept: inspect the "
+                                    "table before anything else")  # fmt: skip
+        left = self._present(conn)
+        if left:
+            raise GateError(
+                f"the migration SQL left {', '.join(left)} in place; rolled back, nothing changed"
+            )
+        after = table_catalog.snapshot(conn, self.plan.table)
+        changes = table_catalog.unplanned_changes(before, after, self.plan.columns)
+        if changes:
+            raise GateError("the migration SQL changed more than the two columns: "
+                            + "; ".join(changes) + "; rolled back, nothing changed")  # fmt: skip
+
     def _archive_and_drop(self, conn: psycopg.Connection[Any], audit: int) -> tuple[int, str]:
         with conn.transaction():
             self._begin_locked(conn)
+            self._recheck_locked(conn)
             source = self._checksum_sql(self.ref.ident, self.run_col, list(self.cols))
             count, checksum = conn.execute(source).fetchone() or (0, "0")
             copied = self._copy_to_archive(conn, audit)
@@ -274,15 +240,10 @@ class Migrator:
                                 f"table, {archived} archived; nothing changed")  # fmt: skip
             self.say(f"archived {count} rows into the state store; count and checksum verified")
             try:
-                conn.execute(self.plan.sql_text)
-                left = self._present(conn)
-                if left:
-                    raise GateError(
-                        f"the migration SQL left {', '.join(left)} in place; rolled back, "
-                        "nothing changed"
-                    )
-            except (psycopg.Error, GateError):
-                self._drop_archive(audit)
+                self._run_verified(conn)
+            except (psycopg.Error, GateError) as exc:
+                if not isinstance(exc, _TransactionEnded):
+                    self._drop_archive(audit)
                 raise
         return int(count), str(checksum)
 
@@ -401,16 +362,18 @@ class Migrator:
                 "archive_checksum": row[3]}  # fmt: skip
 
     def _audit_start(self, conn: psycopg.Connection[Any], action: str, operator: str,
-                     evidence: str | None, columns: list[dict[str, Any]]) -> int:  # fmt: skip
+                     report: GateReport | None, columns: list[dict[str, Any]]) -> int:  # fmt: skip
         user = conn.execute("SELECT current_user").fetchone()
+        evidence_hash = report.evidence_hash() if report else None
+        settings = Json(report.settings) if report else None
         with self.app.store.session("writing the migration audit") as state:
             row = state.execute(
                 sql.SQL("INSERT INTO {} (action, status, operator, database_user,"
-                        " gate_evidence_hash, sql_checksum, sql_text, columns)"
-                        " VALUES (%s, 'started', %s, %s, %s, %s, %s, %s) RETURNING id").format(
+                        " gate_evidence_hash, gate_settings, sql_checksum, sql_text, columns)"
+                        " VALUES (%s, 'started', %s, %s, %s, %s, %s, %s, %s) RETURNING id").format(
                     self._t("migration_audit")),
-                (action, operator, user[0] if user else "?", evidence, self.plan.sql_checksum,
-                 self.plan.sql_text, Json(columns)),
+                (action, operator, user[0] if user else "?", evidence_hash, settings,
+                 self.plan.sql_checksum, self.plan.sql_text, Json(columns)),
             ).fetchone()  # fmt: skip
         assert row is not None
         return int(row[0])

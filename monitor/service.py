@@ -162,12 +162,14 @@ class Service:
         if self._stopping.is_set() or not self.leadership.is_leader or not self._schema_ready:
             return
         try:
-            report = Gatekeeper(self.app).evaluate()
+            report = Gatekeeper(self.app, as_service=True).evaluate()
+            # The settings too: a `gate` or `migrate` run elsewhere is held to them.
             self.app.store.set_service_state("gate", {
                 "decision": report.decision.value,
                 "clean_since": report.clean_since.isoformat() if report.clean_since else None,
                 "required_seconds": report.required.total_seconds(),
                 "evaluated_at": report.now.isoformat(),
+                "settings": report.settings,
             })  # fmt: skip
         except DqError as exc:
             log.warning("gate evaluation: %s", exc)

@@ -268,8 +268,9 @@ class StateStore:
             sql.SQL(
                 "INSERT INTO {} (check_name, started_at, finished_at, mode, status, severity,"
                 " violations, samples, error, error_kind, note, snapshot_at, watermark,"
-                " judged_runs, duration_seconds, fingerprint, trigger, host)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " judged_runs, duration_seconds, fingerprint, trigger, host, interval_seconds)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s)"
                 " RETURNING id"
             ).format(self._t("check_runs")),
             (
@@ -280,6 +281,9 @@ class StateStore:
                 evaluation.watermark if evaluation else None,
                 evaluation.judged_count if evaluation else None,
                 duration, check.fingerprint(), trigger, self.replica,
+                # The schedule in force for this run: the gate judges gaps by it, not by the
+                # setting of whoever evaluates the gate later.
+                check.settings.typical_interval(finished_at).total_seconds(),
             ),
         ).fetchone()  # fmt: skip
         assert row is not None
@@ -440,6 +444,15 @@ class StateStore:
                 ).format(self._t("service_state")),
                 (key, Jsonb(value)),
             )
+
+    def service_state(self, key: str) -> dict[str, Any] | None:
+        """A fact the service published (see set_service_state), or None if it never did."""
+        with self.session(f"reading {key}") as conn:
+            row = conn.execute(
+                sql.SQL("SELECT value FROM {} WHERE key = %s").format(self._t("service_state")),
+                (key,),
+            ).fetchone()
+        return dict(row[0]) if row and isinstance(row[0], dict) else None
 
     def stats(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Check stats rows and the service state (with alert delivery stats under "delivery"

@@ -173,6 +173,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "the interval each check run was scheduled with; the gate settings of each migration",
+        """
+        -- NULL in rows written before this version: the gate judges those by today's setting.
+        ALTER TABLE {s}.check_runs ADD COLUMN interval_seconds double precision;
+        ALTER TABLE {s}.migration_audit ADD COLUMN gate_settings jsonb;
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -96,6 +96,41 @@ def test_no_history_blocks():
     assert streak([]).blockers[0].detail == "no successful run recorded"
 
 
+def every_six_hours(skip=(), interval=dt.timedelta(hours=6)):
+    """Eight days of runs every 6 h that recorded `interval`, a full sweep every fourth."""
+    return [
+        RunRecord(i, "flag_conflict", NOW - dt.timedelta(hours=6 * (32 - i)),
+                  "full" if i % 4 == 0 else "incremental", "ok", 0, interval=interval)
+        for i in range(33) if i not in skip
+    ]  # fmt: skip
+
+
+def test_a_gap_is_judged_by_the_interval_its_run_recorded():
+    # Today's setting would allow 36 h; the runs were scheduled every 6 h, so 18 h.
+    s = analyse("flag_conflict", every_six_hours(skip=(17, 18, 19)), now=NOW,
+                horizon=NOW - dt.timedelta(days=30), max_gap=dt.timedelta(hours=36),
+                full_gap=FULL_GAP, gap_intervals=3)  # fmt: skip
+    assert [f.kind for f in s.restarts] == ["gap"]
+    assert "no successful run for 1d (allowed 18h: 3 x 6h recorded)" in s.restarts[0].detail
+    assert s.start == NOW - dt.timedelta(days=3)
+    assert s.fallback_runs == 0
+
+
+def test_the_time_since_the_last_run_is_judged_by_its_recorded_interval():
+    s = analyse("flag_conflict", every_six_hours(), now=NOW + dt.timedelta(hours=19),
+                horizon=NOW - dt.timedelta(days=30), max_gap=dt.timedelta(hours=36),
+                full_gap=FULL_GAP, gap_intervals=3)  # fmt: skip
+    assert s.start is None
+    assert "no successful run for 19h (allowed 18h: 3 x 6h recorded)" in s.blockers[0].detail
+
+
+def test_runs_without_a_recorded_interval_fall_back_and_are_counted():
+    runs = history(2)
+    s = streak(runs)
+    assert s.fallback_runs == len(runs)
+    assert s.blockers == []
+
+
 # --- On a real database: recorded history, evidence and the CLI contract -----------------
 
 GATING = ["dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes"]
@@ -239,7 +274,11 @@ def test_statistics_reset_makes_readers_unknown_which_blocks_by_default(
     assert "reset" in report["evidence"]["readers"]["reason"]
     monkeypatch.setenv("DQ_GATE__UNKNOWN_BLOCKS", "false")
     code, report = gate_json(capsys)
+    assert code == 1  # weaker than the default: it needs accepting
+    monkeypatch.setenv("DQ_GATE__ACCEPT_WEAKER_SETTINGS", "true")
+    code, report = gate_json(capsys)
     assert code == 0
+    assert report["warning"].endswith("unknown_blocks false (default: true)")
 
 
 def test_without_pg_stat_statements_readers_are_unknown(gate_env, capsys):

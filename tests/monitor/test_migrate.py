@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 
 from checks import migration_005
+from monitor.cli import main
 from tests.factories import seed_race
 from tests.helpers import run_cli
 
@@ -101,7 +103,10 @@ def one_error_line(err: str) -> str:
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> dict[str, str]:
     """The DQ_* settings of every test here (also handed to subprocesses)."""
-    values = {"DQ_DATABASE_URL": db_url, "DQ_GATE__REQUIRED_CLEAN_PERIOD": "0s"}
+    # A clean period of 0s is weaker than the default 7d: it applies only when accepted, and
+    # every report and the audit row then say so.
+    values = {"DQ_DATABASE_URL": db_url, "DQ_GATE__REQUIRED_CLEAN_PERIOD": "0s",
+              "DQ_GATE__ACCEPT_WEAKER_SETTINGS": "true"}  # fmt: skip
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return values
@@ -222,7 +227,8 @@ def test_apply_archives_verifies_drops_and_audits(open_gate, db, capsys):
     assert code == 0, out + err
     assert err == ""
     lines = out.splitlines()
-    assert lines[0].startswith("gate: open (evidence hash ")
+    assert lines[0].startswith("WARNING: evaluated with weaker settings than the defaults")
+    assert lines[1].startswith("gate: open (evidence hash ")
     assert f"locking {TABLE} (attempt 1/5, lock_timeout 2s)" in lines
     assert f"archived {RUNS} rows into the state store; count and checksum verified" in lines
     assert lines[-1] == "applied: dropped completed_workers, failed_workers; audit #1"
@@ -238,7 +244,7 @@ def test_apply_archives_verifies_drops_and_audits(open_gate, db, capsys):
     assert audit["operator"] == "alice"
     assert audit["database_user"] == "postgres"
     assert re.fullmatch(r"[0-9a-f]{64}", audit["gate_evidence_hash"])
-    assert audit["gate_evidence_hash"] in lines[0]
+    assert audit["gate_evidence_hash"] in lines[1]
     assert audit["sql_checksum"] == hashlib.sha256(SHIPPED_SQL.encode()).hexdigest()
     assert audit["sql_text"] == SHIPPED_SQL
     assert audit["archive_rows"] == RUNS
@@ -277,7 +283,7 @@ def test_a_held_lock_makes_apply_retry_then_give_up_without_changes(
     elapsed = time.monotonic() - started
 
     assert code == 1, out + err
-    assert out.splitlines()[1:] == [
+    assert out.splitlines()[2:] == [
         f"locking {TABLE} (attempt 1/2, lock_timeout 1s)",
         "the table is busy; retrying in 1.0s",
         f"locking {TABLE} (attempt 2/2, lock_timeout 1s)",
@@ -504,8 +510,18 @@ def test_missing_sql_file_exits_2(seeded, db, capsys, tmp_path):
         ("ALTER TABLE run_metadata DROP COLUMN failed_workers CASCADE;\n", "uses CASCADE"),
         ("alter table run_metadata drop column failed_workers cascade;\n", "uses CASCADE"),
         ("-- only a comment\n\n", "contains no SQL"),
+        # Dynamic SQL hides what runs: a DO block, EXECUTE, CASCADE inside a function body.
+        ("DO $$ BEGIN EXECUTE 'ALTER TABLE run_metadata DROP COLUMN completed_workers CASCADE';"
+         " END $$;\n", "has a DO block"),
+        ("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ ALTER TABLE run_metadata"
+         " DROP COLUMN failed_workers CASCADE $$;\nSELECT f();\n", "uses CASCADE"),
+        ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN EXECUTE 'ALTER TABLE "
+         "run_metadata DROP COLUMN ' || 'failed_workers'; END $f$;\nSELECT f();\n", "uses EXECUTE"),
+        # The migration is one transaction that dq-monitor commits after verifying it.
+        ("ALTER TABLE run_metadata DROP COLUMN completed_workers;\nCOMMIT;\n"
+         "ALTER TABLE run_metadata DROP COLUMN failed_workers;\n", "has COMMIT"),
     ],
-)
+)  # fmt: skip
 def test_unacceptable_sql_file_exits_2(text, message, seeded, db, capsys, tmp_path):
     path = write_sql(tmp_path, text)
 
@@ -582,3 +598,181 @@ def test_rollback_after_runs_were_deleted_restores_the_rest(applied, db, capsys)
     assert f"restored {RUNS - 2} rows; values verified against the archive; 2 archived runs" in out
     restored = counters(db)
     assert restored == {k: v for k, v in original.items() if k not in ("r7", "r8")}
+
+
+# --- the catalog after the lock, and after the SQL -------------------------------------------
+
+
+def wait_for_lock_wait(db: psycopg.Connection, table: str = "run_metadata") -> None:
+    """Until some session waits for a lock on `table` (the apply's LOCK TABLE)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = db.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = to_regclass(%s)",
+            (table,),
+        ).fetchone()
+        if row and row[0]:
+            return
+        time.sleep(0.02)  # polling for an event (a lock request), not waiting for time
+    raise AssertionError(f"nobody waited for a lock on {table}")
+
+
+@pytest.mark.parametrize(
+    ("ddl", "found"),
+    [
+        ("CREATE INDEX counters_idx ON run_metadata (completed_workers)",
+         "index counters_idx uses completed_workers"),
+        ("ALTER TABLE run_metadata ADD CONSTRAINT failed_sane CHECK (failed_workers >= 0)",
+         "constraint failed_sane uses failed_workers"),
+    ],
+)  # fmt: skip
+def test_a_dependency_committed_while_the_apply_waits_for_its_lock_refuses_the_drop(
+    open_gate, db, db_url, monkeypatch, capsys, ddl, found
+):
+    monkeypatch.setenv("DQ_GATE__LOCK_TIMEOUT", "30s")
+    result: dict[str, int] = {}
+    with psycopg.connect(db_url) as other:  # a transaction that holds its lock until commit
+        other.execute(ddl)
+        apply = threading.Thread(
+            target=lambda: result.update(code=main(["migrate", "--apply", "--operator", "alice"]))
+        )
+        apply.start()
+        try:
+            wait_for_lock_wait(db)  # the gate said open; the apply now waits for its lock
+        finally:
+            other.commit()
+            apply.join(60)
+    out, err = capsys.readouterr()
+
+    assert result == {"code": 1}, out + err
+    line = one_error_line(err)
+    assert "refused after locking" in line
+    assert found in line
+    assert "nothing changed" in line
+    assert present_columns(db) == sorted(COLUMNS)
+    assert counters(db) == open_gate
+    name = found.split()[1]
+    assert db.execute(
+        "SELECT count(*) FROM pg_class WHERE relname = %s UNION ALL"
+        " SELECT count(*) FROM pg_constraint WHERE conname = %s", (name, name)
+    ).fetchall() in ([(1,), (0,)], [(0,), (1,)])
+    [audit] = audit_rows(db)
+    assert audit["status"] == "failed"
+    assert found in audit["error"]
+    assert archive_count(db) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "difference"),
+    [
+        ("ALTER TABLE run_metadata DROP COLUMN status;", "removed column status"),
+        ("CREATE INDEX started_idx ON run_metadata (started_at);", "added index started_idx"),
+        ("ALTER TABLE run_metadata ADD CONSTRAINT sane CHECK (status <> '');",
+         "added constraint sane"),
+        ("ALTER TABLE run_metadata ADD COLUMN completed_workers_v2 integer;",
+         "added column completed_workers_v2"),
+    ],
+)  # fmt: skip
+def test_sql_that_changes_more_than_the_two_columns_is_rolled_back(
+    open_gate, db, capsys, tmp_path, extra, difference
+):
+    path = write_sql(tmp_path, SHIPPED_SQL + extra + "\n")
+    before = column_definitions(db)
+
+    code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice", "--sql", path)
+
+    assert code == 1, out + err
+    line = one_error_line(err)
+    assert "the migration SQL changed more than the two columns" in line
+    assert difference in line
+    assert "rolled back, nothing changed" in line
+    assert column_definitions(db) == before
+    assert db.execute(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = 'run_metadata'::regclass"
+        " AND attname = 'status' AND NOT attisdropped"
+    ).fetchone() == (1,)
+    assert db.execute("SELECT to_regclass('started_idx')").fetchone() == (None,)
+    assert counters(db) == open_gate
+    [audit] = audit_rows(db)
+    assert audit["status"] == "failed"
+    assert archive_count(db) == 0
+
+
+def test_a_generated_column_dropped_by_a_function_is_caught_before_commit(
+    open_gate, db, capsys, tmp_path
+):
+    # The file says neither CASCADE nor EXECUTE; the function it calls does both, and no
+    # catalog row ties the function's text to the column names it assembles.
+    db.execute(
+        "ALTER TABLE run_metadata ADD COLUMN total integer"
+        " GENERATED ALWAYS AS (completed_workers + failed_workers) STORED"
+    )
+    db.execute(
+        "CREATE FUNCTION drop_counters() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN"
+        " EXECUTE format('ALTER TABLE run_metadata DROP COLUMN %I CASCADE', 'completed' ||"
+        " '_workers'); END $f$"
+    )
+    path = write_sql(
+        tmp_path, "SELECT drop_counters();\nALTER TABLE run_metadata DROP COLUMN failed_workers;\n"
+    )
+
+    code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice", "--sql", path)
+
+    assert code == 1, out + err
+    line = one_error_line(err)
+    assert "total" in line
+    assert present_columns(db) == sorted(COLUMNS)
+    assert db.execute(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = 'run_metadata'::regclass"
+        " AND attname = 'total' AND NOT attisdropped"
+    ).fetchone() == (1,)
+    assert counters(db) == open_gate
+    assert archive_count(db) == 0
+
+
+# --- timeouts the migration runs with --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("lock_timeout", "0s", "must be more than 0s"),  # 0 means no lock timeout at all
+        ("lock_timeout", "2m", "must be at most 1m"),
+        ("statement_timeout", "0s", "must be more than 0s"),
+        ("statement_timeout", "1h", "must be at most 10m"),
+        ("evaluate_interval", "0s", "must be more than 0s"),
+    ],
+)
+def test_the_migrations_timeouts_must_be_bounded(
+    setting, value, message, seeded, db, monkeypatch, capsys
+):
+    monkeypatch.setenv(f"DQ_GATE__{setting.upper()}", value)
+
+    code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice")
+
+    assert code == 2, out + err
+    assert f"gate.{setting}: Value error, {message}" in err
+    assert present_columns(db) == sorted(COLUMNS)
+
+
+# --- the audit row repeats the gate's settings -----------------------------------------------
+
+
+def test_the_audit_row_records_the_gate_settings_of_the_apply(open_gate, db, capsys):
+    code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice")
+
+    assert code == 0, out + err
+    warning = (
+        "WARNING: evaluated with weaker settings than the defaults: "
+        "required_clean_period 0s (default: 7d)"
+    )
+    assert out.splitlines()[0] == warning
+    [settings] = db.execute(f"SELECT gate_settings FROM {AUDIT}").fetchone() or [None]
+    assert settings["required_clean_period"] == "0s"
+    assert settings["max_gap_intervals"] == 3
+    assert settings["full_sweep_max_gap"] == "1d2h"
+    assert settings["checks"] == [
+        "dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes"]
+    assert settings["unknown_blocks"] is True
+    assert settings["accept_weaker_settings"] is True
+    assert settings["weaker"] == ["required_clean_period 0s (default: 7d)"]

@@ -211,7 +211,8 @@ def test_bad_metrics_port_is_a_usage_error():
 def test_gate_metrics(tmp_path, db_url, db):
     db.execute("CREATE EXTENSION pg_stat_statements")
     config = fast_config(
-        extra='[gate]\nrequired_clean_period = "0s"\nevaluate_interval = "500ms"\n'
+        extra='[gate]\nrequired_clean_period = "0s"\naccept_weaker_settings = true\n'
+        'evaluate_interval = "500ms"\n'
     )
     svc = start_service(tmp_path, db_url, config=config)
     try:
