@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -26,7 +27,7 @@ from config import GateError, format_duration
 
 from . import evidence, table_catalog
 from .app import App
-from .database import connect
+from .database import Target, connect, translate
 from .gate import Decision, GateReport
 from .gatekeeper import Gatekeeper
 from .migration_plan import Plan
@@ -53,10 +54,18 @@ class Migrator:
     def _t(self, table: str) -> sql.Identifier:
         return sql.Identifier(self.app.store.schema, table)
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        assert self.settings.database_url is not None
-        return connect(self.settings.database_url, purpose="database",
-                       connect_timeout=self.settings.connect_timeout)  # fmt: skip
+    @contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
+        """The owner's session; a psycopg error anywhere in it leaves translated."""
+        url = self.settings.database_url
+        assert url is not None
+        target = Target(url, "database", "DQ_DATABASE_URL")
+        try:
+            with connect(url, purpose="database",
+                         connect_timeout=self.settings.connect_timeout) as conn:  # fmt: skip
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc, target, "migrating") from exc
 
     def apply(self, operator: str) -> int:
         """Apply the migration; returns the audit id. Raises GateError when refused."""

@@ -174,3 +174,25 @@ def test_a_store_query_failing_after_connecting_is_translated(monkeypatch, capsy
     assert len(_lines(err)) == 1, err
     code, _, err = run_cli(capsys, "silence", "list")
     assert code == 0, err  # silences do not need the outbox
+
+
+def test_the_migration_session_translates_every_psycopg_error(monkeypatch, db_url):
+    """Whatever fails on the owner's session (a lock, the drop, a catalog read) leaves it as
+    one of ours, so `migrate` prints one line with an exit code, never a traceback."""
+    from alerts import SystemClock
+    from config import QueryFailed, SetupError, load_settings
+    from monitor.app import App
+    from monitor.migration import Migrator
+    from monitor.migration_plan import make_plan
+
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    settings = load_settings()
+    app = App.open(settings, clock=SystemClock(), alerts=False)
+    try:
+        migrator = Migrator(app, make_plan(settings, None), progress=lambda line: None)
+        with pytest.raises(SetupError, match=r"42P01.*Configuration"), migrator._connect() as c:
+            c.execute("SELECT * FROM no_such_table")
+        with pytest.raises(QueryFailed, match="division by zero"), migrator._connect() as c:
+            c.execute("SELECT 1 / 0")
+    finally:
+        app.close()
