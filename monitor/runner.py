@@ -76,8 +76,9 @@ class Runner:
         started = self.clock.now()
         clock = self.clock.monotonic()
         outcome: dict[str, Evaluation] | DqError
+        who = ", ".join(f'"{name}"' for name in probe.names)
         try:
-            with self.source.connection() as conn:
+            with self.source.connection(f"running check {who}") as conn:
                 if self._stopping.is_set():
                     return []
                 outcome = probe.evaluate(conn, window)

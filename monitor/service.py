@@ -34,7 +34,7 @@ class Service:
         self.app = App.open(
             settings, clock=clock, pool_size=2 * len(self.specs) + 2, upgrade=False
         )
-        self.leadership = Leadership(settings)
+        self.leadership = Leadership(settings, clock)
         self.cache = StatsCache(self.app.store, clock)
         self._schema_ready = False
         self._ensure_schema()
