@@ -136,9 +136,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     _configure_logging(settings.log_level, timestamps=True)
-    from .service import Service  # the scheduler and HTTP server only load for `run`
+    from .service import Service, exit_now  # the scheduler and HTTP only load for `run`
 
-    return Service(settings, args.clock).run()
+    # Bounded stop: exit_now does not wait for threads a silent database still holds.
+    exit_now(Service(settings, args.clock, hard_exit=True).run())
+    return 0  # not reached
 
 
 def cmd_check(args: argparse.Namespace) -> int:
