@@ -153,7 +153,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
     try:
         results = app.runner.run(args.checks, full=args.full)
-        hints = _hints(app, args.checks)
+        # Index advice needs the monitored database; when it was unreachable, asking it again
+        # would only wait for connect_timeout.
+        reachable = exit_code(results) != EXIT_UNAVAILABLE
+        hints = _hints(app, args.checks) if reachable else []
         if not args.no_alerts:
             report = app.outbox.deliver_due()
             for line in report.lines:
