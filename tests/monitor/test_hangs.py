@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from alerts import SystemClock
-from config import ConfigError, load_settings
+from config import ConfigError, QueryTimeout, StoreError, load_settings
 from monitor.app import App
+from monitor.database import ConnectionSource
 from monitor.leadership import Leadership
-from monitor.watchdog import CANCEL_WAIT
+from monitor.watchdog import CANCEL_WAIT, Watchdog
 from tests.monitor.service_harness import RunningService, fast_config, start_service
 from tests.monitor.tcp_proxy import StallingProxy
 
@@ -173,6 +175,27 @@ def test_every_connection_has_client_side_bounds(monkeypatch, db_url):
         assert session.watchdog is not None
     finally:
         leadership.release()
+
+
+@pytest.mark.parametrize(("purpose", "error"), [("state store", StoreError),
+                                               ("database", QueryTimeout)])  # fmt: skip
+def test_a_slow_query_on_a_live_server_is_cancelled_not_abandoned(db_url, purpose, error):
+    # The state store's sessions have no statement_timeout of their own: the watchdog is what
+    # ends a query stuck there, and a server that is only slow answers the cancel.
+    source = ConnectionSource(
+        SecretStr(db_url), purpose=purpose, connect_timeout=dt.timedelta(seconds=5),
+        watchdog=Watchdog(purpose, 1.0, SystemClock()),
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        cancelled = r"did not answer within 1s .* the query was cancelled"
+        with pytest.raises(error, match=cancelled), source.connection("sleeping") as conn:
+            conn.execute("SELECT pg_sleep(30)")
+        assert time.monotonic() - started < 1.0 + CANCEL_WAIT
+        with source.connection("asking again") as conn:  # the same connection, still good
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        source.close()
 
 
 def test_a_stalled_database_is_an_error_and_down_in_bounded_time_then_recovers(
