@@ -73,7 +73,6 @@ class _Wait:
     conn: WatchedConnection
     deadline: float
     abandon_at: float | None = None  # set when the cancel request goes out
-    done: bool = False
 
 
 class Watchdog:
@@ -116,7 +115,6 @@ class Watchdog:
 
     def end(self, entry: _Wait) -> None:
         with self._cond:
-            entry.done = True
             if self._waits.get(entry.conn) is entry:
                 del self._waits[entry.conn]
 
