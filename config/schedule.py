@@ -39,5 +39,7 @@ class ScheduleSettings(BaseModel):
     )
     shutdown_timeout: Duration = Field(
         default=timedelta(seconds=8),
-        description="Longest a SIGTERM waits for running checks (they are cancelled first).",
+        description="Longest a SIGTERM may take: running checks are cancelled and waited for, "
+        "then connections closed; whatever still waits on a silent database then is abandoned "
+        "with one warning line, and the process exits 0 all the same.",
     )

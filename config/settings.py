@@ -48,7 +48,16 @@ class Settings(BaseSettings):
         default=timedelta(seconds=30), description="Longest a check's query may run."
     )
     connect_timeout: Duration = Field(
-        default=timedelta(seconds=10), description="Longest to wait for a database connection."
+        default=timedelta(seconds=10),
+        description="Longest to wait for a database connection; also how long sent data may go "
+        "unacknowledged by the server's host (TCP user timeout) before the connection is dropped.",
+    )
+    query_grace: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How long past statement_timeout a query may go without any answer from the "
+        "server before dq-monitor cancels it; if the cancel gets no answer within 1s either, the "
+        "connection is abandoned and the database counts as down. Applies to every query, state "
+        "store included.",
     )
     settle_time: Duration = Field(
         default=timedelta(minutes=2),
@@ -93,10 +102,11 @@ class Settings(BaseSettings):
                 )
         return self
 
-    @field_validator("statement_timeout", "connect_timeout")
+    @field_validator("statement_timeout", "connect_timeout", "query_grace")
     @classmethod
     def _at_least_a_second(cls, value: timedelta) -> timedelta:
-        # 0 would mean "no timeout" to PostgreSQL, which a monitor must never run with.
+        # 0 would mean "no timeout" to PostgreSQL, which a monitor must never run with; a grace
+        # under a second would mistake an ordinary network delay for a dead server.
         if value.total_seconds() < 1:
             raise ValueError("must be at least 1s")
         # PostgreSQL takes statement_timeout in int4 milliseconds (at most about 24.8 days).

@@ -16,6 +16,7 @@ from .heartbeat import Heartbeat
 from .outbox import OutboxSender
 from .runner import Runner
 from .store import StateStore
+from .watchdog import Watchdog, reply_limit
 
 
 @dataclass
@@ -58,6 +59,7 @@ class App:
             setting=store_setting(settings),
             connect_timeout=settings.connect_timeout,
             pool_size=pool_size,
+            watchdog=Watchdog("state store", reply_limit(settings), clock),
         )
         store = StateStore(state, settings.state_schema, settings.sample_limit, clock)
         if upgrade:
@@ -72,6 +74,7 @@ class App:
             connect_timeout=settings.connect_timeout,
             read_only=True,
             pool_size=pool_size,
+            watchdog=Watchdog("database", reply_limit(settings), clock),
         )
         book = AlertBook(settings, settings.state_schema, clock) if alerts else None
         client = httpx.Client(

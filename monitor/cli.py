@@ -138,9 +138,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     _configure_logging(settings.log_level, timestamps=True)
-    from .service import Service  # the scheduler and HTTP server only load for `run`
+    from .service import Service, exit_now  # the scheduler and HTTP only load for `run`
 
-    return Service(settings, args.clock).run()
+    # Bounded stop: exit_now does not wait for threads a silent database still holds.
+    exit_now(Service(settings, args.clock, hard_exit=True).run())
+    return 0  # not reached
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -153,7 +155,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
     try:
         results = app.runner.run(args.checks, full=args.full)
-        hints = _hints(app, args.checks)
+        # Index advice needs the monitored database; when it was unreachable, asking it again
+        # would only wait for connect_timeout.
+        reachable = exit_code(results) != EXIT_UNAVAILABLE
+        hints = _hints(app, args.checks) if reachable else []
         if not args.no_alerts:
             report = app.outbox.deliver_due()
             for line in report.lines:

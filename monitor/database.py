@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -28,7 +27,10 @@ from config import (
     SetupError,
     StoreError,
     StoreUnavailable,
+    format_duration,
 )
+
+from .watchdog import ABANDONED, CANCELLED, Watchdog, WatchedConnection
 
 APPLICATION_NAME = "dq-monitor"
 GRANTS_HINT = 'see "Database grants" in the README'
@@ -136,18 +138,22 @@ def connect(
     connect_timeout: dt.timedelta,
     read_only: bool = False,
     setting: str | None = None,
-) -> psycopg.Connection[Any]:
+    watchdog: Watchdog | None = None,
+) -> WatchedConnection:
     """Open an autocommit connection tagged application_name=dq-monitor.
 
     `purpose` is "database" (the monitored one) or "state store"; `setting` the variable
-    that holds the URL. Raises ConfigError for a malformed URL, DatabaseUnavailable or
+    that holds the URL; `watchdog`, if given, bounds every wait for the server (see
+    monitor.watchdog). Raises ConfigError for a malformed URL, DatabaseUnavailable or
     StoreUnavailable when the server cannot be reached; no secret in any message.
     """
     target = Target(url, purpose, setting or _default_setting(purpose))
     try:
-        return psycopg.connect(
+        conn = WatchedConnection.connect(
             url.get_secret_value(), **_connect_kwargs(connect_timeout, read_only)
         )
+        conn.watchdog = watchdog
+        return conn
     # `from None` on purpose: libpq may echo the connection string, password included, in the
     # original error, and a traceback or log of the cause would leak it.
     except psycopg.Error as exc:
@@ -251,7 +257,8 @@ class ConnectionSource:
     """Hands out connections to one database; the CLI keeps one, the service pools them.
 
     It is the boundary for everything done on those connections: a psycopg error raised
-    inside `connection()` leaves it translated into the exception tree.
+    inside `connection()` leaves it translated into the exception tree. With a `watchdog`,
+    every wait for the server on its connections is bounded (see monitor.watchdog).
     """
 
     def __init__(
@@ -263,23 +270,25 @@ class ConnectionSource:
         read_only: bool = False,
         pool_size: int = 0,
         setting: str | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.url = url
         self.purpose = purpose
         self.target = Target(url, purpose, setting or _default_setting(purpose))
         self.connect_timeout = connect_timeout
         self.read_only = read_only
-        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
-        self._single: psycopg.Connection[Any] | None = None
-        self._lock = threading.Lock()
-        self._active: set[psycopg.Connection[Any]] = set()
+        self.watchdog = watchdog
+        self._pool: ConnectionPool[WatchedConnection] | None = None
+        self._single: WatchedConnection | None = None
         if pool_size:
             if _conninfo(url.get_secret_value()) is None:
                 # The pool would only log the parse error, over and over, in the background.
                 raise ConfigError(f"{self.target.setting} is not a valid PostgreSQL URL")
             self._pool = ConnectionPool(
                 url.get_secret_value(),
+                connection_class=WatchedConnection,
                 kwargs=_connect_kwargs(connect_timeout, read_only),
+                configure=watchdog.watch if watchdog else None,
                 min_size=1,
                 max_size=pool_size,
                 open=False,
@@ -296,60 +305,84 @@ class ConnectionSource:
     def connection(self, action: str = "querying") -> Iterator[psycopg.Connection[Any]]:
         """A connection for one unit of work, `action` naming it in error messages.
 
-        Raises DatabaseUnavailable or StoreUnavailable (by purpose) when none can be had, and
-        the translation of any psycopg error the work raises (see `translate`).
+        Raises DatabaseUnavailable or StoreUnavailable (by purpose) when none can be had or
+        the server stopped answering (the watchdog abandoned the connection), QueryTimeout or
+        StoreError when the watchdog had to cancel a query, and the translation of any other
+        psycopg error the work raises (see `translate`).
         """
+        used: list[WatchedConnection] = []
         try:
             with self._checked_out() as conn:
+                conn.intervention = None
+                used.append(conn)
                 yield conn
         except psycopg.Error as exc:
-            raise translate(exc, self.target, action) from exc
+            raise self._intervened(used, action) or translate(exc, self.target, action) from exc
+        except DqError as exc:  # the work translated the error itself (a check's probe)
+            stalled = self._intervened(used, action)
+            if stalled is None:
+                raise
+            raise stalled from exc
+
+    def _intervened(self, used: list[WatchedConnection], action: str) -> DqError | None:
+        """The error to raise instead when the watchdog cancelled or abandoned a query."""
+        what = used[0].intervention if used else None
+        if what is None or self.watchdog is None:
+            return None
+        where = f"the {self.purpose} at {safe_target(self.url)}"
+        limit = format_duration(dt.timedelta(seconds=round(self.watchdog.limit)))
+        if what == ABANDONED:
+            unavailable = StoreUnavailable if self.target.is_store else DatabaseUnavailable
+            return unavailable(
+                f"{where} stopped answering while {action}: no reply within {limit} "
+                "(statement_timeout + query_grace), nor to a cancel request, so dq-monitor gave "
+                f"up on the connection; check the server and the network to it "
+                f"({self.target.setting})"
+            )
+        assert what == CANCELLED
+        timeout = StoreError if self.target.is_store else QueryTimeout
+        return timeout(
+            f"{where} did not answer within {limit} (statement_timeout + query_grace) while "
+            f"{action}; the query was cancelled"
+        )
 
     @contextmanager
-    def _checked_out(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = self._acquire_single() if self._pool is None else None
-        if conn is not None:
-            yield from self._tracked(conn)
+    def _checked_out(self) -> Iterator[WatchedConnection]:
+        if self._pool is None:
+            yield self._acquire_single()
             return
-        assert self._pool is not None
         try:
             ctx = self._pool.connection()
             conn = ctx.__enter__()
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
         try:
-            yield from self._tracked(conn)
+            yield conn
         except BaseException as exc:
             if not ctx.__exit__(type(exc), exc, exc.__traceback__):
                 raise
         else:
             ctx.__exit__(None, None, None)
 
-    def _tracked(self, conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-        with self._lock:
-            self._active.add(conn)
-        try:
-            yield conn
-        finally:
-            with self._lock:
-                self._active.discard(conn)
-
     def cancel_all(self) -> None:
-        """Cancel the queries running on this source's connections (used at shutdown)."""
-        with self._lock:
-            active = list(self._active)
-        for conn in active:
-            with suppress(Exception):
-                conn.cancel_safe(timeout=2)
+        """Cancel the queries running on this source's connections and any started later
+        (used at shutdown); one whose cancel gets no answer within a second is abandoned.
+        Never blocks."""
+        if self.watchdog is not None:
+            self.watchdog.interrupt()
 
     def close(self) -> None:
+        """Close the connections; a connection still in use is left to its thread."""
         if self._pool is not None:
-            self._pool.close(timeout=5)
+            # Short: a pool worker stuck connecting to a silent server is a daemon thread.
+            self._pool.close(timeout=1)
         if self._single is not None:
             self._single.close()
             self._single = None
+        if self.watchdog is not None:
+            self.watchdog.close()
 
-    def _acquire_single(self) -> psycopg.Connection[Any]:
+    def _acquire_single(self) -> WatchedConnection:
         if self._single is None or self._single.closed or self._single.broken:
             if self._single is not None:
                 self._single.close()
@@ -359,6 +392,7 @@ class ConnectionSource:
                 connect_timeout=self.connect_timeout,
                 read_only=self.read_only,
                 setting=self.target.setting,
+                watchdog=self.watchdog,
             )
         return self._single
 
@@ -372,6 +406,7 @@ class ConnectionSource:
 
 
 def _connect_kwargs(connect_timeout: dt.timedelta, read_only: bool) -> dict[str, Any]:
+    """libpq options of every connection dq-monitor opens, pooled or single, either database."""
     return {
         "autocommit": True,
         "application_name": APPLICATION_NAME,
@@ -380,9 +415,14 @@ def _connect_kwargs(connect_timeout: dt.timedelta, read_only: bool) -> dict[str,
         "client_encoding": "UTF8",
         "connect_timeout": max(1, int(connect_timeout.total_seconds())),
         "options": "-c default_transaction_read_only=on" if read_only else "",
-        # Notice a dead server or network within seconds, not the kernel's two hours.
+        # Notice a dead server or network within seconds, not the kernel's two hours: an idle
+        # or waiting connection is probed after 10 s, then every 5 s ...
         "keepalives": 1,
         "keepalives_idle": 10,
         "keepalives_interval": 5,
         "keepalives_count": 3,
+        # ... and data (a query, a probe) the server's host has not acknowledged for
+        # connect_timeout drops the connection. Neither notices a server that acknowledges
+        # but never answers; the watchdog (monitor.watchdog) covers that.
+        "tcp_user_timeout": max(1000, int(connect_timeout.total_seconds() * 1000)),
     }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import psycopg
 from pydantic import SecretStr
 
+from alerts import Clock
 from config import DqError, Settings
 
 from .database import Target, connect, store_setting, translate
+from .watchdog import Watchdog, WatchedConnection, reply_limit
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +22,20 @@ class Leadership:
 
     Only the leader runs checks. The lock lives as long as its session: if this process dies
     or its connection is lost, the server releases it and another replica takes over at its
-    next poll. A leader that cannot confirm its session steps down at once.
+    next poll. A leader that cannot confirm its session steps down at once, and a session that
+    stops answering is abandoned by its watchdog like any other query's.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         url = settings.state_database_url or settings.database_url
         assert url is not None
         self._url: SecretStr = url
         self._settings = settings
         self._key = f"dq-monitor-leader:{settings.state_schema}"
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: WatchedConnection | None = None
         self._leader = threading.Event()
         self._lock = threading.Lock()
+        self._watchdog = Watchdog("leader lock", reply_limit(settings), clock)
 
     @property
     def is_leader(self) -> bool:
@@ -49,6 +52,7 @@ class Leadership:
                         purpose="state store",
                         connect_timeout=self._settings.connect_timeout,
                         setting=store_setting(self._settings),
+                        watchdog=self._watchdog,
                     )
                 if self.is_leader:
                     self._conn.execute("SELECT 1")
@@ -68,10 +72,20 @@ class Leadership:
                 self._drop()
             return self.is_leader
 
-    def release(self) -> None:
-        """Give up leadership (closing the session releases the lock)."""
-        with self._lock:
+    def release(self, timeout: float = 1.0) -> None:
+        """Give up leadership (closing the session releases the lock); waits at most `timeout`
+        seconds for a poll in progress, then abandons its session instead."""
+        self._leader.clear()
+        if not self._lock.acquire(timeout=timeout):
+            # A poll is stuck on a session that stopped answering: abandoning it wakes the
+            # poll, which drops the session itself.
+            self._watchdog.interrupt()
+            return
+        try:
             self._drop()
+        finally:
+            self._lock.release()
+        self._watchdog.close()
 
     def _drop(self) -> None:
         self._leader.clear()

@@ -60,33 +60,34 @@ class Runner:
         """
         checks = select_checks(self.settings, names)
         results: list[CheckResult] = []
+        down: DqError | None = None
         for probe in build_probes(checks):
-            results.extend(self.run_probe(probe, full=full, trigger=trigger))
+            # Once the monitored database cannot be reached, every later probe of this pass
+            # would wait connect_timeout (longer, if it stopped answering) to learn the same:
+            # they are recorded with the same error instead. One problem, one line.
+            done = self.run_probe(probe, full=full, trigger=trigger, known_down=down)
+            results.extend(done)
+            lost = [r.error for r in done if r.extra.get("error_kind") == "unavailable"]
+            if down is None and lost and lost[0]:
+                down = DatabaseUnavailable(lost[0])
         order = {c.name: i for i, c in enumerate(checks)}
         return sorted(results, key=lambda r: order[r.check])
 
-    def run_probe(self, probe: Probe, *, full: bool, trigger: str) -> list[CheckResult]:
+    def run_probe(
+        self, probe: Probe, *, full: bool, trigger: str, known_down: DqError | None = None
+    ) -> list[CheckResult]:
         """Evaluate one probe in its own snapshot and record each of its checks.
 
-        A probe cancelled by stop() is not recorded: a deploy's restart is not a failure.
+        `known_down` is recorded as the outcome without asking the database. A probe
+        cancelled by stop() is not recorded: a deploy's restart is not a failure.
         """
         if self._stopping.is_set():
             return []
         window = self._window(probe, full)
         started = self.clock.now()
         clock = self.clock.monotonic()
-        outcome: dict[str, Evaluation] | DqError
-        try:
-            with self.source.connection() as conn:
-                if self._stopping.is_set():
-                    return []
-                outcome = probe.evaluate(conn, window)
-        except DqError as exc:
-            outcome = exc
-            if not self._stopping.is_set():
-                log.warning("%s", exc)
-        if self._stopping.is_set() and isinstance(outcome, DqError):
-            log.info("checks %s cancelled by shutdown; not recorded", ", ".join(probe.names))
+        outcome = known_down or self._evaluate(probe, window)
+        if outcome is None:
             return []
         duration = self.clock.monotonic() - clock
         finished = self.clock.now()
@@ -105,6 +106,21 @@ class Runner:
             for check in probe.checks
         ]
 
+    def _evaluate(self, probe: Probe, window: Window) -> dict[str, Evaluation] | DqError | None:
+        """The probe's evaluations or the error that stopped it; None when stop() cancelled it."""
+        who = ", ".join(f'"{name}"' for name in probe.names)
+        try:
+            with self.source.connection(f"running check {who}") as conn:
+                if self._stopping.is_set():
+                    return None
+                return probe.evaluate(conn, window)
+        except DqError as exc:
+            if self._stopping.is_set():
+                log.info("checks %s cancelled by shutdown; not recorded", ", ".join(probe.names))
+                return None
+            log.warning("%s", exc)
+            return exc
+
     def _alert_hook(
         self, check: Check
     ) -> Callable[[psycopg.Connection[Any], CheckResult], object] | None:
@@ -114,7 +130,8 @@ class Runner:
         return lambda conn, result: book.apply(conn, check, result)
 
     def stop(self) -> None:
-        """Cancel running queries; later results of cancelled probes are dropped."""
+        """Cancel running queries and any started later (never blocks); the results of
+        cancelled probes are dropped."""
         self._stopping.set()
         self.source.cancel_all()
 

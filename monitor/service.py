@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import queue
 import signal
+import sys
 import threading
+from contextlib import suppress
 from types import FrameType
 
 from alerts import Clock
 from checks import Status
-from config import DqError, Settings, StoreError, StoreUnavailable
+from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
 
 from .app import App
 from .gatekeeper import Gatekeeper
@@ -22,25 +26,55 @@ from .scheduler import JobSpec, build_scheduler, job_specs
 
 log = logging.getLogger(__name__)
 
+# Of the shutdown budget, what closing (HTTP, leadership, pools) may take after the wait for
+# running checks; each of those steps is bounded well below this.
+CLOSE_RESERVE = 2.0
+
+
+def exit_now(code: int) -> None:
+    """End the process at once with `code`, logs flushed.
+
+    The interpreter's own exit joins every non-daemon thread without a timeout (APScheduler's
+    workers are such threads), so a check stuck on a silent database would hold it forever.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
 
 class Service:
-    """Every replica serves metrics; the one holding the leader lock also runs the checks."""
+    """Every replica serves metrics; the one holding the leader lock also runs the checks.
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    `hard_exit` (the `run` command) arms a last-resort timer at SIGTERM: whatever still runs
+    when schedule.shutdown_timeout is up, the process exits 0 with one warning line.
+    """
+
+    def __init__(self, settings: Settings, clock: Clock, *, hard_exit: bool = False) -> None:
         self.settings = settings
         self.clock = clock
+        self.hard_exit = hard_exit
         self.specs = job_specs(settings)
         # Two jobs per spec may run at once, plus the index of a scrape-time read.
         self.app = App.open(
             settings, clock=clock, pool_size=2 * len(self.specs) + 2, upgrade=False
         )
-        self.leadership = Leadership(settings)
+        self.leadership = Leadership(settings, clock)
         self.cache = StatsCache(self.app.store, clock)
         self._schema_ready = False
         self._ensure_schema()
         self._running_jobs = 0
         self._idle = threading.Condition()
         self._stopping = threading.Event()
+        self._deadline: float | None = None
+        self._warned = threading.Lock()  # one warning line about what shutdown left behind
+        # Skipped runs are recorded off the scheduler's thread (the main thread, which must
+        # stay free to stop the process), in order, by one daemon thread.
+        self._skips: queue.SimpleQueue[tuple[JobSpec, str, dt.datetime]] = queue.SimpleQueue()
+        self._skip_recorder = threading.Thread(
+            target=self._record_skips, name="skip-recorder", daemon=True
+        )
         self.scheduler = build_scheduler(
             settings, self.specs, now=clock.now(), run=self._run_job,
             skipped=self._record_skip, first_full_sweep=self._first_full_sweep,
@@ -68,8 +102,14 @@ class Service:
         )
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; returns the exit code (0 on a clean stop)."""
+        """Serve until SIGTERM or SIGINT; returns the exit code, 0.
+
+        Stopping takes at most schedule.shutdown_timeout, whatever the databases do: a check
+        or a close that outlives it is abandoned with one warning line, and the code is
+        still 0 (the stop was asked for and done; the warning says what was left behind).
+        """
         self.cache.refresh()
+        self._skip_recorder.start()
         self.http.start()
         self.leadership.poll()  # so a lone replica runs its start-up checks right away
         self.leader_loop.start()
@@ -88,8 +128,7 @@ class Service:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self._wait_for_jobs()
-            self.close()
+            self._shut_down()
         log.info("stopped")
         return 0
 
@@ -98,13 +137,23 @@ class Service:
         self.stop()
 
     def stop(self) -> None:
-        """Cancel running checks and stop the scheduler (safe from a signal handler)."""
+        """Cancel running checks and stop the scheduler (safe from a signal handler: nothing
+        here waits for a database)."""
+        if self._deadline is None:
+            budget = self.settings.schedule.shutdown_timeout.total_seconds()
+            self._deadline = self.clock.monotonic() + budget
+            if self.hard_exit:
+                threading.Thread(
+                    target=self._exit_at_deadline, args=(budget,), name="shutdown-deadline",
+                    daemon=True,
+                ).start()  # fmt: skip
         self._stopping.set()
         self.app.runner.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
     def close(self) -> None:
+        """Stop the loops and the endpoints, release leadership, close the connections."""
         self.leader_loop.stop()
         self.metrics_loop.stop()
         self.delivery_loop.stop()
@@ -113,16 +162,45 @@ class Service:
         self.leadership.release()
         self.app.close()
 
-    def _wait_for_jobs(self) -> None:
-        deadline = self.clock.monotonic() + self.settings.schedule.shutdown_timeout.total_seconds()
+    def _shut_down(self) -> None:
+        """Wait for running checks, then close, all by the deadline; warn about what is left."""
+        if self._deadline is None:
+            self.stop()
+        assert self._deadline is not None
+        budget = self.settings.schedule.shutdown_timeout.total_seconds()
+        running = self._wait_for_jobs(self._deadline - min(CLOSE_RESERVE, budget / 3))
+        closer = threading.Thread(target=self.close, name="close", daemon=True)
+        closer.start()
+        closer.join(max(0.0, self._deadline - 0.1 - self.clock.monotonic()))
+        if running or closer.is_alive():
+            self._warn_abandoned(running, closed=not closer.is_alive())
+
+    def _wait_for_jobs(self, until: float) -> int:
+        """Wait until no check runs or `until` (the cancel went out at stop); returns how
+        many still run."""
         with self._idle:
-            while self._running_jobs and self.clock.monotonic() < deadline:
-                # Cancel again each round: a job may have started its query after the
-                # first cancel went out.
-                self.app.runner.stop()
-                self._idle.wait(timeout=0.25)
-            if self._running_jobs:
-                log.warning("%d check runs still going at exit", self._running_jobs)
+            while self._running_jobs and self.clock.monotonic() < until:
+                self._idle.wait(timeout=min(0.25, max(0.01, until - self.clock.monotonic())))
+            return self._running_jobs
+
+    def _warn_abandoned(self, running: int, *, closed: bool) -> None:
+        if not self._warned.acquire(blocking=False):
+            return
+        left = [f"{running} check run(s) still waiting on a database"] if running else []
+        if not closed:
+            left.append("closing the connections")
+        log.warning(
+            "stopping without waiting any longer after shutdown_timeout %s: abandoned %s",
+            format_duration(self.settings.schedule.shutdown_timeout), " and ".join(left),
+        )  # fmt: skip
+
+    def _exit_at_deadline(self, budget: float) -> None:
+        """Last resort: if the orderly stop has not ended the process by the deadline."""
+        threading.Event().wait(budget)
+        with self._idle:
+            running = self._running_jobs
+        self._warn_abandoned(running, closed=False)
+        exit_now(0)
 
     def _run_job(self, spec: JobSpec, full: bool) -> None:
         if self._stopping.is_set() or not self.leadership.is_leader or not self._ensure_schema():
@@ -175,13 +253,19 @@ class Service:
             log.warning("gate evaluation: %s", exc)
 
     def _record_skip(self, spec: JobSpec, status: str, scheduled_at: dt.datetime) -> None:
-        if self._stopping.is_set() or not self.leadership.is_leader:
-            return
-        for check in spec.checks:
-            try:
-                self.app.store.record_skip(check, status, scheduled_at)
-            except DqError as exc:
-                log.warning("%s", exc)
+        if not self._stopping.is_set() and self.leadership.is_leader:
+            self._skips.put((spec, status, scheduled_at))
+
+    def _record_skips(self) -> None:
+        while True:
+            spec, status, scheduled_at = self._skips.get()
+            if self._stopping.is_set():
+                continue
+            for check in spec.checks:
+                try:
+                    self.app.store.record_skip(check, status, scheduled_at)
+                except DqError as exc:
+                    log.warning("%s", exc)
 
     def _first_full_sweep(self, spec: JobSpec) -> dt.datetime:
         interval = self.settings.schedule.full_sweep_interval
