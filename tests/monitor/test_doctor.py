@@ -11,6 +11,7 @@ import pytest
 from psycopg import sql
 
 from monitor.embedded import free_port
+from monitor.store_schema import LATEST_VERSION as LATEST
 from tests.helpers import run_cli
 from tests.monitor.test_grants import grants_sql
 
@@ -62,7 +63,7 @@ def test_fresh_reference_database_is_all_ok_and_doctor_writes_nothing(env, db, c
     } <= set(items)  # fmt: skip
     assert "PostgreSQL 1" in items["database.server_version"]
     assert "schema dq_monitor does not exist yet" in items["state.schema"]
-    assert "creates version 3" in items["state.schema_version"]
+    assert f"creates version {LATEST}" in items["state.schema_version"]
     assert out.rstrip().endswith("doctor: all ok (alert routes not checked: add --routes)")
     assert err == ""
     # Read-only: the missing state schema was reported, not created.
@@ -77,7 +78,8 @@ def test_fresh_reference_database_is_all_ok_and_doctor_writes_nothing(env, db, c
     by_name = {item["name"]: item for item in payload["items"]}
     assert set(by_name["state.schema"]) == {"name", "status", "detail", "hint"}
     assert by_name["state.schema_version"]["status"] == "ok"
-    assert by_name["state.schema_version"]["detail"] == "version 3, the version this build expects"
+    expected = f"version {LATEST}, the version this build expects"
+    assert by_name["state.schema_version"]["detail"] == expected
     assert by_name["state.tables"]["status"] == "ok"
 
 
@@ -256,16 +258,19 @@ def test_help_says_where_settings_come_from_and_config_check_stays_offline(capsy
 def test_state_schema_versions_older_is_ok_newer_is_a_problem(env, db, capsys):
     code, _, err = run_cli(capsys, "check")
     assert code == 0, err
-    db.execute("DELETE FROM dq_monitor.schema_version WHERE version = 3")
+    db.execute("DELETE FROM dq_monitor.schema_version WHERE version = %s", (LATEST,))
     code, out, _ = run_cli(capsys, "doctor")
     assert code == 0, out
     line = lines_by_name(out)["state.schema_version"]
-    assert "version 2; this build expects 3 and upgrades it at its first check or run" in line
-    assert db.execute("SELECT max(version) FROM dq_monitor.schema_version").fetchone()[0] == 2
-    db.execute("INSERT INTO dq_monitor.schema_version (version, description) VALUES (3, 'x')")
-    db.execute("INSERT INTO dq_monitor.schema_version (version, description) VALUES (9, 'y')")
+    older = f"version {LATEST - 1}; this build expects {LATEST} and upgrades it at its first"
+    assert older in line
+    top = db.execute("SELECT max(version) FROM dq_monitor.schema_version").fetchone()[0]
+    assert top == LATEST - 1
+    db.execute("INSERT INTO dq_monitor.schema_version (version, description) VALUES (%s, 'x')",
+               (LATEST,))  # fmt: skip
+    db.execute("INSERT INTO dq_monitor.schema_version (version, description) VALUES (99, 'y')")
     code, out, _ = run_cli(capsys, "doctor")
     assert code == 2
     line = problems(out)["state.schema_version"]
-    assert "version 9, newer than this build understands (3)" in line
+    assert f"version 99, newer than this build understands ({LATEST})" in line
     assert "hint: deploy the dq-monitor release that upgraded the schema" in line
