@@ -36,6 +36,22 @@ def by_check(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["check"]: r for r in payload["results"]}
 
 
+def evaluate_gate(at: dt.datetime, **env: str) -> Any:
+    """One evaluation of the gate at `at` (which samples pg_stat_statements, as the service's
+    evaluations do), with DQ_* variables from `env` on top of the environment's."""
+    from monitor.app import App
+    from monitor.gatekeeper import Gatekeeper
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        app = App.open(load_settings(), clock=FakeClock(at))
+    try:
+        return Gatekeeper(app).evaluate(now=at)
+    finally:
+        app.close()
+
+
 def run_checks(settings: Settings, *names: str, full: bool = False) -> dict[str, Any]:
     """Run checks through the real app (state store included) and key results by check."""
     from monitor.app import App

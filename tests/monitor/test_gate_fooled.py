@@ -17,12 +17,9 @@ import pytest
 from psycopg import sql
 
 from checks import migration_005
-from config import load_settings
-from monitor.app import App
 from monitor.gate import Decision, GateReport
 from monitor.gate_report import render_text
-from monitor.gatekeeper import Gatekeeper
-from tests.helpers import FakeClock, run_cli
+from tests.helpers import evaluate_gate, run_cli
 from tests.monitor.test_gate import insert_history
 from tests.monitor.test_grants import grants_sql
 
@@ -30,15 +27,8 @@ READER = "gate_reader"
 
 
 def evaluate(at: dt.datetime, **env: str) -> GateReport:
-    """One evaluation of the gate as `dq-monitor gate` does it, at `at` (which it samples)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        app = App.open(load_settings(), clock=FakeClock(at))
-    try:
-        return Gatekeeper(app).evaluate(now=at)
-    finally:
-        app.close()
+    report: GateReport = evaluate_gate(at, **env)
+    return report
 
 
 class Gate:
@@ -365,3 +355,29 @@ def test_a_third_role_is_found_next_to_the_service(service, db, db_url, statemen
     finally:
         db.execute("DROP OWNED BY gate_reader CASCADE")
         db.execute("DROP ROLE gate_reader")
+
+
+def test_a_failed_apply_leaves_no_reader_behind(monkeypatch, db_url, db, capsys, tmp_path):
+    """The apply's archive statements (run as the owner) are dq-monitor's own: after a
+    failed apply the gate is open again, as the README's procedure needs."""
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    monkeypatch.setenv("DQ_GATE__REQUIRED_CLEAN_PERIOD", "0s")
+    prepare(db)
+    db.execute(
+        "INSERT INTO run_metadata (run_id, completed_workers, failed_workers)"
+        " SELECT 'r' || g, g, 1 FROM generate_series(1, 20) g"
+    )
+    assert run_cli(capsys, "check", "--full")[0] == 0
+    assert run_cli(capsys, "gate")[0] == 0
+    failing = tmp_path / "fails.sql"
+    failing.write_text("ALTER TABLE run_metadata DROP COLUMN completed_workers;\nSELECT 1/0;\n")
+    code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice",
+                             "--sql", str(failing))  # fmt: skip
+    assert code != 0, out + err
+    ours = db.execute(
+        "SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%%dq-monitor:migrate%%'"
+        " AND query LIKE '%%failed_workers%%' AND userid = current_user::regrole"
+    ).fetchone()
+    assert ours[0] >= 2  # the checksum and the copy into the archive
+    code, out, err = run_cli(capsys, "gate")
+    assert code == 0, out + err
