@@ -219,6 +219,28 @@ def _atomic_body(body: str) -> str:
     return body[m.start() :] if body.startswith("CREATE") and m else body
 
 
+def publications(
+    conn: psycopg.Connection[Any], settings: Settings, rels: list[Relation]
+) -> list[str]:
+    """Why readers may be out of sight: publications that replicate the counters, whose
+    subscribers' readers no statistics here can show."""
+    _, columns = deprecated_columns(settings)
+    rows = conn.execute(
+        "SELECT DISTINCT t.pubname FROM pg_publication_tables t"
+        " WHERE (t.schemaname::text, t.tablename::text) IN"
+        "  (SELECT * FROM unnest(%s::text[], %s::text[]))"
+        " AND (current_setting('server_version_num')::int < 150000"
+        "      OR to_jsonb(t) -> 'attnames' ?| %s::text[])"
+        " ORDER BY 1",
+        ([r.schema for r in rels], [r.name for r in rels], columns),
+    ).fetchall()
+    return [
+        f"publication {r[0]} replicates the counters: readers on its subscribers are not "
+        f"visible here (give it a column list without them)"
+        for r in rows
+    ]
+
+
 def columns_present(conn: psycopg.Connection[Any], settings: Settings) -> list[str]:
     """Which of the deprecated columns still exist."""
     table, columns = deprecated_columns(settings)

@@ -108,6 +108,7 @@ class Gatekeeper:
             present = evidence.columns_present(conn, self.settings)
             rels = evidence.relations(conn, self.settings)
             deps = evidence.dependencies(conn, self.settings, rels)
+            blind = evidence.publications(conn, self.settings, rels)
         target = evidence.target(self.settings, rels)
 
         def read() -> pgss.Snapshot:
@@ -124,7 +125,7 @@ class Gatekeeper:
                              "reason": "; ".join(f"{o} {w}" for o, w in deps) or "no catalog "
                              "object uses the columns or reads whole rows of the table",
                              "objects": list(dict.fromkeys(o for o, _ in deps))},
-            "readers": pgss.verdict(snap, coverage),
+            "readers": pgss.verdict(snap, coverage, blind),
             "writers": _writers(history.get("counter_writes"), window_start, now,
                                 self.gate.checks, self._writer_lookback(now)),
         }  # fmt: skip

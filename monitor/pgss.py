@@ -30,7 +30,7 @@ UNDETECTABLE = (
     "on replicas and logical-replication subscribers; statements inside functions unless "
     "pg_stat_statements.track = all (their bodies are read from the catalog instead); a "
     "statement first run and then reset between two samples; superuser sessions that turn "
-    "tracking off; a statement that copies one of dq-monitor's own exactly"
+    "tracking off for themselves; a statement that copies one of dq-monitor's own exactly"
 )
 _CURRENT_DB = "(SELECT oid FROM pg_database WHERE datname = current_database())"
 _TRACKING = ("pg_stat_statements.track", "pg_stat_statements.track_utility")
@@ -162,7 +162,23 @@ def _untracked(conn: psycopg.Connection[Any]) -> list[str]:
         off = _off(name, str(value)) if value is not None else None
         if off:
             found.append(f"the server (this session): {off}")
-    return found
+    return found + _may_turn_off(conn)
+
+
+def _may_turn_off(conn: psycopg.Connection[Any]) -> list[str]:
+    """Roles granted SET on the tracking parameters (PostgreSQL 15's pg_parameter_acl): they
+    can turn tracking off in their own sessions, where no setting shows."""
+    exists = conn.execute("SELECT to_regclass('pg_catalog.pg_parameter_acl')").fetchone()
+    if not exists or exists[0] is None:
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT coalesce(r.rolname, 'PUBLIC'), p.parname FROM pg_parameter_acl p"
+        " CROSS JOIN LATERAL aclexplode(p.paracl) a LEFT JOIN pg_roles r ON r.oid = a.grantee"
+        " WHERE a.privilege_type = 'SET' AND p.parname = ANY(%s) ORDER BY 1, 2",
+        (list(_TRACKING),),
+    ).fetchall()
+    return [f"role {role} may SET {name} in its sessions (GRANT SET ON PARAMETER)"
+            for role, name in rows]  # fmt: skip
 
 
 def _off(name: str, value: str) -> str | None:
@@ -206,8 +222,9 @@ def lost(previous: Counters, current: Counters, roles: dict[int, str]) -> tuple[
     return sum(by_role.values()), detail
 
 
-def verdict(snap: Snapshot, coverage: Coverage) -> dict[str, Any]:
-    """The readers evidence: found, unknown (with every reason) or none."""
+def verdict(snap: Snapshot, coverage: Coverage, blind: list[str] | None = None) -> dict[str, Any]:
+    """The readers evidence: found, unknown (with every reason, `blind` ones included: where
+    readers cannot be seen from here) or none."""
     if not snap.available:
         return {"status": "unknown", "reason": "pg_stat_statements is not installed in the "
                 "monitored database (CREATE EXTENSION pg_stat_statements)",
@@ -217,7 +234,7 @@ def verdict(snap: Snapshot, coverage: Coverage) -> dict[str, Any]:
                         for r in snap.readers[:5])  # fmt: skip
         return {"status": "found", "reason": f"statements could read the counters: {who}",
                 "statements": snap.readers[:20], "undetectable": UNDETECTABLE}  # fmt: skip
-    unknown = _gaps(snap, coverage)
+    unknown = _gaps(snap, coverage) + list(blind or ())
     if unknown:
         return {"status": "unknown", "reason": "; ".join(unknown), "undetectable": UNDETECTABLE}
     return {"status": "none", "reason": "no statement by any role reads the counters (besides "

@@ -24,7 +24,10 @@ _NO_ROWS = frozenset({
     "discard", "listen", "notify", "unlisten", "begin", "start", "commit", "end", "rollback",
     "abort", "savepoint", "release", "deallocate", "close", "load", "do",
 })  # fmt: skip
-_CREATE_MODIFIERS = frozenset({"or", "replace", "temp", "temporary", "unlogged", "global", "local"})
+_CREATE_MODIFIERS = frozenset({"or", "replace", "temp", "temporary", "unlogged", "global", "local",
+                               "recursive", "materialized"})  # fmt: skip
+# CREATE statements that hold a query (a temporary view can read and vanish): read them.
+_CREATE_QUERIES = frozenset({"table", "view", "function", "procedure"})
 # Words after a table that cannot be its alias.
 _NOT_ALIAS = frozenset({
     "where", "join", "inner", "left", "right", "full", "cross", "natural", "on", "using",
@@ -84,7 +87,7 @@ def reads(text: str, target: Target, aliases: Iterable[str] = (), *, depth: int 
     for statement in _statements(tokenize(text)):
         found += _in_strings(statement, target, given, depth)
         head = _word(statement[0])
-        if head in _NO_ROWS or (head == "create" and not _creates_table(statement)):
+        if head in _NO_ROWS or (head == "create" and not _creates_query(statement)):
             continue
         found += _Statement(statement, target, given).reasons()
     return list(dict.fromkeys(found))
@@ -125,11 +128,12 @@ def _word(token: Token) -> str:
     return token.value if token.kind in ("op", "punct") else ""
 
 
-def _creates_table(statement: list[Token]) -> bool:
-    """CREATE TABLE (which may be CREATE TABLE ... AS SELECT); other objects are catalogued."""
-    words = [_word(t) for t in statement[1:6]]
-    rest = [w for w in words if w not in _CREATE_MODIFIERS]
-    return bool(rest) and rest[0] == "table"
+def _creates_query(statement: list[Token]) -> bool:
+    """CREATE TABLE (AS), VIEW, MATERIALIZED VIEW, FUNCTION or PROCEDURE: they hold a query
+    that reads when used, and a temporary one leaves no catalog entry behind. Indexes,
+    rules, policies and the like are read from the catalog while they exist."""
+    rest = [w for w in (_word(t) for t in statement[1:7]) if w not in _CREATE_MODIFIERS]
+    return bool(rest) and rest[0] in _CREATE_QUERIES
 
 
 def _in_strings(statement: list[Token], target: Target, given: frozenset[str],

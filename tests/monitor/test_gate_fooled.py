@@ -178,6 +178,21 @@ def test_tracking_turned_off_makes_readers_unknown(gate, setting, statement, wor
     assert_not_open(gate.verdict(), "readers", "unknown", *words)
 
 
+def test_a_role_that_may_turn_tracking_off_itself_makes_readers_unknown(gate):
+    reader = gate.role()
+    gate.db.execute(f"GRANT SET ON PARAMETER pg_stat_statements.track TO {reader}")
+    gate.run_as(reader, "SET pg_stat_statements.track = none",
+                "SELECT run_id, failed_workers FROM run_metadata")  # fmt: skip
+    assert_not_open(gate.verdict(), "readers", "unknown", "role gate_reader may SET")
+
+
+def test_a_publication_of_the_counters_makes_readers_unknown(gate):
+    gate.db.execute("CREATE PUBLICATION runs_cdc FOR TABLE run_metadata")
+    assert_not_open(gate.verdict(), "readers", "unknown", "publication runs_cdc", "subscribers")
+    gate.db.execute("ALTER PUBLICATION runs_cdc SET TABLE run_metadata (run_id, status)")
+    assert gate.verdict().decision is Decision.OPEN
+
+
 # --- 4. Readers that do not name the columns ------------------------------------------------
 
 
@@ -198,10 +213,14 @@ def test_tracking_turned_off_makes_readers_unknown(gate, setting, statement, wor
         "SELECT U&\"failed!005fworkers\" UESCAPE '!' FROM run_metadata",
         'SELECT run_id FROM "public".U&"run\\005fmetadata" WHERE U&"failed\\005fworkers" > 0',
         "WITH r AS (SELECT * FROM run_metadata) SELECT count(*) FROM r",
+        "SELECT failed_workers(rm) FROM run_metadata rm",
+        "DO $$ BEGIN EXECUTE 'SELECT * FROM run_metadata'; END $$",
+        "CREATE TEMP VIEW v AS SELECT run_id, failed_workers FROM run_metadata"
+        " -- then: SELECT * FROM v",
     ],
 )
 def test_a_reader_that_does_not_name_the_columns_is_found(gate, statement):
-    gate.run_as(gate.role(), statement)
+    gate.run_as(gate.role(), *statement.split(" -- then: "))
     item = assert_not_open(gate.verdict(), "readers", "found", READER)
     assert [s["role"] for s in item["statements"]] == [READER]
 

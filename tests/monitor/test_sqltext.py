@@ -101,6 +101,20 @@ def test_canonical_forms_differ_when_the_statements_do(one, other):
         ("SELECT dblink('db', 'SELECT * FROM run_metadata')", "in a string: reads *"),
         ("EXPLAIN ANALYZE SELECT * FROM run_metadata", "reads * from run_metadata"),
         ("CREATE TABLE copy AS SELECT * FROM run_metadata", "reads * from run_metadata"),
+        ("CREATE TEMP VIEW v AS SELECT failed_workers FROM run_metadata", "names failed_workers"),
+        ("CREATE MATERIALIZED VIEW m AS SELECT to_jsonb(r) FROM run_metadata r", "uses whole"),
+        ("CREATE FUNCTION pg_temp.f() RETURNS SETOF run_metadata LANGUAGE sql AS 'SELECT 1'",
+         "uses whole rows or the row type of run_metadata"),
+        ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT count(*) FROM run_metadata"
+         " WHERE failed_workers > 0 $$", "in a string: names failed_workers"),
+        ("PREPARE p AS SELECT * FROM run_metadata", "reads * from run_metadata"),
+        ("DECLARE c CURSOR FOR SELECT rm FROM run_metadata rm", "uses whole rows (rm)"),
+        ("SELECT failed_workers(rm) FROM run_metadata rm", "names failed_workers"),
+        ("SELECT (rm).* FROM run_metadata rm", "uses whole rows (rm)"),
+        ("COPY (SELECT * FROM run_metadata) TO STDOUT", "reads * from run_metadata"),
+        ("MERGE INTO a USING run_metadata s ON a.id = s.run_id WHEN NOT MATCHED THEN"
+         " INSERT VALUES (s.*)", "reads s.*"),
+        ("SELECT * FROM run_metadata TABLESAMPLE SYSTEM (10)", "reads * from run_metadata"),
     ],
 )
 def test_readers_are_found_with_a_reason(text, reason):
@@ -123,6 +137,8 @@ def test_readers_are_found_with_a_reason(text, reason):
         "COPY run_metadata (run_id, status) TO STDOUT",
         "ALTER TABLE run_metadata DROP COLUMN failed_workers",
         "CREATE INDEX ON run_metadata (failed_workers)",
+        "CREATE RULE r AS ON INSERT TO run_metadata DO ALSO NOTIFY runs",
+        "CREATE TRIGGER t AFTER UPDATE ON run_metadata FOR EACH ROW EXECUTE FUNCTION f()",
         "LOCK TABLE run_metadata IN ACCESS EXCLUSIVE MODE",
         "CREATE TABLE t (LIKE run_metadata)",
         "SELECT * FROM run_metadata_old",
