@@ -105,19 +105,23 @@ _BODIES = sql.SQL(
     "               AND refobjid = ANY(%(tables)s::oid[]))"
     "  OR p.oid IN (SELECT tgfoid FROM pg_trigger WHERE tgrelid = ANY(%(tables)s::oid[])))"
 )
-# Expressions stored with the table: CHECK constraints, index expressions, policies.
+# Expressions stored with the table: CHECK constraints, index expressions, policies, and
+# triggers' WHEN conditions (over NEW and OLD).
 _EXPRESSIONS = sql.SQL(
-    "SELECT 'constraint ' || conname, pg_get_expr(conbin, conrelid) FROM pg_constraint"
+    "SELECT 'constraint ' || conname, pg_get_expr(conbin, conrelid), false FROM pg_constraint"
     " WHERE conrelid = ANY(%(tables)s::oid[]) AND conbin IS NOT NULL"
     " UNION ALL SELECT 'index ' || indexrelid::regclass::text,"
-    " concat_ws(' ', pg_get_expr(indexprs, indrelid), pg_get_expr(indpred, indrelid))"
+    " concat_ws(' ', pg_get_expr(indexprs, indrelid), pg_get_expr(indpred, indrelid)), false"
     " FROM pg_index WHERE indrelid = ANY(%(tables)s::oid[])"
     " AND (indexprs IS NOT NULL OR indpred IS NOT NULL)"
     " UNION ALL SELECT 'policy ' || polname || ' on ' || polrelid::regclass::text,"
-    " concat_ws(' ', pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid))"
-    " FROM pg_policy WHERE polrelid = ANY(%(tables)s::oid[]) OR oid IN (SELECT objid"
+    " concat_ws(' ', pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid)),"
+    " false FROM pg_policy WHERE polrelid = ANY(%(tables)s::oid[]) OR oid IN (SELECT objid"
     "   FROM pg_depend WHERE classid = 'pg_policy'::regclass"
     "   AND refobjid = ANY(%(tables)s::oid[]))"
+    " UNION ALL SELECT 'trigger ' || tgname || ' on ' || tgrelid::regclass::text,"
+    " substring(pg_get_triggerdef(oid) FROM ' WHEN (.*) EXECUTE '), true FROM pg_trigger"
+    " WHERE tgrelid = ANY(%(tables)s::oid[]) AND tgqual IS NOT NULL"
 )
 _RELATIONS = sql.SQL(
     "WITH RECURSIVE tree(oid) AS (SELECT to_regclass(%s)::oid"
@@ -197,8 +201,9 @@ def _whole_rows(
                 found.append((obj, f"{_NO_BODY_PARSER} ({language})"))
             continue
         found += [(obj, why) for why in _whole_row_reasons(_atomic_body(body or ""), tgt, rows)]
-    for obj, text in conn.execute(_EXPRESSIONS, params):
-        found += [(obj, why) for why in _whole_row_reasons(text or "", tgt, ())]
+    for obj, text, trigger in conn.execute(_EXPRESSIONS, params):
+        rows = ("new", "old") if trigger else ()
+        found += [(obj, why) for why in _whole_row_reasons(text or "", tgt, rows)]
     return found
 
 

@@ -65,8 +65,9 @@ class Target:
 
     @property
     def needles(self) -> list[str]:
-        """Lower-case strings one of which a text must contain to mention the table."""
-        found = {"u&"}
+        """Lower-case strings one of which a text must contain to mention the table: its
+        names, or the start of an escape that could spell them (U&"...", E'\\x5f')."""
+        found = {"u&", "\\"}
         for name in self.names:
             found |= {name.lower(), name.replace('"', '""').lower()}
         return sorted(found)

@@ -120,9 +120,8 @@ def _quoted(text: str, i: int, quote: str, *, backslash: bool = False) -> tuple[
     while j < n:
         ch = text[j]
         if backslash and ch == "\\" and j + 1 < n:
-            nxt = text[j + 1]
-            parts.append({"n": "\n", "t": "\t", "r": "\r"}.get(nxt, nxt))
-            j += 2
+            char, j = _backslash_escape(text, j)
+            parts.append(char)
         elif ch == quote and text[j + 1 : j + 2] == quote:
             parts.append(quote)
             j += 2
@@ -132,6 +131,22 @@ def _quoted(text: str, i: int, quote: str, *, backslash: bool = False) -> tuple[
             parts.append(ch)
             j += 1
     return "".join(parts), n
+
+
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_NUMERIC_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{4})"
+                             r"|U([0-9A-Fa-f]{8}))")  # fmt: skip
+
+
+def _backslash_escape(text: str, j: int) -> tuple[str, int]:
+    """One E'...' escape at text[j] (a backslash): the character and where the next begins."""
+    m = _NUMERIC_ESCAPE.match(text, j)
+    if m:
+        octal, hex2, hex4, hex8 = m.groups()
+        code = int(octal, 8) if octal else int(hex2 or hex4 or hex8, 16)
+        return (chr(code) if code <= 0x10FFFF else "?"), m.end()
+    nxt = text[j + 1]
+    return _ESCAPES.get(nxt, nxt), j + 2
 
 
 def _unescape(content: str, escape: str) -> str:

@@ -282,9 +282,16 @@ def test_a_statement_that_reads_no_counter_is_not_a_reader(gate, statement):
          " LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit_log VALUES (to_jsonb(NEW));"
          " RETURN NEW; END $$; CREATE TRIGGER audit AFTER UPDATE ON run_metadata"
          " FOR EACH ROW EXECUTE FUNCTION audit()", "function audit()"),
+        ("CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL;"
+         " END $$; CREATE TRIGGER on_failure AFTER UPDATE ON run_metadata FOR EACH ROW"
+         " WHEN ((to_jsonb(NEW)->>'failed_workers')::int > 0) EXECUTE FUNCTION noop()",
+         "trigger on_failure on run_metadata"),
+        ("CREATE FUNCTION sneaky_e() RETURNS bigint LANGUAGE plpgsql AS $$ DECLARE n bigint;"
+         " BEGIN EXECUTE E'SELECT count(*) FROM run\\x5fmetadata r WHERE r IS NOT NULL"
+         " AND to_jsonb(r) ? \\'x\\'' INTO n; RETURN n; END $$", "function sneaky_e()"),
     ],
     ids=["view-to-jsonb", "rule", "sql-function", "plpgsql-star", "begin-atomic", "row-type-arg",
-         "row-type-column", "trigger-new"],
+         "row-type-column", "trigger-new", "trigger-when", "escaped-dynamic-sql"],
 )  # fmt: skip
 def test_a_catalog_object_that_reads_whole_rows_is_a_dependency(gate, ddl, expected):
     gate.db.execute(ddl)

@@ -39,6 +39,11 @@ def test_strings_keep_their_content():
     assert strings == ["a'b", "c'd", " e "]
 
 
+def test_escapes_in_strings_are_decoded():
+    tokens = tokenize("SELECT E'run\\x5fmeta\\144ata \\u0041\\n', U&'x'")
+    assert [t.value for t in tokens if t.kind == "string"] == ["run_metadata A\n", "x"]
+
+
 def test_operators_split_as_scan_l_does():
     assert [t.value for t in tokenize("a=-1 *-- c") if t.kind == "op"] == ["=", "-", "*"]
 
@@ -99,6 +104,7 @@ def test_canonical_forms_differ_when_the_statements_do(one, other):
         ("BEGIN SELECT * INTO rec FROM run_metadata; END", "reads * from run_metadata"),
         ("DO $$ BEGIN PERFORM to_jsonb(r) FROM run_metadata r; END $$", "in a string: uses"),
         ("SELECT dblink('db', 'SELECT * FROM run_metadata')", "in a string: reads *"),
+        ("DO $$ BEGIN EXECUTE E'SELECT * FROM run\\x5fmetadata'; END $$", "in a string: in a"),
         ("EXPLAIN ANALYZE SELECT * FROM run_metadata", "reads * from run_metadata"),
         ("CREATE TABLE copy AS SELECT * FROM run_metadata", "reads * from run_metadata"),
         ("CREATE TEMP VIEW v AS SELECT failed_workers FROM run_metadata", "names failed_workers"),
