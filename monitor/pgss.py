@@ -21,7 +21,7 @@ from config import Settings
 
 from .own_statements import recogniser
 from .sqlreads import Target, reads
-from .sqltext import canonical
+from .sqltext import MARKER_PREFIX, canonical
 
 HIDDEN = "<insufficient privilege>"
 # What no evidence here can see; the gate report prints it under the readers.
@@ -125,7 +125,7 @@ def _readers(
         if query == HIDDEN:
             hidden[role] = hidden.get(role, 0) + 1
             continue
-        if canonical(query) in ours:
+        if MARKER_PREFIX in query and canonical(query) in ours:
             continue
         why = reads(query, target)
         if why:

@@ -167,6 +167,7 @@ class _Statement:
         self.t = tokens
         self.w = [_word(t) for t in tokens]
         self.target = target
+        self.tables, self.names = target.tables, target.names
         self.given = given
         self.region, self.in_from, self.opener = self._structure()
         self.chains = self._chains()
@@ -210,12 +211,11 @@ class _Statement:
         return chains
 
     def _table_at(self, names: list[str]) -> int | None:
-        tables = self.target.tables
-        if len(names) >= 2 and (names[0], names[1]) in tables:
+        if len(names) >= 2 and (names[0], names[1]) in self.tables:
             return 1
-        if len(names) >= 3 and (names[1], names[2]) in tables:
+        if len(names) >= 3 and (names[1], names[2]) in self.tables:
             return 2
-        return 0 if names[0] in self.target.names else None
+        return 0 if names[0] in self.names else None
 
     def _before(self, i: int) -> str:
         return self.w[i - 1] if i > 0 else ""
@@ -238,8 +238,9 @@ class _Statement:
                 if alias_at is not None:
                     aliases.add(self.t[alias_at].value)
                     definitions.add(alias_at)
+        taken = {c.start for c in relations} | definitions
         for c in self.chains:
-            if c in relations or c.start in definitions:
+            if c.start in taken:
                 continue
             found += self._names(c)
             found += self._whole_rows(c, aliases)

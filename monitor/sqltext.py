@@ -10,7 +10,7 @@ pg_stat_statements blanks them), and could it read the deprecated counters: it n
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _OP_CHARS = frozenset("+-*/<>=~!@#%^&|`?")
 _SELF_CHARS = frozenset(",()[];:.")
@@ -27,8 +27,7 @@ _NAME_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer identifiers
 MARKER_PREFIX = "/* dq-monitor:"
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One lexeme: `value` is what PostgreSQL sees (a folded or unquoted name, a string's
     content); `text` is as written."""
 
@@ -38,13 +37,30 @@ class Token:
     quoted: bool = False
 
 
+_SPACE = re.compile(r"\s+")
+_PLAIN_PUNCT = frozenset(",()[];")
+
+
 def tokenize(text: str) -> list[Token]:
     """Lex SQL (comments kept as tokens). Never raises: unterminated items run to the end."""
     out: list[Token] = []
     i, n = 0, len(text)
     while i < n:
-        if text[i].isspace():
+        c = text[i]
+        if c.isspace():
+            space = _SPACE.match(text, i)
+            i = space.end() if space else i + 1
+            continue
+        if c in _PLAIN_PUNCT:
+            out.append(Token("punct", c, c))
             i += 1
+            continue
+        # The common case first: a plain word not starting a string (E'..', U&"..").
+        m = _IDENT.match(text, i)
+        if m and text[m.end() : m.end() + 1] not in ("'", '"', "&"):
+            word = m.group(0)
+            out.append(Token("ident", word, _name(_fold(word))))
+            i = m.end()
             continue
         token, i = _next_token(text, i)
         out.append(token)
@@ -184,6 +200,8 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 def _name(value: str) -> str:
     """A name as the server stores it: at most 63 bytes."""
+    if len(value) <= _NAME_BYTES // 4:
+        return value
     raw = value.encode("utf-8", "surrogatepass")
     if len(raw) <= _NAME_BYTES:
         return value

@@ -26,11 +26,6 @@ from tests.monitor.test_grants import grants_sql
 READER = "gate_reader"
 
 
-def evaluate(at: dt.datetime, **env: str) -> GateReport:
-    report: GateReport = evaluate_gate(at, **env)
-    return report
-
-
 class Gate:
     """The database under test, the times that matter and a way to act as another role."""
 
@@ -45,25 +40,24 @@ class Gate:
 
     def sample(self, at: dt.datetime) -> GateReport:
         """An evaluation at `at`, as the service makes every few minutes."""
-        return evaluate(at, **self.env)
+        return evaluate_gate(at, **self.env)
 
     def verdict(self) -> GateReport:
-        return evaluate(dt.datetime.now(dt.UTC), **self.env)
+        return evaluate_gate(dt.datetime.now(dt.UTC), **self.env)
 
     def url(self, role: str) -> str:
         return psycopg.conninfo.make_conninfo(self.db_url, user=role)
 
-    def role(self, name: str = READER, *, grant: bool = True) -> str:
+    def role(self, name: str = READER) -> str:
         """A login role that may read the monitored tables; dropped after the test."""
         ident = sql.Identifier(name)
         self.db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
         self.db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
         self.roles.append(name)
-        if grant:
-            self.db.execute(
-                sql.SQL("GRANT SELECT ON run_metadata, partition_progress, worker_runs TO {}")
-                .format(ident)
-            )  # fmt: skip
+        self.db.execute(
+            sql.SQL("GRANT SELECT ON run_metadata, partition_progress, worker_runs TO {}")
+            .format(ident)
+        )  # fmt: skip
         return name
 
     def run_as(self, role: str, *statements: str) -> None:
@@ -337,13 +331,13 @@ def service(monkeypatch, db_url, db, capsys) -> Iterator[Callable[[], GateReport
     service_url = psycopg.conninfo.make_conninfo(db_url, user="dq_monitor", password="change-me")
     now = dt.datetime.now(dt.UTC)
     try:
-        evaluate(now - dt.timedelta(days=30), DQ_DATABASE_URL=service_url)
+        evaluate_gate(now - dt.timedelta(days=30), DQ_DATABASE_URL=service_url)
         monkeypatch.setenv("DQ_DATABASE_URL", service_url)
         for _ in range(2):  # counter_writes: the baseline, then the comparison
             code, out, err = run_cli(capsys, "check")
             assert code == 0, out + err
         insert_history(db, 8)
-        yield lambda: evaluate(dt.datetime.now(dt.UTC), DQ_DATABASE_URL=db_url)
+        yield lambda: evaluate_gate(dt.datetime.now(dt.UTC), DQ_DATABASE_URL=db_url)
     finally:
         db.execute("DROP OWNED BY dq_monitor CASCADE")
         db.execute("DROP ROLE dq_monitor")
