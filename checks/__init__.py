@@ -5,6 +5,7 @@ from __future__ import annotations
 from .catalogue import BUILTINS, all_checks, build_probes, check_env, select_checks
 from .check import Check, CheckEnv, CounterLedger, IndexSpec, Probe, Window
 from .identifiers import TableRef, table_ref
+from .marker import statement_marker
 from .pgerrors import describe as describe_pg_error
 from .pgerrors import is_connection_loss, is_timeout, redact
 from .reference import migration_005, reference_schema
@@ -36,5 +37,6 @@ __all__ = [
     "redact",
     "reference_schema",
     "select_checks",
+    "statement_marker",
     "table_ref",
 ]

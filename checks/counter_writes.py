@@ -13,6 +13,7 @@ from config import CounterWritesSettings
 
 from .check import CheckEnv, SingleCheckProbe, Window
 from .identifiers import table_ref
+from .marker import statement_marker
 from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
@@ -89,23 +90,24 @@ class CounterWrites(SingleCheckProbe):
     def baseline_sql(self) -> sql.Composed:
         rm = self.rm
         return sql.SQL(
-            "SELECT {run}::text, {c}, {f} FROM {rm}"
+            "SELECT {mark} {run}::text, {c}, {f} FROM {rm}"
             " WHERE coalesce({c}, 0) <> 0 OR coalesce({f}, 0) <> 0"
         ).format(
-            run=rm.col("run_id"), c=rm.col("completed_workers"),
+            mark=statement_marker(self.name), run=rm.col("run_id"), c=rm.col("completed_workers"),
             f=rm.col("failed_workers"), rm=rm.ident,
         )  # fmt: skip
 
     def diff_sql(self) -> sql.Composed:
         rm = self.rm
         return sql.SQL(
-            "WITH prev AS ("
+            "WITH {mark} prev AS ("
             " SELECT * FROM unnest(%(keys)s::text[], %(c)s::bigint[], %(f)s::bigint[])"
             " AS p(run_key, c, f))"
             " SELECT {run}, p.c, p.f, {c}, {f}"
             " FROM {rm} AS rm LEFT JOIN prev AS p ON p.run_key = {run}::text"
             " WHERE coalesce({c}, 0) <> coalesce(p.c, 0) OR coalesce({f}, 0) <> coalesce(p.f, 0)"
         ).format(
+            mark=statement_marker(self.name),
             run=sql.SQL("rm.{}").format(rm.col("run_id")),
             c=sql.SQL("rm.{}").format(rm.col("completed_workers")),
             f=sql.SQL("rm.{}").format(rm.col("failed_workers")),

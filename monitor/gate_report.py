@@ -75,6 +75,8 @@ def render_text(report: GateReport) -> str:
     lines.append("evidence:")
     for name, item in report.evidence.items():
         lines.append(f"  {name}: {item['status']} ({item['reason']})")
+        if item.get("undetectable"):
+            lines.append(f"    undetectable: {item['undetectable']}")
     lines.append("silences in the window: " + ("; ".join(report.silences) or "none"))
     lines.append(f"evidence hash: {report.evidence_hash()}")
     return "\n".join(lines)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from checks import Check, all_checks
 from config import format_duration
 
-from . import evidence
+from . import evidence, pgss
 from .app import App
 from .gate import Decision, Finding, GateReport, RunRecord, Streak, analyse
 from .gate_rules import GateRules, ResolvedRules, resolve
@@ -151,22 +152,29 @@ class Gatekeeper:
     def _evidence(
         self, now: dt.datetime, window_start: dt.datetime, history: dict[str, list[RunRecord]]
     ) -> dict[str, dict[str, Any]]:
-        with self.app.runner.source.connection("reading the gate's evidence") as conn:
+        source = self.app.runner.source
+        with source.connection("reading the gate's evidence") as conn:
             present = evidence.columns_present(conn, self.settings)
-            deps = evidence.dependencies(conn, self.settings)
-            available, dealloc, reset = evidence.pgss_state(conn)
-            found_readers = evidence.readers(conn, self.settings) if available else []
-        baseline = self._pgss_sample(now, window_start, available, dealloc, reset)
+            rels = evidence.relations(conn, self.settings)
+            deps = evidence.dependencies(conn, self.settings, rels)
+            blind = evidence.publications(conn, self.settings, rels)
+        target = evidence.target(self.settings, rels)
+
+        def read() -> pgss.Snapshot:
+            with source.connection("reading pg_stat_statements") as conn:
+                return pgss.snapshot(conn, self.settings, target)
+
+        snap, coverage = self._pgss_sample(now, window_start, read)
         table, columns = evidence.deprecated_columns(self.settings)
         return {
             "columns": {"status": "present" if present else "dropped",
                         "reason": f"{table}: " + (", ".join(present) or "none of "
                                                   + ", ".join(columns))},
             "dependencies": {"status": "found" if deps else "none",
-                             "reason": "; ".join(f"{o} uses {c}" for o, c in deps) or "no catalog "
-                             "object uses the columns", "objects": [o for o, _ in deps]},
-            "readers": _readers(available=available, dealloc=dealloc, reset=reset,
-                                baseline=baseline, window_start=window_start, found=found_readers),
+                             "reason": "; ".join(f"{o} {w}" for o, w in deps) or "no catalog "
+                             "object uses the columns or reads whole rows of the table",
+                             "objects": list(dict.fromkeys(o for o, _ in deps))},
+            "readers": pgss.verdict(snap, coverage, blind),
             "writers": _writers(history.get("counter_writes"), window_start, now,
                                 self.gate.checks, self._writer_lookback(now)),
         }  # fmt: skip
@@ -178,24 +186,66 @@ class Gatekeeper:
         return typical_interval(writes[0], now) * self.gate.max_gap_intervals
 
     def _pgss_sample(
-        self, now: dt.datetime, window_start: dt.datetime, available: bool,
-        dealloc: int | None, reset: dt.datetime | None,
-    ) -> tuple[bool, int | None, dt.datetime | None] | None:  # fmt: skip
-        """Record today's pg_stat_statements counters; return the last sample at window start."""
-        t = sql.Identifier(self.app.store.schema, "pgss_samples")
-        with self.app.store.session("sampling pg_stat_statements") as conn:
+        self, now: dt.datetime, window_start: dt.datetime, read: Callable[[], pgss.Snapshot]
+    ) -> tuple[pgss.Snapshot, pgss.Coverage]:
+        """Sample pg_stat_statements (under a lock, so evaluations take turns), compare every
+        statement's calls with the previous sample, record both; return the sample at window
+        start and the statements lost since."""
+        schema = self.app.store.schema
+        t, st = sql.Identifier(schema, "pgss_samples"), sql.Identifier(schema, "pgss_statements")
+        with self.app.store.session("sampling pg_stat_statements") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                         (f"dq-monitor-pgss:{schema}",))  # fmt: skip
+            snap = read()
+            rows = conn.execute(
+                sql.SQL("SELECT userid, dbid, queryid, toplevel, calls, stats_since FROM {}"
+                        " WHERE dbid = %s").format(st), (snap.dbid,),
+            ).fetchall()  # fmt: skip
+            previous = {(r[0], r[1], r[2], r[3]): (r[4], r[5]) for r in rows}
+            # Without the extension nothing was read: that is not a statement lost.
+            count, detail = (pgss.lost(previous, snap.counters, snap.roles)
+                             if snap.available else (0, ""))  # fmt: skip
             conn.execute(
-                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING").format(t),
-                (now, available, dealloc, reset),
-            )
+                sql.SQL("INSERT INTO {} (sampled_at, available, dealloc, stats_reset, statements,"
+                        " lost, lost_detail) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT DO NOTHING").format(t),
+                (now, snap.available, snap.dealloc, snap.stats_reset,
+                 len(snap.counters) if snap.available else None, count, detail or None),
+            )  # fmt: skip
+            if snap.available:
+                self._keep_counters(conn, st, snap)
             row = conn.execute(
-                sql.SQL(
-                    "SELECT available, dealloc, stats_reset FROM {} WHERE sampled_at <= %s"
-                    " ORDER BY sampled_at DESC LIMIT 1"
-                ).format(t),
+                sql.SQL("SELECT available, dealloc, stats_reset, statements FROM {}"
+                        " WHERE sampled_at <= %s ORDER BY sampled_at DESC LIMIT 1").format(t),
                 (window_start,),
-            ).fetchone()
-        return (bool(row[0]), row[1], row[2]) if row else None
+            ).fetchone()  # fmt: skip
+            losses = conn.execute(
+                sql.SQL("SELECT sampled_at, lost, coalesce(lost_detail, '') FROM {}"
+                        " WHERE sampled_at > %s AND sampled_at <> %s AND lost > 0"
+                        " ORDER BY sampled_at").format(t),
+                (window_start, now),
+            ).fetchall()  # fmt: skip
+        baseline = pgss.Sample(bool(row[0]), row[1], row[2], row[3]) if row else None
+        lost = [(r[0], int(r[1]), str(r[2])) for r in losses]
+        if count:  # lost since the previous sample: perhaps inside the window, so counted
+            lost.append((now, count, detail))
+        return snap, pgss.Coverage(baseline, lost)
+
+    @staticmethod
+    def _keep_counters(
+        conn: psycopg.Connection[Any], table: sql.Identifier, snap: pgss.Snapshot
+    ) -> None:
+        """Replace this database's per-statement counters with the new sample's."""
+        keys = list(snap.counters)
+        conn.execute(sql.SQL("DELETE FROM {} WHERE dbid = %s").format(table), (snap.dbid,))
+        conn.execute(
+            sql.SQL("INSERT INTO {} (userid, dbid, queryid, toplevel, calls, stats_since)"
+                    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[],"
+                    " %s::boolean[], %s::bigint[], %s::timestamptz[])").format(table),
+            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+             [k[3] for k in keys], [snap.counters[k][0] for k in keys],
+             [snap.counters[k][1] for k in keys]),
+        )  # fmt: skip
 
 
 def _clean_since(streaks: list[Streak]) -> dt.datetime | None:
@@ -203,34 +253,6 @@ def _clean_since(streaks: list[Streak]) -> dt.datetime | None:
     if any(s is None for s in starts):
         return None
     return max(s for s in starts if s is not None)
-
-
-def _readers(
-    *, available: bool, dealloc: int | None, reset: dt.datetime | None,
-    baseline: tuple[bool, int | None, dt.datetime | None] | None,
-    window_start: dt.datetime, found: list[dict[str, Any]],
-) -> dict[str, Any]:  # fmt: skip
-    if not available:
-        return {"status": "unknown", "reason": "pg_stat_statements is not installed in the "
-                "monitored database (CREATE EXTENSION pg_stat_statements)"}  # fmt: skip
-    if found:
-        who = "; ".join(f"{r['role']} ({r['calls']} calls): {r['query']}" for r in found[:5])
-        return {"status": "found", "reason": f"statements name the columns: {who}",
-                "statements": found}  # fmt: skip
-    if baseline is None or not baseline[0]:
-        return {
-            "status": "unknown",
-            "reason": "no pg_stat_statements sample from before the "
-            "window began; each gate evaluation records one (the service every 5 minutes)",
-        }
-    if reset is not None and reset != baseline[2]:
-        return {"status": "unknown", "reason": f"statistics were reset at {reset:%Y-%m-%d %H:%M} "
-                "UTC, after the window began"}  # fmt: skip
-    if dealloc is not None and baseline[1] is not None and dealloc > baseline[1]:
-        return {"status": "unknown", "reason": f"{dealloc - baseline[1]} statements were evicted "
-                "since the window began; raise pg_stat_statements.max"}  # fmt: skip
-    return {"status": "none", "reason": "no statement by another role names the columns since "
-            "the window began (readers on replicas are not visible here)"}  # fmt: skip
 
 
 def _writers(

@@ -31,6 +31,13 @@ from .database import Target, connect, translate
 from .gate import Decision, GateReport
 from .gatekeeper import Gatekeeper
 from .migration_plan import Plan
+from .own_statements import (
+    checksum_sql,
+    copy_out_sql,
+    restore_checksum_sql,
+    restore_update_sql,
+    table_checksum_sql,
+)
 
 Progress = Callable[[str], None]
 
@@ -189,23 +196,13 @@ class Migrator:
         )
         conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(self.ref.ident))
 
-    def _checksum_sql(self, source: sql.Composable, run: sql.Composable,
-                      cols: list[sql.Composable]) -> sql.Composed:  # fmt: skip
-        # Order-independent: a count and the sum of a 64-bit hash per row.
-        row = sql.SQL(" || ':' || ").join(
-            [sql.SQL("{}::text").format(run)]
-            + [sql.SQL("coalesce({}::text, '')").format(c) for c in cols]
-        )
-        return sql.SQL("SELECT count(*), coalesce(sum(hashtextextended({}, 0)::numeric), 0)::text"
-                       " FROM {}").format(row, source)  # fmt: skip
-
     def _recheck_locked(self, conn: psycopg.Connection[Any]) -> None:
         """With the lock held, nothing can change the table any more: read the catalog again.
 
         The gate was evaluated before the lock; an index, constraint or view committed while
         the apply waited for it would otherwise be dropped with the columns, or fail the drop.
         """
-        found = evidence.dependencies(conn, self.settings)
+        found = evidence.dependencies(conn, self.settings, evidence.relations(conn, self.settings))
         if found:
             what = "; ".join(f"{obj} uses {col}" for obj, col in found)
             raise GateError(f"refused after locking {self.plan.table}: {what} (created while "
@@ -239,8 +236,7 @@ class Migrator:
         with conn.transaction():
             self._begin_locked(conn)
             self._recheck_locked(conn)
-            source = self._checksum_sql(self.ref.ident, self.run_col, list(self.cols))
-            count, checksum = conn.execute(source).fetchone() or (0, "0")
+            count, checksum = conn.execute(table_checksum_sql(self.ref)).fetchone() or (0, "0")
             copied = self._copy_to_archive(conn, audit)
             archived = self._archive_checksum(audit)
             if (copied, (count, checksum)) != (count, archived):
@@ -257,9 +253,7 @@ class Migrator:
         return int(count), str(checksum)
 
     def _copy_to_archive(self, conn: psycopg.Connection[Any], audit: int) -> int:
-        out = sql.SQL("COPY (SELECT {}::text, {}, {} FROM {}) TO STDOUT").format(
-            self.run_col, self.cols[0], self.cols[1], self.ref.ident
-        )
+        out = copy_out_sql(self.ref)
         target = sql.SQL("COPY {} (audit_id, run_key, completed_workers, failed_workers)"
                          " FROM STDIN").format(self._t("migration_archive"))  # fmt: skip
         copied = 0
@@ -282,7 +276,7 @@ class Migrator:
             sql.SQL("a.completed_workers"),
             sql.SQL("a.failed_workers"),
         ]
-        query = self._checksum_sql(archive, sql.SQL("a.run_key"), columns)
+        query = checksum_sql(archive, sql.SQL("a.run_key"), columns)
         with self.app.store.session("verifying the archive") as state:
             row = state.execute(query).fetchone()
         assert row is not None
@@ -311,29 +305,12 @@ class Migrator:
             ):
                 for row in out.rows():
                     sink.write_row(row)
-            cursor = conn.execute(
-                sql.SQL("UPDATE {t} AS rm SET {c} = r.c, {f} = r.f FROM dq_restore AS r"
-                        " WHERE rm.{run}::text = r.run_key").format(
-                    t=self.ref.ident, c=self.cols[0], f=self.cols[1], run=self.run_col)
-            )  # fmt: skip
-            restored = cursor.rowcount
+            restored = conn.execute(restore_update_sql(self.ref)).rowcount
             # Runs deleted since the apply cannot be restored; every run that still exists
             # must now hold exactly its archived values.
-            match = sql.SQL("{t} AS rm JOIN dq_restore AS r ON rm.{run}::text = r.run_key").format(
-                t=self.ref.ident, run=self.run_col
-            )
-            table_side = sql.SQL("(SELECT rm.{run} AS k, rm.{c} AS c, rm.{f} AS f FROM {m}) AS j")
-            archive_side = sql.SQL("(SELECT r.run_key AS k, r.c, r.f FROM {m}) AS j")
-            keys: list[sql.Composable] = [sql.SQL("j.c"), sql.SQL("j.f")]
             sums = [
-                conn.execute(
-                    self._checksum_sql(
-                        side.format(run=self.run_col, c=self.cols[0], f=self.cols[1], m=match),
-                        sql.SQL("j.k"),
-                        keys,
-                    )
-                ).fetchone()
-                for side in (table_side, archive_side)
+                conn.execute(restore_checksum_sql(self.ref, side)).fetchone()
+                for side in ("table", "archive")
             ]
             if sums[0] != sums[1]:
                 raise GateError(

@@ -181,6 +181,25 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE {s}.migration_audit ADD COLUMN gate_settings jsonb;
         """,
     ),
+    (
+        "per-statement pg_stat_statements counters, for the gate's reader coverage",
+        """
+        -- statements: how many were sampled (NULL: only pg_stat_statements_info was);
+        -- lost: how many of the previous sample's were gone or counted fewer calls.
+        ALTER TABLE {s}.pgss_samples ADD COLUMN statements integer,
+            ADD COLUMN lost integer, ADD COLUMN lost_detail text;
+        -- The latest sample only, one row per statement: bounded by pg_stat_statements.max.
+        CREATE TABLE {s}.pgss_statements (
+            dbid        bigint NOT NULL,
+            userid      bigint NOT NULL,
+            queryid     bigint NOT NULL,
+            toplevel    boolean NOT NULL,
+            calls       bigint NOT NULL,
+            stats_since timestamptz,
+            PRIMARY KEY (dbid, userid, queryid, toplevel)
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from alerts import SystemClock
 from config import Settings, load_settings
 from monitor.cli import main
+
+if TYPE_CHECKING:
+    from monitor.gate import GateReport
 
 
 def settings_for(monkeypatch: pytest.MonkeyPatch, db_url: str, **env: str) -> Settings:
@@ -34,6 +37,22 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[
 
 def by_check(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["check"]: r for r in payload["results"]}
+
+
+def evaluate_gate(at: dt.datetime, **env: str) -> GateReport:
+    """One evaluation of the gate at `at` (which samples pg_stat_statements, as the service's
+    evaluations do), with DQ_* variables from `env` on top of the environment's."""
+    from monitor.app import App
+    from monitor.gatekeeper import Gatekeeper
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        app = App.open(load_settings(), clock=FakeClock(at))
+    try:
+        return Gatekeeper(app).evaluate(now=at)
+    finally:
+        app.close()
 
 
 def run_checks(settings: Settings, *names: str, full: bool = False) -> dict[str, Any]:

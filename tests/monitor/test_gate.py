@@ -9,7 +9,7 @@ import pytest
 
 from monitor.gate import RunRecord, analyse
 from tests.factories import seed_race
-from tests.helpers import run_cli
+from tests.helpers import evaluate_gate, run_cli
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 GAP = dt.timedelta(minutes=15)
@@ -154,14 +154,10 @@ def insert_history(db, days: float, *, gap_at: float | None = None) -> None:
 @pytest.fixture
 def gate_env(monkeypatch, db_url, db, capsys):
     monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    db.execute("SET pg_stat_statements.track = none")  # seeding the tables is not reading them
     db.execute("CREATE EXTENSION pg_stat_statements")
-    run_cli(capsys, "check", "--check", "flag_conflict")  # creates the state schema
-    db.execute("DELETE FROM dq_monitor.check_runs")
     # pg_stat_statements as it was when the window began (the service samples it).
-    db.execute(
-        "INSERT INTO dq_monitor.pgss_samples SELECT now() - interval '30 days', true, dealloc,"
-        " stats_reset FROM pg_stat_statements_info"
-    )
+    evaluate_gate(dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
     return db
 
 

@@ -115,6 +115,7 @@ def env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> dict[str, str]:
 @pytest.fixture
 def seeded(env: dict[str, str], db: psycopg.Connection) -> Counters:
     """pg_stat_statements installed and 500 runs with non-zero counters; returns them."""
+    db.execute("SET pg_stat_statements.track = none")  # the harness is not a reader
     db.execute("CREATE EXTENSION pg_stat_statements")
     db.execute(
         "INSERT INTO run_metadata (run_id, completed_workers, failed_workers)"
