@@ -204,7 +204,7 @@ class Migrator:
         """
         found = evidence.dependencies(conn, self.settings, evidence.relations(conn, self.settings))
         if found:
-            what = "; ".join(f"{obj} uses {col}" for obj, col in found)
+            what = "; ".join(f"{obj} {use}" for obj, use in found)
             raise GateError(f"refused after locking {self.plan.table}: {what} (created while "
                             "the apply waited for its lock); nothing changed")  # fmt: skip
         present = self._present(conn)

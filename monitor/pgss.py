@@ -76,6 +76,14 @@ def snapshot(conn: psycopg.Connection[Any], settings: Settings, target: Target) 
     snap.counters = _counters(conn, str(row[0]))
     snap.readers, snap.hidden, snap.textless = _readers(conn, schema, settings, target)
     snap.untracked = _untracked(conn)
+    # Read the coverage again last: reading the statements adds entries of its own, which can
+    # evict a reader between the first read and the list. Comparing the later count with the
+    # window's start then says "unknown" instead of missing it.
+    after = conn.execute(
+        sql.SQL("SELECT dealloc, stats_reset FROM {}.pg_stat_statements_info").format(schema)
+    ).fetchone()
+    if after is not None:
+        snap.dealloc, snap.stats_reset = int(after[0]), after[1]
     return snap
 
 

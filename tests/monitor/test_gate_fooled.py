@@ -382,6 +382,7 @@ def test_a_failed_apply_leaves_no_reader_behind(monkeypatch, db_url, db, capsys,
     failed apply the gate is open again, as the README's procedure needs."""
     monkeypatch.setenv("DQ_DATABASE_URL", db_url)
     monkeypatch.setenv("DQ_GATE__REQUIRED_CLEAN_PERIOD", "0s")
+    monkeypatch.setenv("DQ_GATE__ACCEPT_WEAKER_SETTINGS", "true")  # the procedure, not the wait
     prepare(db)
     db.execute(
         "INSERT INTO run_metadata (run_id, completed_workers, failed_workers)"

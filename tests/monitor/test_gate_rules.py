@@ -16,7 +16,7 @@ from monitor.app import App
 from monitor.cli import main
 from monitor.gate_rules import GateRules, resolve
 from tests.factories import seed_race
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, evaluate_gate
 from tests.monitor.service_harness import fast_config, start_service
 from tests.monitor.test_gate import GATING, insert_history
 
@@ -28,12 +28,10 @@ GAP_RUNS = (17, 18, 19)  # no runs for 24 h between two daily full sweeps, 3 day
 def gate_db(monkeypatch, db_url, db):
     """pg_stat_statements installed and sampled before any window; the state schema made."""
     monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    db.execute("SET pg_stat_statements.track = none")  # seeding the tables is not reading them
     db.execute("CREATE EXTENSION pg_stat_statements")
-    App.open(load_settings(), clock=FakeClock(), alerts=False).close()
-    db.execute(
-        "INSERT INTO dq_monitor.pgss_samples SELECT now() - interval '30 days', true, dealloc,"
-        " stats_reset FROM pg_stat_statements_info"
-    )
+    # pg_stat_statements as it was when the window began, sampled the way the service does.
+    evaluate_gate(dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
     return db
 
 
