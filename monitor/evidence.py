@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from checks import table_ref
-from config import Settings
+from config import Settings, SetupError
 
 from .sqlreads import Target, reads
 
@@ -151,9 +151,19 @@ def deprecated_columns(settings: Settings) -> tuple[str, list[str]]:
 
 
 def relations(conn: psycopg.Connection[Any], settings: Settings) -> list[Relation]:
-    """The table and every table that inherits from it; [] when it does not exist."""
+    """The table and every table that inherits from it.
+
+    Raises SetupError when the configured table does not exist: a missing table is a wrong
+    setting, never evidence that the columns were dropped.
+    """
     table, _ = deprecated_columns(settings)
     rows = conn.execute(_RELATIONS, (table,)).fetchall()
+    if not rows:
+        raise SetupError(
+            f"table {table} does not exist (the gate's run_metadata); set tables.schema_name "
+            'and tables.run_metadata.name (see "Configuration" in the README), or run '
+            "`dq-monitor doctor`"
+        )
     return [Relation(int(r[0]), r[1], r[2], tuple(int(t) for t in r[3:] if t)) for r in rows]
 
 

@@ -78,6 +78,7 @@ class Migrator:
         """Apply the migration; returns the audit id. Raises GateError when refused."""
         with self._connect() as conn:
             self._exclusive(conn)
+            evidence.relations(conn, self.settings)  # a missing table is a wrong setting
             present = self._present(conn)
             if not present:
                 raise GateError("refused: the columns are already dropped (nothing to apply)")
@@ -118,6 +119,7 @@ class Migrator:
         """Re-add the columns and restore the archived values; returns the audit id."""
         with self._connect() as conn:
             self._exclusive(conn)
+            evidence.relations(conn, self.settings)  # a missing table is a wrong setting
             if self._present(conn):
                 raise GateError("refused: a column exists; there is nothing to roll back")
             applied = self._last_applied()
