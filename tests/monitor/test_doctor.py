@@ -13,7 +13,6 @@ from psycopg import sql
 from monitor.embedded import free_port
 from monitor.store_schema import LATEST_VERSION as LATEST
 from tests.helpers import run_cli
-from tests.monitor.test_grants import grants_sql
 
 
 @pytest.fixture
@@ -154,21 +153,12 @@ def test_a_role_without_the_grants_gets_the_grant_statements(env, db, db_url, ro
     assert lines_by_name(out)["database.indexes"].startswith("skipped")
 
 
-def test_the_readme_grants_satisfy_doctor(db_url, db, monkeypatch, capsys):
-    dbname = db.execute("SELECT current_database()").fetchone()[0]
-    db.execute("DROP ROLE IF EXISTS dq_monitor")
-    db.execute("CREATE EXTENSION pg_stat_statements")
-    db.execute(grants_sql(dbname))
-    monitor_url = psycopg.conninfo.make_conninfo(db_url, user="dq_monitor", password="change-me")
-    monkeypatch.setenv("DQ_DATABASE_URL", monitor_url)
-    try:
-        code, out, _ = run_cli(capsys, "doctor")
-        assert code == 0, out
-        assert "schema dq_monitor exists; role dq_monitor may use and create in it" in out
-        assert "change-me" not in out
-    finally:
-        db.execute("DROP OWNED BY dq_monitor CASCADE")
-        db.execute("DROP ROLE dq_monitor")
+def test_the_readme_grants_satisfy_doctor(readme_role, monkeypatch, capsys):
+    monkeypatch.setenv("DQ_DATABASE_URL", readme_role)
+    code, out, _ = run_cli(capsys, "doctor")
+    assert code == 0, out
+    assert "schema dq_monitor exists; role dq_monitor may use and create in it" in out
+    assert "change-me" not in out
 
 
 def test_a_missing_index_is_a_problem_with_its_create_index_statement(env, db, capsys):

@@ -126,3 +126,17 @@ def _clean_dq_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DQ_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def readme_role(db_url: str, db: psycopg.Connection) -> Iterator[str]:
+    """The README's grants block run as written; yields the URL of its dq_monitor role."""
+    from tests.monitor.test_grants import grants_sql
+
+    dbname = db.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    db.execute("DROP ROLE IF EXISTS dq_monitor")
+    db.execute("CREATE EXTENSION pg_stat_statements")
+    db.execute(grants_sql(dbname))  # type: ignore[arg-type]
+    yield psycopg.conninfo.make_conninfo(db_url, user="dq_monitor", password="change-me")
+    db.execute("DROP OWNED BY dq_monitor CASCADE")
+    db.execute("DROP ROLE dq_monitor")
