@@ -5,7 +5,7 @@ Usage (from the repository root, with the project's virtualenv):
     python bench/checks_bench.py [--runs N] [--partitions P] [--scales ROWS,ROWS,...]
                                  [--repeat K] [--json FILE]
 
-It starts a throwaway PostgreSQL (monitor.embedded.EmbeddedPostgres; SERVER_SETTINGS are
+It starts a throwaway PostgreSQL (monitor.demo.embedded.EmbeddedPostgres; SERVER_SETTINGS are
 applied with ALTER SYSTEM and a restart: shared_buffers 8GB, work_mem 64MB, autovacuum off so
 nothing runs behind the measurements, ...). Every scale in --scales (a partition_progress row
 count; the main scale --runs x --partitions is always one of them) gets its own schema with the
@@ -99,8 +99,8 @@ from checks import (  # noqa: E402
 )
 from checks.consistency import ConsistencyProbe  # noqa: E402
 from config import Settings, TablesSettings  # noqa: E402
-from monitor.database import connect  # noqa: E402
-from monitor.embedded import EmbeddedPostgres  # noqa: E402
+from monitor.db.connections import connect  # noqa: E402
+from monitor.demo.embedded import EmbeddedPostgres  # noqa: E402
 
 CHECKS = ("dashboard_mismatch", "missing_worker_runs", "flag_conflict")
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from alerts import SystemClock  # noqa: E402
 from checks import reference_schema  # noqa: E402
-from monitor.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from monitor.demo.embedded import EmbeddedPostgres, free_port  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -62,7 +62,7 @@ def uncached_render_ms(checks: int, rounds: int = 200) -> float:
     from prometheus_client import generate_latest
 
     from config import load_settings
-    from monitor.metrics import StatsCache, build_registry
+    from monitor.service.metrics import StatsCache, build_registry
 
     custom = ",".join(f'{{"name": "c{i:02d}", "sql": "SELECT 1"}}' for i in range(checks - 5))
     os.environ["DQ_CHECKS__CUSTOM"] = f"[{custom}]"
@@ -96,7 +96,7 @@ def main() -> None:
         env = {**os.environ, "DQ_DATABASE_URL": server.url(), "DQ_METRICS_PORT": str(port),
                "DQ_METRICS_HOST": "127.0.0.1", "DQ_LOG_LEVEL": "WARNING"}  # fmt: skip
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "--config", str(tmp / "bench.toml")],
+            [sys.executable, "-m", "monitor.cli.main", "run", "--config", str(tmp / "bench.toml")],
             env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "svc.log").open("w"),
         )  # fmt: skip
         print(f"started dq-monitor run (pid {proc.pid}) with {args.checks} checks every 5s",

@@ -9,14 +9,13 @@ import httpx
 
 from alerts import Clock
 from config import ConfigError, Settings
-
-from .alerting import AlertBook
-from .database import ConnectionSource, store_setting
-from .heartbeat import Heartbeat
-from .outbox import OutboxSender
-from .runner import Runner
-from .store import StateStore
-from .watchdog import Watchdog, reply_limit
+from monitor.db.connections import ConnectionSource, store_setting
+from monitor.db.watchdog import Watchdog, reply_limit
+from monitor.pipeline import Runner
+from monitor.service.heartbeat import Heartbeat
+from monitor.store.alert_state import AlertBook
+from monitor.store.outbox import OutboxSender
+from monitor.store.state_store import StateStore
 
 
 @dataclass

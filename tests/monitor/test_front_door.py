@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from monitor.embedded import free_port
+from monitor.demo.embedded import free_port
 from tests.factories import seed_race
 from tests.helpers import run_cli
 
@@ -184,8 +184,8 @@ def test_the_migration_session_translates_every_psycopg_error(monkeypatch, db_ur
     from alerts import SystemClock
     from config import QueryFailed, SetupError, load_settings
     from monitor.app import App
-    from monitor.migration import Migrator
-    from monitor.migration_plan import make_plan
+    from monitor.gate.migration import Migrator
+    from monitor.gate.plans import make_plan
 
     monkeypatch.setenv("DQ_DATABASE_URL", db_url)
     settings = load_settings()

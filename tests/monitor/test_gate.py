@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from monitor.gate import RunRecord, analyse
+from monitor.gate.verdict import RunRecord, analyse
 from tests.factories import seed_race
 from tests.helpers import evaluate_gate, run_cli
 

@@ -17,8 +17,8 @@ import pytest
 from psycopg import sql
 
 from checks import migration_005
-from monitor.gate import Decision, GateReport
-from monitor.gate_report import render_text
+from monitor.gate.report import render_text
+from monitor.gate.verdict import Decision, GateReport
 from tests.helpers import evaluate_gate, run_cli
 from tests.monitor.test_gate import insert_history
 from tests.monitor.test_grants import grants_sql

@@ -13,8 +13,8 @@ import pytest
 from alerts import Clock
 from config import GateSettings, load_settings
 from monitor.app import App
-from monitor.cli import main
-from monitor.gate_rules import GateRules, resolve
+from monitor.cli.main import main
+from monitor.gate.rules import GateRules, resolve
 from tests.factories import seed_race
 from tests.helpers import FakeClock, evaluate_gate
 from tests.monitor.service_harness import fast_config, start_service

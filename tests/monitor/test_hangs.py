@@ -24,9 +24,9 @@ from pydantic import SecretStr
 from alerts import SystemClock
 from config import ConfigError, QueryTimeout, StoreError, load_settings
 from monitor.app import App
-from monitor.database import ConnectionSource
-from monitor.leadership import Leadership
-from monitor.watchdog import CANCEL_WAIT, Watchdog
+from monitor.db.connections import ConnectionSource
+from monitor.db.watchdog import CANCEL_WAIT, Watchdog
+from monitor.service.leadership import Leadership
 from tests.monitor.service_harness import RunningService, fast_config, start_service
 from tests.monitor.tcp_proxy import StallingProxy
 
@@ -341,7 +341,7 @@ def test_check_against_a_stalled_database_exits_3_with_one_line(
         **bounds_env(), "DQ_DATABASE_URL": proxy.url(db_url), "DQ_STATE_DATABASE_URL": state_db,
     }  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "check", "--check", "slow", "--check", "after",
+        [sys.executable, "-m", "monitor.cli.main", "check", "--check", "slow", "--check", "after",
          "--config", str(config)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -11,9 +11,9 @@ from pydantic import SecretStr
 from alerts import SystemClock
 from config import load_settings
 from monitor.app import App
-from monitor.database import ConnectionSource
-from monitor.metrics import StatsCache, build_registry
-from monitor.store import StateStore
+from monitor.db.connections import ConnectionSource
+from monitor.service.metrics import StatsCache, build_registry
+from monitor.store.state_store import StateStore
 from tests.factories import seed_race
 
 
@@ -104,7 +104,7 @@ def test_help_says_where_results_come_from(app):
 
 
 def test_cached_exposition_follows_the_snapshot(app, db):
-    from monitor.metrics import CachedExposition
+    from monitor.service.metrics import CachedExposition
 
     cache = StatsCache(app.store, app.clock)
     cache.refresh()

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from monitor.pgss import Coverage, Sample, Snapshot, lost, verdict
+from monitor.gate.pgss import Coverage, Sample, Snapshot, lost, verdict
 
 RESET = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)

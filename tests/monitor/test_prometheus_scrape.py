@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from monitor.embedded import free_port
+from monitor.demo.embedded import free_port
 from tests.factories import healthy_run, seed_race
 from tests.monitor.service_harness import start_service
 

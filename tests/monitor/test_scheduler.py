@@ -17,7 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from config import load_settings
-from monitor.scheduler import build_scheduler, job_specs, skip_listener
+from monitor.service.scheduler import build_scheduler, job_specs, skip_listener
 
 # Far from today on purpose: the scheduler must take its time from the injected clock only.
 NOW = dt.datetime(2031, 3, 9, 12, 0, tzinfo=dt.UTC)

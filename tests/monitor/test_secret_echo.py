@@ -107,7 +107,7 @@ KV_PASSWORD = "S3cretKVpass"
 
 def test_key_value_url_password_stays_out_of_runs_and_service_log(tmp_path, db_url, db, capsys,
                                                                   monkeypatch):  # fmt: skip
-    from monitor.embedded import free_port
+    from monitor.demo.embedded import free_port
     from tests.monitor.service_harness import start_service
 
     down = f"host=127.0.0.1 port={free_port()} user=jobs password={KV_PASSWORD} dbname=jobs"

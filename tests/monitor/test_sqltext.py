@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.sqlreads import Target, reads
-from monitor.sqltext import canonical, rendered, tokenize
+from monitor.gate.sqlreads import Target, reads
+from monitor.gate.sqltext import canonical, rendered, tokenize
 
 TARGET = Target(frozenset({("public", "run_metadata")}),
                 frozenset({"completed_workers", "failed_workers"}))  # fmt: skip

@@ -10,9 +10,9 @@ from pydantic import SecretStr
 
 from alerts import SystemClock
 from config import StoreError
-from monitor.database import ConnectionSource
-from monitor.store import StateStore
-from monitor.store_schema import LATEST_VERSION
+from monitor.db.connections import ConnectionSource
+from monitor.store.schema import LATEST_VERSION
+from monitor.store.state_store import StateStore
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from checks import reference_schema
-from monitor.embedded import EmbeddedPostgres
+from monitor.demo.embedded import EmbeddedPostgres
 
 # Read at import, before the autouse fixture below clears every DQ_* variable.
 EXTERNAL_URL = os.environ.get("DQ_TEST_DATABASE_URL")

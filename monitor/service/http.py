@@ -14,8 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from config import ConfigError
-
-from .metrics import STATUS_VALUE, CachedExposition, StatsCache
+from monitor.service.metrics import STATUS_VALUE, CachedExposition, StatsCache
 
 log = logging.getLogger(__name__)
 

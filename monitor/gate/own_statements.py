@@ -15,8 +15,7 @@ from psycopg import sql
 from checks import TableRef, check_env, statement_marker, table_ref
 from checks.counter_writes import CounterWrites
 from config import Settings
-
-from .sqltext import canonical, rendered
+from monitor.gate.sqltext import canonical, rendered
 
 _MIGRATE = statement_marker("migrate")
 

@@ -9,9 +9,8 @@ import sys
 
 from alerts import Kind, Notification, deliver, fingerprint
 from config import ConfigError, Severity, load_settings, parse_duration
-
-from .app import App
-from .silences import Silences
+from monitor.app import App
+from monitor.store.silences import Silences
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .sqltext import Token, tokenize
+from monitor.gate.sqltext import Token, tokenize
 
 # Statements whose first word says they read no rows (DO is read for the SQL in its body).
 _NO_ROWS = frozenset({

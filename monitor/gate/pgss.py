@@ -18,10 +18,9 @@ import psycopg
 from psycopg import sql
 
 from config import Settings
-
-from .own_statements import recogniser
-from .sqlreads import Target, reads
-from .sqltext import MARKER_PREFIX, canonical
+from monitor.gate.own_statements import recogniser
+from monitor.gate.sqlreads import Target, reads
+from monitor.gate.sqltext import MARKER_PREFIX, canonical
 
 HIDDEN = "<insufficient privilege>"
 # What no evidence here can see; the gate report prints it under the readers.

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 
 from config import ConfigError, load_settings
-
-from .app import App
-from .gate_report import RENDERERS
-from .gatekeeper import Gatekeeper
-from .migration import Migrator
-from .migration_plan import make_plan
+from monitor.app import App
+from monitor.gate.gatekeeper import Gatekeeper
+from monitor.gate.migration import Migrator
+from monitor.gate.plans import make_plan
+from monitor.gate.report import RENDERERS
 
 
 def add_parsers(

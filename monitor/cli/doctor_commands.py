@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from config import load_settings
-
-from .doctor import DoctorItem, ItemStatus, diagnose, healthy
+from monitor.doctor.diagnosis import DoctorItem, ItemStatus, diagnose, healthy
 
 _DESCRIPTION = """\
 Check, without writing anything, what this deployment needs: each database's server version,
@@ -46,7 +45,10 @@ def add_parsers(
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the diagnosis; raises ConfigError when the settings are invalid or incomplete."""
-    from .cli import EXIT_CONFIG, EXIT_OK  # cli imports this module to register the parser
+    from monitor.cli.main import (  # cli imports this module to register the parser
+        EXIT_CONFIG,
+        EXIT_OK,
+    )
 
     items = diagnose(load_settings(args.config), routes=args.routes)
     print(render_json(items) if args.format == "json" else render_text(items, args.routes))

@@ -9,8 +9,7 @@ from typing import Any
 from psycopg import sql
 
 from config import BUILTIN_CHECKS, ConfigError, Settings, format_duration
-
-from .store import StateStore
+from monitor.store.state_store import StateStore
 
 
 @dataclass(frozen=True)

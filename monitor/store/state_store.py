@@ -31,9 +31,8 @@ from config import (
     QueryTimeout,
     StoreUnavailable,
 )
-
-from . import store_schema
-from .database import ConnectionSource
+from monitor.db.connections import ConnectionSource
+from monitor.store import schema as store_schema
 
 # Upper bounds of dq_check_duration_seconds' buckets; the store keeps one count per bucket.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,

@@ -10,9 +10,8 @@ from pydantic import SecretStr
 
 from alerts import Clock
 from config import DqError, Settings
-
-from .database import Target, connect, store_setting, translate
-from .watchdog import Watchdog, WatchedConnection, reply_limit
+from monitor.db.connections import Target, connect, store_setting, translate
+from monitor.db.watchdog import Watchdog, WatchedConnection, reply_limit
 
 log = logging.getLogger(__name__)
 

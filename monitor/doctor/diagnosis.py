@@ -13,11 +13,10 @@ from pydantic import SecretStr
 
 from alerts import reachability
 from checks import TableRef, redact, select_checks, table_ref
+from checks.indexes import missing_indexes
 from config import ConfigError, DatabaseUnavailable, DqError, Settings, StoreUnavailable
-
-from .database import Inspector, connect, safe_target, secrets_of
-from .indexes import missing_indexes
-from .store_schema import LATEST_VERSION
+from monitor.db.connections import Inspector, connect, safe_target, secrets_of
+from monitor.store.schema import LATEST_VERSION
 
 GRANTS = '(README "Database grants")'
 TABLE_KEYS = ("run_metadata", "partition_progress", "worker_runs")

@@ -24,20 +24,19 @@ from psycopg.types.json import Json
 
 from checks import describe_pg_error, table_ref
 from config import GateError, format_duration
-
-from . import evidence, table_catalog
-from .app import App
-from .database import Target, connect, translate
-from .gate import Decision, GateReport
-from .gatekeeper import Gatekeeper
-from .migration_plan import Plan
-from .own_statements import (
+from monitor.app import App
+from monitor.db.connections import Target, connect, translate
+from monitor.gate import evidence, table_catalog
+from monitor.gate.gatekeeper import Gatekeeper
+from monitor.gate.own_statements import (
     checksum_sql,
     copy_out_sql,
     restore_checksum_sql,
     restore_update_sql,
     table_checksum_sql,
 )
+from monitor.gate.plans import Plan
+from monitor.gate.verdict import Decision, GateReport
 
 Progress = Callable[[str], None]
 

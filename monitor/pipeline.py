@@ -24,10 +24,9 @@ from checks import (
 )
 from checks.counter_writes import CounterWrites
 from config import DatabaseUnavailable, DqError, Settings, StoreError
-
-from .alerting import AlertBook
-from .database import ConnectionSource
-from .store import StateStore
+from monitor.db.connections import ConnectionSource
+from monitor.store.alert_state import AlertBook
+from monitor.store.state_store import StateStore
 
 log = logging.getLogger(__name__)
 

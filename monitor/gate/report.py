@@ -6,8 +6,7 @@ import datetime as dt
 import json
 
 from config import format_duration
-
-from .gate import Decision, Finding, GateReport
+from monitor.gate.verdict import Decision, Finding, GateReport
 
 _HEADLINE = {
     Decision.OPEN: "OPEN: the deprecated counters may be dropped",

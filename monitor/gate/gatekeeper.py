@@ -11,13 +11,12 @@ from psycopg import sql
 
 from checks import Check, all_checks
 from config import format_duration
-
-from . import evidence, pgss
-from .app import App
-from .gate import Decision, Finding, GateReport, RunRecord, Streak, analyse
-from .gate_rules import GateRules, ResolvedRules, resolve
-from .migration_plan import GATING_CHECKS
-from .silences import Silence, Silences
+from monitor.app import App
+from monitor.gate import evidence, pgss
+from monitor.gate.plans import GATING_CHECKS
+from monitor.gate.rules import GateRules, ResolvedRules, resolve
+from monitor.gate.verdict import Decision, Finding, GateReport, RunRecord, Streak, analyse
+from monitor.store.silences import Silence, Silences
 
 
 def typical_interval(check: Check, now: dt.datetime) -> dt.timedelta:

@@ -20,8 +20,7 @@ from psycopg import sql
 
 from checks import table_ref
 from config import Settings, SetupError
-
-from .sqlreads import Target, reads
+from monitor.gate.sqlreads import Target, reads
 
 # Objects that depend on a column, by the catalog that records the dependency.
 _DEPENDENCIES = sql.SQL(

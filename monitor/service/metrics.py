@@ -22,9 +22,8 @@ from prometheus_client.registry import Collector
 from alerts import Clock
 from checks import Check, all_checks
 from config import DqError, Settings, format_duration
-
-from . import __version__
-from .store import DURATION_BUCKETS, StateStore
+from monitor import __version__
+from monitor.store.state_store import DURATION_BUCKETS, StateStore
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,13 @@ from types import FrameType
 from alerts import Clock
 from checks import Status
 from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
-
-from .app import App
-from .gatekeeper import Gatekeeper
-from .http import Endpoints, HttpServer
-from .leadership import Leadership
-from .metrics import StatsCache, build_registry
-from .periodic import Periodic
-from .scheduler import JobSpec, build_scheduler, job_specs
+from monitor.app import App
+from monitor.gate.gatekeeper import Gatekeeper
+from monitor.service.http import Endpoints, HttpServer
+from monitor.service.leadership import Leadership
+from monitor.service.metrics import StatsCache, build_registry
+from monitor.service.periodic import Periodic
+from monitor.service.scheduler import JobSpec, build_scheduler, job_specs
 
 log = logging.getLogger(__name__)
 

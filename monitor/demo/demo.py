@@ -13,11 +13,10 @@ import psycopg
 from alerts import Clock
 from checks import BUILTINS, reference_schema
 from config import ConfigError, Settings, format_duration, load_settings
-
-from .embedded import EmbeddedPostgres, free_port
-from .periodic import Periodic
-from .service import Service
-from .simulator import Simulator
+from monitor.demo.embedded import EmbeddedPostgres, free_port
+from monitor.demo.simulator import Simulator
+from monitor.service.periodic import Periodic
+from monitor.service.service import Service
 
 
 def demo_settings(base: Settings, url: str, metrics_port: int) -> Settings:

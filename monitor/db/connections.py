@@ -29,8 +29,7 @@ from config import (
     StoreUnavailable,
     format_duration,
 )
-
-from .watchdog import ABANDONED, CANCELLED, Watchdog, WatchedConnection
+from monitor.db.watchdog import ABANDONED, CANCELLED, Watchdog, WatchedConnection
 
 APPLICATION_NAME = "dq-monitor"
 GRANTS_HINT = 'see "Database grants" in the README'
@@ -144,7 +143,7 @@ def connect(
 
     `purpose` is "database" (the monitored one) or "state store"; `setting` the variable
     that holds the URL; `watchdog`, if given, bounds every wait for the server (see
-    monitor.watchdog). Raises ConfigError for a malformed URL, DatabaseUnavailable or
+    monitor.db.watchdog). Raises ConfigError for a malformed URL, DatabaseUnavailable or
     StoreUnavailable when the server cannot be reached; no secret in any message.
     """
     target = Target(url, purpose, setting or _default_setting(purpose))
@@ -258,7 +257,7 @@ class ConnectionSource:
 
     It is the boundary for everything done on those connections: a psycopg error raised
     inside `connection()` leaves it translated into the exception tree. With a `watchdog`,
-    every wait for the server on its connections is bounded (see monitor.watchdog).
+    every wait for the server on its connections is bounded (see monitor.db.watchdog).
     """
 
     def __init__(
@@ -423,6 +422,6 @@ def _connect_kwargs(connect_timeout: dt.timedelta, read_only: bool) -> dict[str,
         "keepalives_count": 3,
         # ... and data (a query, a probe) the server's host has not acknowledged for
         # connect_timeout drops the connection. Neither notices a server that acknowledges
-        # but never answers; the watchdog (monitor.watchdog) covers that.
+        # but never answers; the watchdog (monitor.db.watchdog) covers that.
         "tcp_user_timeout": max(1000, int(connect_timeout.total_seconds() * 1000)),
     }

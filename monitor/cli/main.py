@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from alerts import Clock, SystemClock
 from checks import CheckResult, Status, select_checks
+from checks.indexes import missing_index_hints
 from config import (
     DEFAULT_METRICS_PORT,
     ConfigError,
@@ -18,11 +19,10 @@ from config import (
     load_settings,
     parse_duration,
 )
-
-from . import __version__, alert_commands, config_commands, doctor_commands, gate_commands
-from .app import App
-from .indexes import missing_index_hints
-from .report import render_json, render_table
+from monitor import __version__
+from monitor.app import App
+from monitor.cli import alert_commands, config_commands, doctor_commands, gate_commands
+from monitor.cli.output import render_json, render_table
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import Demo  # loads the embedded server's support only for the demo
+    from monitor.demo.demo import Demo  # loads the embedded server's support only for the demo
 
     duration = None
     if args.duration is not None:
@@ -138,7 +138,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     _configure_logging(settings.log_level, timestamps=True)
-    from .service import Service, exit_now  # the scheduler and HTTP only load for `run`
+    from monitor.service.service import (  # the scheduler and HTTP only load for `run`
+        Service,
+        exit_now,
+    )
 
     # Bounded stop: exit_now does not wait for threads a silent database still holds.
     exit_now(Service(settings, args.clock, hard_exit=True).run())
@@ -149,7 +152,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _configure_logging(settings.log_level)
     # The results carry each check's error; the runner's own warning line would repeat it.
-    logging.getLogger("monitor.runner").setLevel(logging.ERROR)
+    logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
     # Console alerts go to stderr under --format json, so stdout stays one JSON document.
     console = sys.stderr if args.format == "json" else sys.stdout
     app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
