@@ -96,7 +96,7 @@ def main() -> None:
         env = {**os.environ, "DQ_DATABASE_URL": server.url(), "DQ_METRICS_PORT": str(port),
                "DQ_METRICS_HOST": "127.0.0.1", "DQ_LOG_LEVEL": "WARNING"}  # fmt: skip
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli.main", "run", "--config", str(tmp / "bench.toml")],
+            [sys.executable, "-m", "monitor", "run", "--config", str(tmp / "bench.toml")],
             env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "svc.log").open("w"),
         )  # fmt: skip
         print(f"started dq-monitor run (pid {proc.pid}) with {args.checks} checks every 5s",

@@ -6,7 +6,7 @@ import datetime as dt
 import decimal
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -80,7 +80,8 @@ class CheckResult:
     description: str = ""
     note: str | None = None
     run_id: int | None = None
-    extra: dict[str, JsonValue] = field(default_factory=dict)
+    #: For an error result, the error's kind (`DqError.kind`, e.g. "unavailable").
+    error_kind: str | None = None
 
     def as_json(self) -> dict[str, JsonValue]:
         """The CLI's JSON contract for one check run."""

@@ -14,10 +14,14 @@ from .checks import (
 )
 from .durations import Duration, format_duration, parse_duration
 from .errors import (
+    EXIT_CONFIG,
+    EXIT_NOT_YET,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_VIOLATIONS,
     ConfigError,
     DatabaseError,
     DatabaseUnavailable,
-    DeliveryError,
     DqError,
     GateError,
     QueryFailed,
@@ -25,6 +29,7 @@ from .errors import (
     SetupError,
     StoreError,
     StoreUnavailable,
+    exit_code_of_kinds,
 )
 from .gate import GateSettings
 from .loading import database_url_configured, format_validation_error, load_settings
@@ -35,6 +40,11 @@ from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, Wo
 __all__ = [
     "BUILTIN_CHECKS",
     "DEFAULT_METRICS_PORT",
+    "EXIT_CONFIG",
+    "EXIT_NOT_YET",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_VIOLATIONS",
     "AlertsSettings",
     "CheckSettings",
     "ChecksSettings",
@@ -43,7 +53,6 @@ __all__ = [
     "CustomCheckSettings",
     "DatabaseError",
     "DatabaseUnavailable",
-    "DeliveryError",
     "DqError",
     "Duration",
     "GateError",
@@ -64,6 +73,7 @@ __all__ = [
     "TablesSettings",
     "WorkerRunsNames",
     "database_url_configured",
+    "exit_code_of_kinds",
     "format_duration",
     "format_validation_error",
     "load_settings",

@@ -9,21 +9,36 @@
     │   └── QueryFailed          the server rejected the SQL (SQLSTATE in the message)
     ├── StoreError               the state store could not be read or written
     │   └── StoreUnavailable     cannot connect to the state database (exit 3)
-    ├── DeliveryError            an alert could not be delivered
     └── GateError                the migration gate refused or could not decide
 
-A check that finds violations is data (a result), never one of these.
+A check that finds violations is data (a result), never one of these. Each class names its
+kind (recorded with a failed check run, e.g. "unavailable") and its exit code: this tree is
+the one place that maps an error to both.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+#: The documented exit codes of every command (README "Exit codes"). 4 is the gate's "not yet".
+EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_NOT_YET = 0, 1, 2, 3, 4
 
 
 class DqError(Exception):
     """Base of every error dq-monitor raises on purpose."""
 
+    #: A short, stable name of the kind of error, recorded with a check run that failed.
+    kind: ClassVar[str] = "failed"
+    #: The documented exit code of a command that ends with this error.
+    exit_code: ClassVar[int] = EXIT_VIOLATIONS
+
 
 class ConfigError(DqError):
     """The configuration (file, environment or command line) is invalid."""
+
+    kind = "config"
+    exit_code = EXIT_CONFIG
 
 
 class SetupError(ConfigError):
@@ -37,9 +52,14 @@ class DatabaseError(DqError):
 class DatabaseUnavailable(DatabaseError):
     """The monitored database cannot be reached or the connection was lost."""
 
+    kind = "unavailable"
+    exit_code = EXIT_UNAVAILABLE
+
 
 class QueryTimeout(DatabaseError):
     """A query ran longer than statement_timeout and was cancelled."""
+
+    kind = "timeout"
 
 
 class QueryFailed(DatabaseError):
@@ -53,10 +73,29 @@ class StoreError(DqError):
 class StoreUnavailable(StoreError):
     """The state database cannot be reached or the connection was lost."""
 
-
-class DeliveryError(DqError):
-    """An alert could not be delivered to its route."""
+    kind = "unavailable"
+    exit_code = EXIT_UNAVAILABLE
 
 
 class GateError(DqError):
     """The migration gate refused, or could not decide."""
+
+
+#: Exit codes of the kinds, for results that carry a kind rather than an exception.
+KIND_EXIT_CODES = {
+    kind.kind: kind.exit_code
+    for kind in (DqError, ConfigError, DatabaseUnavailable, QueryTimeout, StoreUnavailable)
+}
+
+
+def exit_code_of_kinds(kinds: Iterable[str | None], *, problems: bool) -> int:
+    """The exit code of a command whose checks failed with these kinds (None: no error).
+
+    An unreachable database outranks a configuration error, which outranks violations;
+    `problems` says whether any check found violations or failed at all.
+    """
+    codes = {KIND_EXIT_CODES.get(k or "", EXIT_VIOLATIONS) for k in kinds if k is not None}
+    for code in (EXIT_UNAVAILABLE, EXIT_CONFIG):
+        if code in codes:
+            return code
+    return EXIT_VIOLATIONS if problems or codes else EXIT_OK

@@ -66,7 +66,7 @@ class Runner:
             # they are recorded with the same error instead. One problem, one line.
             done = self.run_probe(probe, full=full, trigger=trigger, known_down=down)
             results.extend(done)
-            lost = [r.error for r in done if r.extra.get("error_kind") == "unavailable"]
+            lost = [r.error for r in done if r.error_kind == DatabaseUnavailable.kind]
             if down is None and lost and lost[0]:
                 down = DatabaseUnavailable(lost[0])
         order = {c.name: i for i, c in enumerate(checks)}

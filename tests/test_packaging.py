@@ -35,7 +35,7 @@ def test_layers_have_a_docstring_and_a_pinned_public_surface():
 
 def test_console_script_is_declared():
     scripts = importlib.metadata.distribution("dq-monitor").entry_points
-    assert any(ep.name == "dq-monitor" and ep.value == "monitor.cli.main:main" for ep in scripts)
+    assert any(ep.name == "dq-monitor" and ep.value == "monitor.cli:main" for ep in scripts)
 
 
 @pytest.mark.slow

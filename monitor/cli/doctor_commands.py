@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from config import load_settings
+from config import EXIT_CONFIG, EXIT_OK, load_settings
 from monitor.doctor.diagnosis import DoctorItem, ItemStatus, diagnose, healthy
 
 _DESCRIPTION = """\
@@ -45,11 +45,6 @@ def add_parsers(
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the diagnosis; raises ConfigError when the settings are invalid or incomplete."""
-    from monitor.cli.main import (  # cli imports this module to register the parser
-        EXIT_CONFIG,
-        EXIT_OK,
-    )
-
     items = diagnose(load_settings(args.config), routes=args.routes)
     print(render_json(items) if args.format == "json" else render_text(items, args.routes))
     return EXIT_OK if healthy(items) else EXIT_CONFIG

@@ -12,10 +12,10 @@ from checks import CheckResult, Status, select_checks
 from checks.indexes import missing_index_hints
 from config import (
     DEFAULT_METRICS_PORT,
+    EXIT_UNAVAILABLE,
     ConfigError,
-    DatabaseUnavailable,
     DqError,
-    StoreUnavailable,
+    exit_code_of_kinds,
     load_settings,
     parse_duration,
 )
@@ -23,8 +23,6 @@ from monitor import __version__
 from monitor.app import App
 from monitor.cli import alert_commands, config_commands, doctor_commands, gate_commands
 from monitor.cli.output import render_json, render_table
-
-EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 log = logging.getLogger("dq-monitor")
 
@@ -194,14 +192,10 @@ def _hints(app: App, names: Sequence[str]) -> list[str]:
 
 
 def exit_code(results: Sequence[CheckResult]) -> int:
-    kinds = {r.extra.get("error_kind") for r in results if r.status is Status.ERROR}
-    if "unavailable" in kinds:
-        return EXIT_UNAVAILABLE
-    if "config" in kinds:
-        return EXIT_CONFIG
-    if any(r.status is not Status.OK for r in results):
-        return EXIT_VIOLATIONS
-    return EXIT_OK
+    return exit_code_of_kinds(
+        [r.error_kind for r in results if r.status is Status.ERROR],
+        problems=any(r.status is not Status.OK for r in results),
+    )
 
 
 class _StderrHandler(logging.Handler):
@@ -226,12 +220,8 @@ def _configure_logging(level: str, *, timestamps: bool = False) -> None:
 
 
 def error_exit_code(exc: DqError) -> int:
-    """The one mapping from the exception tree to the documented exit codes."""
-    if isinstance(exc, ConfigError):  # settings, missing tables, columns or grants
-        return EXIT_CONFIG
-    if isinstance(exc, DatabaseUnavailable | StoreUnavailable):
-        return EXIT_UNAVAILABLE
-    return EXIT_VIOLATIONS
+    """The documented exit code of an error (the exception tree in config.errors maps it)."""
+    return exc.exit_code
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:

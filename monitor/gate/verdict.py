@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from config import format_duration
+from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, format_duration
 
 
 class Decision(StrEnum):
@@ -25,7 +25,8 @@ class Decision(StrEnum):
 
     @property
     def exit_code(self) -> int:
-        return {Decision.OPEN: 0, Decision.BLOCKED: 1, Decision.NOT_YET: 4}[self]
+        codes = {Decision.OPEN: EXIT_OK, Decision.BLOCKED: EXIT_VIOLATIONS}
+        return codes.get(self, EXIT_NOT_YET)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,7 @@ from checks import (
     Status,
 )
 from config import (
-    ConfigError,
-    DatabaseUnavailable,
     DqError,
-    QueryTimeout,
-    StoreUnavailable,
 )
 from monitor.db.connections import ConnectionSource
 from monitor.store import schema as store_schema
@@ -177,7 +173,7 @@ class StateStore:
         with self.session(f'recording check "{check.name}"') as conn, conn.transaction():
             self._lock_check(conn, check.name)
             if isinstance(outcome, DqError):
-                kind = error_kind(outcome)
+                kind = outcome.kind
                 run_id = self._insert_run(
                     conn, check, status="error", mode=requested_mode, started_at=started_at,
                     finished_at=finished_at, duration=duration, trigger=trigger,
@@ -196,7 +192,7 @@ class StateStore:
                     check=check.name, status=Status.ERROR, severity=check.severity,
                     violations=0, samples=(), duration_seconds=duration, mode=requested_mode,
                     started_at=started_at, finished_at=finished_at, error=str(outcome),
-                    description=check.description, run_id=run_id, extra={"error_kind": kind},
+                    description=check.description, run_id=run_id, error_kind=kind,
                 )  # fmt: skip
             self._replace_findings(conn, check.name, outcome)
             if outcome.ledger is not None:
@@ -476,13 +472,3 @@ class StateStore:
             state["outbox_pending"] = int(pending[0]) if pending else 0
         return rows, state
 
-
-def error_kind(error: DqError) -> str:
-    """A short, stable name for the kind of error (exit codes and metrics use it)."""
-    if isinstance(error, DatabaseUnavailable | StoreUnavailable):
-        return "unavailable"
-    if isinstance(error, ConfigError):
-        return "config"
-    if isinstance(error, QueryTimeout):
-        return "timeout"
-    return "failed"

@@ -110,7 +110,7 @@ def start_service(
     }  # fmt: skip
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli.main", "run", "--config", str(cfg)],
+            [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
             env=full_env, stdout=log_file, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     service = RunningService(proc, port, log_path)

@@ -158,7 +158,7 @@ def test_check_as_a_process_prints_lines_not_a_traceback(tmp_path):
     env |= {"DQ_DATABASE_URL": DB_URL, "DQ_SAMPLE_LIMIT": "-1", "DQ_ALERTS__HEARTBEAT_URL": "x",
             "DQ_ALERTS__ROUTES": json.dumps([{**ROUTES[1], "type": "slack"}])}  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli.main", "config", "check"],
+        [sys.executable, "-m", "monitor", "config", "check"],
         env=env, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2

@@ -23,7 +23,7 @@ from monitor.demo.embedded import free_port
 def demo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli.main", "demo", *args], env={**clean, **(env or {})},
+        [sys.executable, "-m", "monitor", "demo", *args], env={**clean, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 

@@ -70,7 +70,7 @@ def test_missing_index_is_named_with_the_statement_to_create_it(monkeypatch, db_
 
 def _check_in_subprocess(env: dict[str, str], config: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli.main", "check", "--config", config],
+        [sys.executable, "-m", "monitor", "check", "--config", config],
         env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 

@@ -341,7 +341,7 @@ def test_check_against_a_stalled_database_exits_3_with_one_line(
         **bounds_env(), "DQ_DATABASE_URL": proxy.url(db_url), "DQ_STATE_DATABASE_URL": state_db,
     }  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli.main", "check", "--check", "slow", "--check", "after",
+        [sys.executable, "-m", "monitor", "check", "--check", "slow", "--check", "after",
          "--config", str(config)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -435,7 +435,7 @@ def test_rollback_without_a_recorded_apply_is_refused(seeded, db, capsys):
 def test_two_concurrent_applies_drop_the_columns_once(open_gate, env, db):
     # Either the loser finds the advisory lock taken, or it starts after the winner finished.
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")} | env
-    command = [sys.executable, "-m", "monitor.cli.main", "migrate", "--apply"]
+    command = [sys.executable, "-m", "monitor", "migrate", "--apply"]
     procs = [
         subprocess.Popen(
             [*command, "--operator", name],
