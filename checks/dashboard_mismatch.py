@@ -12,7 +12,7 @@ from psycopg import sql
 
 from config import CheckSettings
 
-from .consistency import ConsistencyPart
+from .consistency import ConsistencyPart, Term, Terms, TermTables, terminal_signature
 from .identifiers import table_ref
 from .result import RunFindings, run_key, to_json_value
 
@@ -39,6 +39,29 @@ class DashboardMismatch(ConsistencyPart):
         return sql.SQL("({ppc} <> {wrc} OR {ppf} <> {wrf})").format(
             ppc=self.col("ppc"), wrc=self.col("wrc"), ppf=self.col("ppf"), wrf=self.col("wrf")
         )
+
+    def screen_terms(self, t: TermTables) -> Terms:
+        """Each run's completed and failed counts on both sides."""
+        done, failed, status = t.pp.col("completed"), t.pp.col("failed"), t.wr.col("status")
+        return Terms(
+            progress=(
+                Term("pc", sql.SQL("count(*) FILTER (WHERE {})").format(done)),
+                Term("pf", sql.SQL("count(*) FILTER (WHERE {})").format(failed)),
+            ),
+            workers=(
+                Term("wc", sql.SQL("count(*) FILTER (WHERE {} = %(completed_status)s)").format(
+                    status)),
+                Term("wf", sql.SQL("count(*) FILTER (WHERE {} = %(failed_status)s)").format(
+                    status)),
+            ),
+            tests=(Term("counts", sql.SQL(
+                "coalesce(p.pc, 0) <> coalesce(w.wc, 0) OR coalesce(p.pf, 0) <> coalesce(w.wf, 0)"
+            )),),
+        )  # fmt: skip
+
+    def signature_terms(self, t: TermTables) -> Terms:
+        # Terminal rows that match one to one have equal counts in every run.
+        return terminal_signature(t)
 
     def reproduce_sql(self) -> str:
         pp, wr = (

@@ -9,7 +9,14 @@ from psycopg import sql
 
 from config import CheckSettings
 
-from .consistency import ConsistencyPart, partition_aggregates, partition_findings
+from .consistency import (
+    ConsistencyPart,
+    Term,
+    Terms,
+    TermTables,
+    partition_aggregates,
+    partition_findings,
+)
 from .identifiers import table_ref
 from .result import RunFindings
 
@@ -29,6 +36,21 @@ class FlagConflict(ConsistencyPart):
 
     def condition(self) -> sql.Composable:
         return sql.SQL("{} > 0").format(self.col("n"))
+
+    def screen_terms(self, t: TermTables) -> Terms:
+        return Terms(
+            progress=(Term("pboth", self._conflicts(t)),),
+            tests=(Term("conflicts", sql.SQL("coalesce(p.pboth, 0) > 0")),),
+        )
+
+    def signature_terms(self, t: TermTables) -> Terms:
+        return Terms(progress=(Term("n", self._conflicts(t)),), tests=(Term("n", sql.SQL("p.n")),))
+
+    @staticmethod
+    def _conflicts(t: TermTables) -> sql.Composed:
+        return sql.SQL("count(*) FILTER (WHERE {} AND {})").format(
+            t.pp.col("completed"), t.pp.col("failed")
+        )
 
     def reproduce_sql(self) -> str:
         pp = table_ref(self.env.tables, "partition_progress")

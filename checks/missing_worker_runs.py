@@ -9,7 +9,15 @@ from psycopg import sql
 
 from config import CheckSettings
 
-from .consistency import ConsistencyPart, partition_aggregates, partition_findings
+from .consistency import (
+    ConsistencyPart,
+    Term,
+    Terms,
+    TermTables,
+    partition_aggregates,
+    partition_findings,
+    terminal_signature,
+)
 from .identifiers import table_ref
 from .result import RunFindings
 
@@ -31,6 +39,22 @@ class MissingWorkerRuns(ConsistencyPart):
 
     def condition(self) -> sql.Composable:
         return sql.SQL("{} > 0").format(self.col("n"))
+
+    def screen_terms(self, t: TermTables) -> Terms:
+        """Each run's hash sum of terminal partition ids on both sides: a terminal partition
+        without a worker row leaves them unequal."""
+        pp_terminal = sql.SQL("{} OR {}").format(t.pp.col("completed"), t.pp.col("failed"))
+        return Terms(
+            progress=(Term("ph", sql.SQL("coalesce(sum({}) FILTER (WHERE {}), 0)").format(
+                t.id_hash(t.pp), pp_terminal)),),
+            workers=(Term("wh", sql.SQL(
+                "coalesce(sum({}) FILTER (WHERE {} IN (%(completed_status)s, %(failed_status)s)),"
+                " 0)").format(t.id_hash(t.wr), t.wr.col("status"))),),
+            tests=(Term("hashes", sql.SQL("coalesce(p.ph, 0) <> coalesce(w.wh, 0)")),),
+        )  # fmt: skip
+
+    def signature_terms(self, t: TermTables) -> Terms:
+        return terminal_signature(t)
 
     def reproduce_sql(self) -> str:
         pp, wr = (
