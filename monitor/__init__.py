@@ -1,4 +1,4 @@
-"""The application: CLI, runner, state store (and, later, scheduler, metrics server and gate)."""
+"""The application: one check cycle (pipeline) and the subpackages that serve it, by role."""
 
 from __future__ import annotations
 

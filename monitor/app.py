@@ -1,4 +1,4 @@
-"""Wire the application once: settings -> connections -> state store -> runner, alerts, outbox."""
+"""Wire the application once: settings -> connections -> state store -> pipeline, outbox."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import TextIO
 import httpx
 
 from alerts import Clock
+from alerts.heartbeat import Heartbeat
 from config import ConfigError, Settings
 from monitor.db.connections import ConnectionSource, store_setting
 from monitor.db.watchdog import Watchdog, reply_limit
-from monitor.pipeline import Runner
-from monitor.service.heartbeat import Heartbeat
+from monitor.pipeline import Pipeline
 from monitor.store.alert_state import AlertBook
 from monitor.store.outbox import OutboxSender
 from monitor.store.state_store import StateStore
@@ -24,7 +24,7 @@ class App:
 
     settings: Settings
     store: StateStore
-    runner: Runner
+    pipeline: Pipeline
     outbox: OutboxSender
     heartbeat: Heartbeat
     clock: Clock
@@ -40,12 +40,13 @@ class App:
         alerts: bool = True,
         console: TextIO | None = None,
     ) -> App:
-        """Prepare the state store (creating or upgrading its schema), runner and outbox.
+        """Prepare the state store (creating or upgrading its schema), pipeline and outbox.
 
         `pool_size` > 0 pools connections for a multi-threaded service; 0 keeps one
-        connection per database (the CLI). `alerts=False` records results without advancing
-        alerts. Raises ConfigError when no database URL is set, StoreUnavailable/StoreError
-        when the state store cannot be prepared.
+        connection per database (the CLI). `alerts=False` records results without
+        advancing alerts, delivering messages or pinging the heartbeat. Raises ConfigError
+        when no database URL is set, StoreUnavailable/StoreError when the state store cannot
+        be prepared.
         """
         if settings.database_url is None:
             raise ConfigError(
@@ -79,18 +80,21 @@ class App:
         client = httpx.Client(
             timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
         )
-        return cls(
-            settings=settings,
-            store=store,
-            runner=Runner(settings, store, monitored, clock, book),
-            outbox=OutboxSender(
-                state, settings.state_schema, settings, clock, client=client, console=console
-            ),
-            heartbeat=Heartbeat(settings.alerts.heartbeat_url, client, clock),
-            clock=clock,
+        outbox = OutboxSender(
+            state, settings.state_schema, settings, clock, client=client, console=console
         )
+        heartbeat = Heartbeat(settings.alerts.heartbeat_url, client, clock)
+        pipeline = Pipeline(
+            settings, store, monitored, clock, alerts=book,
+            deliver=outbox.deliver_due if alerts else None,
+            heartbeat=heartbeat if alerts else None,
+        )  # fmt: skip
+        return cls(
+            settings=settings, store=store, pipeline=pipeline, outbox=outbox,
+            heartbeat=heartbeat, clock=clock,
+        )  # fmt: skip
 
     def close(self) -> None:
-        self.runner.source.close()
+        self.pipeline.source.close()
         self.store.source.close()
         self.outbox.close()

@@ -1,4 +1,4 @@
-"""One pass of the pipeline: config -> checks (one snapshot each) -> state store -> results."""
+"""One check cycle, top to bottom: select, window, evaluate, record, alerts, deliver, heartbeat."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import psycopg
+from dataclasses import dataclass
 
 from alerts import Clock
+from alerts.heartbeat import Heartbeat
 from checks import (
     Check,
     CheckResult,
@@ -18,21 +17,49 @@ from checks import (
     Evaluation,
     Mode,
     Probe,
+    Status,
     Window,
     build_probes,
     select_checks,
 )
 from checks.counter_writes import CounterWrites
-from config import DatabaseUnavailable, DqError, Settings, StoreError
+from config import DatabaseUnavailable, DqError, Settings, StoreError, exit_code_of_kinds
 from monitor.db.connections import ConnectionSource
 from monitor.store.alert_state import AlertBook
+from monitor.store.outbox import DeliveryReport
 from monitor.store.state_store import StateStore
 
 log = logging.getLogger(__name__)
 
 
-class Runner:
-    """Runs checks against the monitored database and records each run in the state store."""
+@dataclass(frozen=True)
+class Cycle:
+    """What one cycle did: the checks it selected, their recorded results, the delivery."""
+
+    checks: tuple[Check, ...]
+    results: tuple[CheckResult, ...]
+    delivery: DeliveryReport | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The `check` command's documented exit code for these results."""
+        return exit_code_of_kinds(
+            [r.error_kind for r in self.results if r.status is Status.ERROR],
+            problems=any(r.status is not Status.OK for r in self.results),
+        )
+
+    @property
+    def reached_database(self) -> bool:
+        return not any(r.error_kind == DatabaseUnavailable.kind for r in self.results)
+
+
+class Pipeline:
+    """Runs check cycles against the monitored database; `check` and `run` both call it.
+
+    `alerts` (None: results only) advances alert state in the transaction that records each
+    result; `deliver` is the cycle's delivery step (the CLI delivers the due messages, the
+    service wakes its delivery loop); `heartbeat` is pinged after a cycle without errors.
+    """
 
     def __init__(
         self,
@@ -40,42 +67,61 @@ class Runner:
         store: StateStore,
         source: ConnectionSource,
         clock: Clock,
+        *,
         alerts: AlertBook | None = None,
+        deliver: Callable[[], DeliveryReport | None] | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = clock
         self.store = store
         self.source = source
+        self.clock = clock
         self.alerts = alerts
+        self.deliver = deliver
+        self.heartbeat = heartbeat
         self._stopping = threading.Event()
 
     def run(
         self, names: Sequence[str] = (), *, full: bool = False, trigger: str = "manual"
-    ) -> list[CheckResult]:
-        """Run the enabled (or the named) checks once; every outcome is recorded and returned.
+    ) -> Cycle:
+        """One cycle of the enabled (or the named) checks; every outcome is recorded.
 
         Raises ConfigError for an unknown check name, StoreError/StoreUnavailable when the
         state store fails. A check that cannot be evaluated is a recorded error result.
         """
         checks = select_checks(self.settings, names)
+        return self.run_probes(build_probes(checks), full=full, trigger=trigger)
+
+    def run_probes(self, probes: Sequence[Probe], *, full: bool, trigger: str) -> Cycle:
+        """One cycle of these probes (the service's job runs the probes of its schedule)."""
+        checks = tuple(c for p in probes for c in p.checks)
         results: list[CheckResult] = []
         down: DqError | None = None
-        for probe in build_probes(checks):
-            # Once the monitored database cannot be reached, every later probe of this pass
+        for probe in probes:
+            done = self._run_probe(probe, full=full, trigger=trigger, known_down=down)
+            results.extend(done)
+            # Once the monitored database cannot be reached, every later probe of this cycle
             # would wait connect_timeout (longer, if it stopped answering) to learn the same:
             # they are recorded with the same error instead. One problem, one line.
-            done = self.run_probe(probe, full=full, trigger=trigger, known_down=down)
-            results.extend(done)
             lost = [r.error for r in done if r.error_kind == DatabaseUnavailable.kind]
             if down is None and lost and lost[0]:
                 down = DatabaseUnavailable(lost[0])
         order = {c.name: i for i, c in enumerate(checks)}
-        return sorted(results, key=lambda r: order[r.check])
+        results.sort(key=lambda r: order[r.check])
+        cancelled = self._stopping.is_set()
+        delivery = self.deliver() if self.deliver is not None and not cancelled else None
+        if (
+            self.heartbeat is not None
+            and not cancelled
+            and all(r.status is not Status.ERROR for r in results)
+        ):
+            self.heartbeat.ping()
+        return Cycle(checks, tuple(results), delivery)
 
-    def run_probe(
-        self, probe: Probe, *, full: bool, trigger: str, known_down: DqError | None = None
+    def _run_probe(
+        self, probe: Probe, *, full: bool, trigger: str, known_down: DqError | None
     ) -> list[CheckResult]:
-        """Evaluate one probe in its own snapshot and record each of its checks.
+        """Window, evaluate in one snapshot, then record each check with its alert state.
 
         `known_down` is recorded as the outcome without asking the database. A probe
         cancelled by stop() is not recorded: a deploy's restart is not a failure.
@@ -91,6 +137,7 @@ class Runner:
         duration = self.clock.monotonic() - clock
         finished = self.clock.now()
         self._publish_database_state(outcome, finished)
+        book = self.alerts
         return [
             self.store.record(
                 check,
@@ -100,7 +147,7 @@ class Runner:
                 duration=duration,
                 requested_mode=window.mode,
                 trigger=trigger,
-                after=self._alert_hook(check),
+                after=None if book is None else _alert_step(book, check),
             )
             for check in probe.checks
         ]
@@ -119,14 +166,6 @@ class Runner:
                 return None
             log.warning("%s", exc)
             return exc
-
-    def _alert_hook(
-        self, check: Check
-    ) -> Callable[[psycopg.Connection[Any], CheckResult], object] | None:
-        book = self.alerts
-        if book is None:
-            return None
-        return lambda conn, result: book.apply(conn, check, result)
 
     def stop(self) -> None:
         """Cancel running queries and any started later (never blocks); the results of
@@ -160,3 +199,7 @@ class Runner:
     def _full_window(self, probe: Probe, ledger: CounterLedger | None) -> Window:
         known = self.store.known_runs(probe.related)
         return Window(Mode.FULL, ledger=ledger, known=known)
+
+
+def _alert_step(book: AlertBook, check: Check) -> Callable[..., object]:
+    return lambda conn, result: book.apply(conn, check, result)

@@ -61,7 +61,7 @@ def run_checks(settings: Settings, *names: str, full: bool = False) -> dict[str,
 
     app = App.open(settings, clock=SystemClock())
     try:
-        return {r.check: r for r in app.runner.run(names, full=full)}
+        return {r.check: r for r in app.pipeline.run(names, full=full).results}
     finally:
         app.close()
 

@@ -8,14 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from alerts import Clock, SystemClock
-from checks import CheckResult, Status, select_checks
+from checks import Check, Status
 from checks.indexes import missing_index_hints
 from config import (
     DEFAULT_METRICS_PORT,
-    EXIT_UNAVAILABLE,
     ConfigError,
     DqError,
-    exit_code_of_kinds,
     load_settings,
     parse_duration,
 )
@@ -149,25 +147,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _configure_logging(settings.log_level)
-    # The results carry each check's error; the runner's own warning line would repeat it.
+    # The results carry each check's error; the pipeline's own warning line would repeat it.
     logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
     # Console alerts go to stderr under --format json, so stdout stays one JSON document.
     console = sys.stderr if args.format == "json" else sys.stdout
     app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
     try:
-        results = app.runner.run(args.checks, full=args.full)
+        cycle = app.pipeline.run(args.checks, full=args.full)
+        for line in cycle.delivery.lines if cycle.delivery else ():
+            print(f"dq-monitor: alert {line}", file=sys.stderr)
         # Index advice needs the monitored database; when it was unreachable, asking it again
         # would only wait for connect_timeout.
-        reachable = exit_code(results) != EXIT_UNAVAILABLE
-        hints = _hints(app, args.checks) if reachable else []
-        if not args.no_alerts:
-            report = app.outbox.deliver_due()
-            for line in report.lines:
-                print(f"dq-monitor: alert {line}", file=sys.stderr)
-            if all(r.status is not Status.ERROR for r in results):
-                app.heartbeat.ping()
+        hints = _hints(app, cycle.checks) if cycle.reached_database else []
     finally:
         app.close()
+    results = cycle.results
     if args.format == "json":
         print(render_json(results, hints))
     else:
@@ -177,25 +171,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Checks that share one snapshot share its error: one problem, one line.
     for error in dict.fromkeys(r.error for r in results if r.status is Status.ERROR):
         print(f"dq-monitor: error: {error}", file=sys.stderr)
-    return exit_code(results)
+    return cycle.exit_code
 
 
-def _hints(app: App, names: Sequence[str]) -> list[str]:
+def _hints(app: App, checks: Sequence[Check]) -> list[str]:
     try:
-        with app.runner.source.connection() as conn:
-            return missing_index_hints(
-                conn, select_checks(app.settings, names), app.settings.tables
-            )
+        with app.pipeline.source.connection() as conn:
+            return missing_index_hints(conn, checks, app.settings.tables)
     except Exception as exc:  # advice is best effort; the results already say what failed
         log.debug("index advice skipped: %s", exc)
         return []
-
-
-def exit_code(results: Sequence[CheckResult]) -> int:
-    return exit_code_of_kinds(
-        [r.error_kind for r in results if r.status is Status.ERROR],
-        problems=any(r.status is not Status.OK for r in results),
-    )
 
 
 class _StderrHandler(logging.Handler):

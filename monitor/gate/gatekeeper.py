@@ -151,7 +151,7 @@ class Gatekeeper:
     def _evidence(
         self, now: dt.datetime, window_start: dt.datetime, history: dict[str, list[RunRecord]]
     ) -> dict[str, dict[str, Any]]:
-        source = self.app.runner.source
+        source = self.app.pipeline.source
         with source.connection("reading the gate's evidence") as conn:
             present = evidence.columns_present(conn, self.settings)
             rels = evidence.relations(conn, self.settings)

@@ -13,7 +13,6 @@ from contextlib import suppress
 from types import FrameType
 
 from alerts import Clock
-from checks import Status
 from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
 from monitor.app import App
 from monitor.gate.gatekeeper import Gatekeeper
@@ -99,6 +98,9 @@ class Service:
         self.gate_loop = Periodic(
             "gate", settings.gate.evaluate_interval.total_seconds(), self._evaluate_gate
         )
+        # The cycle's delivery step: messages a cycle queued go out at once, from the one
+        # delivery thread (which also retries what is due), not from the check's thread.
+        self.app.pipeline.deliver = self._wake_delivery
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the exit code, 0.
@@ -147,7 +149,7 @@ class Service:
                     daemon=True,
                 ).start()  # fmt: skip
         self._stopping.set()
-        self.app.runner.stop()
+        self.app.pipeline.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
@@ -208,12 +210,10 @@ class Service:
             self._running_jobs += 1
         try:
             trigger = "scheduled-full" if full else "scheduled"
-            results = self.app.runner.run_probe(spec.probe, full=full, trigger=trigger)
-            for result in results:
+            cycle = self.app.pipeline.run_probes([spec.probe], full=full, trigger=trigger)
+            for result in cycle.results:
                 log.info("%s: %s, %d violations (%s, %.3fs)", result.check, result.status.value,
                          result.violations, result.mode.value, result.duration_seconds)  # fmt: skip
-            if results and all(r.status is not Status.ERROR for r in results):
-                self.app.heartbeat.ping()
         except StoreError as exc:
             log.warning("%s", exc)
             # A state database restored or recreated underneath us: check the schema again.
@@ -225,6 +225,9 @@ class Service:
                 self._running_jobs -= 1
                 self._idle.notify_all()
         self.cache.refresh()  # the leader's own page and metrics show the result at once
+
+    def _wake_delivery(self) -> None:
+        self.delivery_loop.wake()
 
     def _deliver(self) -> None:
         if self._stopping.is_set() or not self.leadership.is_leader:

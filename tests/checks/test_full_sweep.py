@@ -232,12 +232,12 @@ def test_the_service_path_passes_the_known_runs(settings, db):
         run_checks(settings, *CONSISTENCY, "stale_partitions")
         assert app.store.known_runs(["stale_partitions"]) == {"slow"}
         assert app.store.known_runs(CONSISTENCY) == {"race"}
-        window = app.runner._full_window(probe_for(settings), None)
+        window = app.pipeline._full_window(probe_for(settings), None)
         assert window.known == {"race"}
         # A probe with one part still learns from the other parts' findings.
         (alone,) = build_probes(select_checks(settings, ["flag_conflict"]))
         assert set(alone.related) == set(CONSISTENCY)
-        assert app.runner._full_window(alone, None).known == {"race"}
+        assert app.pipeline._full_window(alone, None).known == {"race"}
     finally:
         app.close()
     full = run_checks(settings, *CONSISTENCY, full=True)

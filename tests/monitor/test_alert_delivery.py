@@ -36,8 +36,8 @@ def webhook(httpserver: HTTPServer, **extra):
 
 
 def cycle(app, *names):
-    results = app.runner.run(names or ("dashboard_mismatch",))
-    return results, app.outbox.deliver_due()
+    done = app.pipeline.run(names or ("dashboard_mismatch",))  # the cycle delivers, as `check`
+    return list(done.results), done.delivery
 
 
 def bodies(httpserver):
@@ -142,8 +142,8 @@ def test_slack_route_is_paced_to_one_message_per_second(monkeypatch, db_url, db,
     app = open_app(monkeypatch, db_url, clock, [route], alerts__warning_after="1")
     try:
         seed_race(db, "race")  # dashboard_mismatch and missing_worker_runs both fire
-        app.runner.run(["dashboard_mismatch", "missing_worker_runs"])
-        report = app.outbox.deliver_due()
+        report = app.pipeline.run(["dashboard_mismatch", "missing_worker_runs"]).delivery
+        assert report is not None
         assert report.sent == 2
         assert clock.slept
         assert clock.slept[-1] == pytest.approx(1.0)
@@ -163,8 +163,7 @@ def test_route_filters_severity_and_checks(monkeypatch, db_url, db, clock, https
     app = open_app(monkeypatch, db_url, clock, routes, alerts__warning_after="1")
     try:
         seed_race(db, "race")
-        app.runner.run(["dashboard_mismatch", "missing_worker_runs"])
-        app.outbox.deliver_due()
+        app.pipeline.run(["dashboard_mismatch", "missing_worker_runs"])
         sent = [(b["receiver"], b["alerts"][0]["labels"]["check"]) for b in bodies(httpserver)]
         assert sent == [("critical-only", "dashboard_mismatch")]
     finally:

@@ -49,7 +49,7 @@ def record_history(monkeypatch, *, days: int = 8, skip: tuple[int, ...] = ()) ->
         for i in range(days * 24 // HOURS + 1):
             clock.current = end - dt.timedelta(days=days) + dt.timedelta(hours=HOURS * i)
             if i not in skip:
-                app.runner.run(GATING, full=i % (24 // HOURS) == 0)
+                app.pipeline.run(GATING, full=i % (24 // HOURS) == 0)
     finally:
         app.close()
     return clock

@@ -157,7 +157,7 @@ def test_every_connection_has_client_side_bounds(monkeypatch, db_url):
     for pool_size in (0, 2):  # the CLI's single connections, the service's pools
         app = App.open(settings, clock=SystemClock(), pool_size=pool_size)
         try:
-            for source in (app.runner.source, app.store.source):
+            for source in (app.pipeline.source, app.store.source):
                 with source.connection() as conn:
                     params = conn.info.get_parameters()
                     assert {k: params.get(k) for k in expected} == expected, params

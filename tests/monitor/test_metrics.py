@@ -44,8 +44,8 @@ def test_every_series_is_zero_before_the_first_run(app):
 def test_values_follow_recorded_runs(app, db):
     seed_race(db, "race")
     before = dt.datetime.now(dt.UTC).timestamp()
-    app.runner.run()
-    app.runner.run(["dashboard_mismatch"])
+    app.pipeline.run()
+    app.pipeline.run(["dashboard_mismatch"])
     cache = StatsCache(app.store, app.clock)
     cache.refresh()
     registry = build_registry(app.settings, cache, lambda: True)
@@ -67,9 +67,9 @@ def test_values_follow_recorded_runs(app, db):
 
 def test_errors_count_and_keep_the_last_known_violations(app, db, monkeypatch):
     seed_race(db, "race")
-    app.runner.run(["dashboard_mismatch"])
+    app.pipeline.run(["dashboard_mismatch"])
     db.execute("ALTER TABLE worker_runs RENAME TO worker_runs_gone")
-    app.runner.run(["dashboard_mismatch"])
+    app.pipeline.run(["dashboard_mismatch"])
     cache = StatsCache(app.store, app.clock)
     cache.refresh()
     registry = build_registry(app.settings, cache, lambda: True)
@@ -81,7 +81,7 @@ def test_errors_count_and_keep_the_last_known_violations(app, db, monkeypatch):
 
 def test_store_outage_keeps_the_last_snapshot(app, db):
     seed_race(db, "race")
-    app.runner.run(["dashboard_mismatch"])
+    app.pipeline.run(["dashboard_mismatch"])
     cache = StatsCache(app.store, app.clock)
     cache.refresh()
     unreachable = ConnectionSource(
@@ -119,6 +119,6 @@ def test_cached_exposition_follows_the_snapshot(app, db):
     leader[0] = True
     assert b"dq_leader 1.0" in exposition.render()
     seed_race(db, "race")
-    app.runner.run(["dashboard_mismatch"])
+    app.pipeline.run(["dashboard_mismatch"])
     cache.refresh()
     assert b'dq_check_violations{check="dashboard_mismatch"} 1.0' in exposition.render()

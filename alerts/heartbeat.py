@@ -7,9 +7,10 @@ import logging
 import httpx
 from pydantic import SecretStr
 
-from alerts import Clock
-from alerts.secrets import url_secrets
 from checks import redact
+
+from .clock import Clock
+from .secrets import url_secrets
 
 log = logging.getLogger(__name__)
 
