@@ -13,8 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from checks import redact
-from config import RouteSettings, RouteType
+from config import RouteSettings, RouteType, redact
 
 from .clock import Clock
 from .console import console_text

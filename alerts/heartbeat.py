@@ -7,7 +7,7 @@ import logging
 import httpx
 from pydantic import SecretStr
 
-from checks import redact
+from config import redact
 
 from .clock import Clock
 from .secrets import url_secrets

@@ -99,7 +99,7 @@ from checks import (  # noqa: E402
 )
 from checks.consistency import ConsistencyProbe  # noqa: E402
 from config import Settings, TablesSettings  # noqa: E402
-from monitor.db.connections import connect  # noqa: E402
+from monitor.db import connect  # noqa: E402
 from monitor.demo.embedded import EmbeddedPostgres  # noqa: E402
 
 CHECKS = ("dashboard_mismatch", "missing_worker_runs", "flag_conflict")

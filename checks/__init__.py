@@ -7,7 +7,7 @@ from .check import Check, CheckEnv, CounterLedger, IndexSpec, Probe, Window
 from .identifiers import TableRef, table_ref
 from .marker import statement_marker
 from .pgerrors import describe as describe_pg_error
-from .pgerrors import is_connection_loss, is_timeout, redact
+from .pgerrors import is_connection_loss, is_timeout
 from .reference import migration_005, reference_schema
 from .result import CheckResult, Evaluation, JsonValue, Mode, RunFindings, Sample, Status
 
@@ -34,7 +34,6 @@ __all__ = [
     "is_connection_loss",
     "is_timeout",
     "migration_005",
-    "redact",
     "reference_schema",
     "select_checks",
     "statement_marker",

@@ -56,9 +56,3 @@ def config_hint(exc: BaseException) -> str | None:
         return _CONFIG_SQLSTATES[exc.sqlstate]
     return None
 
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Remove every secret (password, full URL) from a message before anyone sees it."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text

@@ -33,6 +33,7 @@ from .errors import (
 )
 from .gate import GateSettings
 from .loading import database_url_configured, format_validation_error, load_settings
+from .redaction import redact
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .settings import Settings
 from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
@@ -78,4 +79,5 @@ __all__ = [
     "format_validation_error",
     "load_settings",
     "parse_duration",
+    "redact",
 ]

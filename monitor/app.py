@@ -10,8 +10,7 @@ import httpx
 from alerts import Clock
 from alerts.heartbeat import Heartbeat
 from config import ConfigError, Settings
-from monitor.db.connections import ConnectionSource, store_setting
-from monitor.db.watchdog import Watchdog, reply_limit
+from monitor.db import ConnectionSource, Watchdog, reply_limit, store_setting
 from monitor.pipeline import Pipeline
 from monitor.store.alert_state import AlertBook
 from monitor.store.outbox import OutboxSender

@@ -24,7 +24,7 @@ from checks import (
 )
 from checks.counter_writes import CounterWrites
 from config import DatabaseUnavailable, DqError, Settings, StoreError, exit_code_of_kinds
-from monitor.db.connections import ConnectionSource
+from monitor.db import ConnectionSource
 from monitor.store.alert_state import AlertBook
 from monitor.store.outbox import DeliveryReport
 from monitor.store.state_store import StateStore

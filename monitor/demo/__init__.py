@@ -1,1 +1,8 @@
-"""demo."""
+"""The demo: a simulated job system with the seed's race, on an embedded PostgreSQL the tests
+and the benchmark use too."""
+
+from __future__ import annotations
+
+from .embedded import EmbeddedPostgres, free_port
+
+__all__ = ["EmbeddedPostgres", "free_port"]

@@ -12,10 +12,10 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from alerts import reachability
-from checks import TableRef, redact, select_checks, table_ref
+from checks import TableRef, select_checks, table_ref
 from checks.indexes import missing_indexes
-from config import ConfigError, DatabaseUnavailable, DqError, Settings, StoreUnavailable
-from monitor.db.connections import Inspector, connect, safe_target, secrets_of
+from config import ConfigError, DatabaseUnavailable, DqError, Settings, StoreUnavailable, redact
+from monitor.db import Inspector, connect, safe_target, secrets_of
 from monitor.store.schema import LATEST_VERSION
 
 GRANTS = '(README "Database grants")'

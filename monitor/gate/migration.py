@@ -25,7 +25,7 @@ from psycopg.types.json import Json
 from checks import describe_pg_error, table_ref
 from config import GateError, format_duration
 from monitor.app import App
-from monitor.db.connections import Target, connect, translate
+from monitor.db import Target, connect, translate
 from monitor.gate import evidence, table_catalog
 from monitor.gate.gatekeeper import Gatekeeper
 from monitor.gate.own_statements import (

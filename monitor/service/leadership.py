@@ -10,8 +10,15 @@ from pydantic import SecretStr
 
 from alerts import Clock
 from config import DqError, Settings
-from monitor.db.connections import Target, connect, store_setting, translate
-from monitor.db.watchdog import Watchdog, WatchedConnection, reply_limit
+from monitor.db import (
+    Target,
+    Watchdog,
+    WatchedConnection,
+    connect,
+    reply_limit,
+    store_setting,
+    translate,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from alerts import RETRY_AFTER_CAP, Clock, Notification, Outcome, deliver
 from config import RouteSettings, RouteType, Settings, format_duration
-from monitor.db.connections import ConnectionSource
+from monitor.db import ConnectionSource
 from monitor.store.state_store import add_to_buckets
 
 log = logging.getLogger(__name__)

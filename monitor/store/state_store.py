@@ -27,7 +27,7 @@ from checks import (
 from config import (
     DqError,
 )
-from monitor.db.connections import ConnectionSource
+from monitor.db import ConnectionSource
 from monitor.store import schema as store_schema
 
 # Upper bounds of dq_check_duration_seconds' buckets; the store keeps one count per bucket.

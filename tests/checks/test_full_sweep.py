@@ -9,7 +9,7 @@ import pytest
 from alerts import SystemClock
 from checks import Mode, Window, build_probes, select_checks
 from checks.consistency import ConsistencyProbe, array_literal
-from monitor.db.connections import connect
+from monitor.db import connect
 from tests.factories import add_partition, add_run, add_worker, ago, healthy_run, seed_race
 from tests.helpers import run_checks, settings_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from monitor.db.connections import safe_target, secrets_of
+from monitor.db import safe_target, secrets_of
 
 
 @pytest.mark.parametrize(

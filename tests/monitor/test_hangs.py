@@ -24,8 +24,7 @@ from pydantic import SecretStr
 from alerts import SystemClock
 from config import ConfigError, QueryTimeout, StoreError, load_settings
 from monitor.app import App
-from monitor.db.connections import ConnectionSource
-from monitor.db.watchdog import CANCEL_WAIT, Watchdog
+from monitor.db import CANCEL_WAIT, ConnectionSource, Watchdog
 from monitor.service.leadership import Leadership
 from tests.monitor.service_harness import RunningService, fast_config, start_service
 from tests.monitor.tcp_proxy import StallingProxy

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from alerts import SystemClock
 from config import load_settings
 from monitor.app import App
-from monitor.db.connections import ConnectionSource
+from monitor.db import ConnectionSource
 from monitor.service.metrics import StatsCache, build_registry
 from monitor.store.state_store import StateStore
 from tests.factories import seed_race

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from alerts import SystemClock
 from config import StoreError
-from monitor.db.connections import ConnectionSource
+from monitor.db import ConnectionSource
 from monitor.store.schema import LATEST_VERSION
 from monitor.store.state_store import StateStore
 
