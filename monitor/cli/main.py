@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from alerts import Clock, SystemClock
-from checks import Check, Status
-from checks.indexes import missing_index_hints
-from config import (
-    DEFAULT_METRICS_PORT,
-    ConfigError,
-    DqError,
-    load_settings,
-    parse_duration,
-)
+from config import DqError
 from monitor import __version__
-from monitor.app import App
-from monitor.cli import alert_commands, config_commands, doctor_commands, gate_commands
-from monitor.cli.output import render_json, render_table
-
-log = logging.getLogger("dq-monitor")
+from monitor.cli import (
+    alert_commands,
+    check_commands,
+    config_commands,
+    demo_commands,
+    doctor_commands,
+    gate_commands,
+)
 
 
 def _global_options(*, top_level: bool) -> argparse.ArgumentParser:
@@ -51,162 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dq-monitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = commands.add_parser(
-        "check",
-        parents=[common],
-        help="run the checks once, record them and print the results",
-        description="Run the enabled checks once, record them and print the results. "
-        "Exit 0: all ok; 1: violations found (or a check failed); 2: usage or configuration "
-        "error; 3: a database cannot be reached.",
-    )
-    check.add_argument(
-        "--check", dest="checks", action="append", default=[], metavar="NAME",
-        help="run only this check (repeatable; runs it even if disabled)",
-    )  # fmt: skip
-    check.add_argument("--full", action="store_true", help="sweep all runs, not just changed ones")
-    check.add_argument("--format", choices=("table", "json"), default="table")
-    check.add_argument(
-        "--no-alerts", action="store_true",
-        help="record results without advancing alerts or delivering messages",
-    )  # fmt: skip
-    check.set_defaults(handler=cmd_check)
-
-    run = commands.add_parser(
-        "run",
-        parents=[common],
-        help="run the scheduled service that Prometheus scrapes",
-        description="Run the checks on their schedules and serve /metrics, /healthz, /readyz "
-        "and a status page. Several replicas may run; one leads and runs the checks.",
-    )
-    run.add_argument(
-        "--metrics-port", type=_port, metavar="N",
-        help=f"port of the HTTP endpoints (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT})",
-    )  # fmt: skip
-    run.set_defaults(handler=cmd_run)
+    check_commands.add_parsers(commands, common)
     alert_commands.add_parsers(commands, common)
     gate_commands.add_parsers(commands, common)
     config_commands.add_parsers(commands, common)
     doctor_commands.add_parsers(commands, common)
-    demo = commands.add_parser(
-        "demo", parents=[common], help="see dq-monitor catch the seed's race on this machine",
-        description="Start an embedded PostgreSQL, simulate a job system with the seed's race, "
-        "and run the real service against it. Ctrl-C stops it. Needs the `demo` extra.",
-    )  # fmt: skip
-    demo.add_argument("--duration", metavar="DURATION", help="stop after this long, e.g. 40s")
-    demo.add_argument(
-        "--metrics-port", type=_port, metavar="N",
-        help=f"port of the metrics endpoint (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT}, "
-        "or a free port if that one is taken)",
-    )  # fmt: skip
-    demo.add_argument(
-        "--keep", action="store_true",
-        help="leave the database running for inspection; print its URL and stop command",
-    )  # fmt: skip
-    demo.set_defaults(handler=cmd_demo)
+    demo_commands.add_parsers(commands, common)
     return parser
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo.demo import Demo  # loads the embedded server's support only for the demo
-
-    duration = None
-    if args.duration is not None:
-        try:
-            duration = parse_duration(args.duration)
-        except ValueError as exc:
-            raise ConfigError(f"--duration: {exc}") from None
-    _configure_logging("WARNING")
-    return Demo(args.config, duration, args.metrics_port, args.keep, args.clock).run()
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
-    return port
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    if args.metrics_port is not None:
-        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
-    _configure_logging(settings.log_level, timestamps=True)
-    from monitor.service.service import (  # the scheduler and HTTP only load for `run`
-        Service,
-        exit_now,
-    )
-
-    # Bounded stop: exit_now does not wait for threads a silent database still holds.
-    exit_now(Service(settings, args.clock, hard_exit=True).run())
-    return 0  # not reached
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    _configure_logging(settings.log_level)
-    # The results carry each check's error; the pipeline's own warning line would repeat it.
-    logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
-    # Console alerts go to stderr under --format json, so stdout stays one JSON document.
-    console = sys.stderr if args.format == "json" else sys.stdout
-    app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
-    try:
-        cycle = app.pipeline.run(args.checks, full=args.full)
-        for line in cycle.delivery.lines if cycle.delivery else ():
-            print(f"dq-monitor: alert {line}", file=sys.stderr)
-        # Index advice needs the monitored database; when it was unreachable, asking it again
-        # would only wait for connect_timeout.
-        hints = _hints(app, cycle.checks) if cycle.reached_database else []
-    finally:
-        app.close()
-    results = cycle.results
-    if args.format == "json":
-        print(render_json(results, hints))
-    else:
-        print(render_table(results))
-        for hint in hints:
-            print(f"dq-monitor: hint: {hint}", file=sys.stderr)
-    # Checks that share one snapshot share its error: one problem, one line.
-    for error in dict.fromkeys(r.error for r in results if r.status is Status.ERROR):
-        print(f"dq-monitor: error: {error}", file=sys.stderr)
-    return cycle.exit_code
-
-
-def _hints(app: App, checks: Sequence[Check]) -> list[str]:
-    try:
-        with app.pipeline.source.connection() as conn:
-            return missing_index_hints(conn, checks, app.settings.tables)
-    except Exception as exc:  # advice is best effort; the results already say what failed
-        log.debug("index advice skipped: %s", exc)
-        return []
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at the time, so redirection and tests see the lines."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:
-            self.handleError(record)
-
-
-def _configure_logging(level: str, *, timestamps: bool = False) -> None:
-    handler = _StderrHandler()
-    fmt = "dq-monitor: %(levelname)s: %(message)s"
-    if timestamps:
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    # APScheduler logs two INFO lines per job run; dq-monitor logs each result itself.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
-def error_exit_code(exc: DqError) -> int:
-    """The documented exit code of an error (the exception tree in config.errors maps it)."""
-    return exc.exit_code
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
@@ -221,7 +66,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         code: int = args.handler(args)
     except DqError as exc:
         _print_error(exc)
-        return error_exit_code(exc)
+        return exc.exit_code  # the exception tree (config.errors) maps each error to its code
     except KeyboardInterrupt:
         print("dq-monitor: interrupted", file=sys.stderr)
         return 130

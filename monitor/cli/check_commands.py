@@ -1,0 +1,109 @@
+"""`dq-monitor check` (one cycle, printed) and `dq-monitor run` (the scheduled service)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from checks import Check, Status
+from checks.indexes import missing_index_hints
+from config import DEFAULT_METRICS_PORT, load_settings
+from monitor.app import App
+from monitor.cli.logs import configure_logging
+from monitor.cli.options import port
+from monitor.cli.output import render_json, render_table
+
+log = logging.getLogger("dq-monitor")
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="run the checks once, record them and print the results",
+        description="Run the enabled checks once, record them and print the results. "
+        "Exit 0: all ok; 1: violations found (or a check failed); 2: usage or configuration "
+        "error; 3: a database cannot be reached.",
+    )
+    check.add_argument(
+        "--check", dest="checks", action="append", default=[], metavar="NAME",
+        help="run only this check (repeatable; runs it even if disabled)",
+    )  # fmt: skip
+    check.add_argument("--full", action="store_true", help="sweep all runs, not just changed ones")
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--no-alerts", action="store_true",
+        help="record results without advancing alerts or delivering messages",
+    )  # fmt: skip
+    check.set_defaults(handler=cmd_check)
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the scheduled service that Prometheus scrapes",
+        description="Run the checks on their schedules and serve /metrics, /healthz, /readyz "
+        "and a status page. Several replicas may run; one leads and runs the checks.",
+    )
+    run.add_argument(
+        "--metrics-port", type=port, metavar="N",
+        help=f"port of the HTTP endpoints (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT})",
+    )  # fmt: skip
+    run.set_defaults(handler=cmd_run)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level)
+    # The results carry each check's error; the pipeline's own warning line would repeat it.
+    logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
+    # Console alerts go to stderr under --format json, so stdout stays one JSON document.
+    console = sys.stderr if args.format == "json" else sys.stdout
+    app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
+    try:
+        cycle = app.pipeline.run(args.checks, full=args.full)
+        for line in cycle.delivery.lines if cycle.delivery else ():
+            print(f"dq-monitor: alert {line}", file=sys.stderr)
+        # Index advice needs the monitored database; when it was unreachable, asking it again
+        # would only wait for connect_timeout.
+        hints = _hints(app, cycle.checks) if cycle.reached_database else []
+    finally:
+        app.close()
+    results = cycle.results
+    if args.format == "json":
+        print(render_json(results, hints))
+    else:
+        print(render_table(results))
+        for hint in hints:
+            print(f"dq-monitor: hint: {hint}", file=sys.stderr)
+    # Checks that share one snapshot share its error: one problem, one line.
+    for error in dict.fromkeys(r.error for r in results if r.status is Status.ERROR):
+        print(f"dq-monitor: error: {error}", file=sys.stderr)
+    return cycle.exit_code
+
+
+def _hints(app: App, checks: Sequence[Check]) -> list[str]:
+    try:
+        with app.pipeline.source.connection() as conn:
+            return missing_index_hints(conn, checks, app.settings.tables)
+    except Exception as exc:  # advice is best effort; the results already say what failed
+        log.debug("index advice skipped: %s", exc)
+        return []
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
+    configure_logging(settings.log_level, timestamps=True)
+    from monitor.service.service import (  # the scheduler and HTTP only load for `run`
+        Service,
+        exit_now,
+    )
+
+    # Bounded stop: exit_now does not wait for threads a silent database still holds.
+    exit_now(Service(settings, args.clock, hard_exit=True).run())
+    return 0  # not reached

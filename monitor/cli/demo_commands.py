@@ -1,0 +1,43 @@
+"""`dq-monitor demo`: the simulated job system on an embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import argparse
+
+from config import DEFAULT_METRICS_PORT, ConfigError, parse_duration
+from monitor.cli.logs import configure_logging
+from monitor.cli.options import port
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    demo = commands.add_parser(
+        "demo", parents=[common], help="see dq-monitor catch the seed's race on this machine",
+        description="Start an embedded PostgreSQL, simulate a job system with the seed's race, "
+        "and run the real service against it. Ctrl-C stops it. Needs the `demo` extra.",
+    )  # fmt: skip
+    demo.add_argument("--duration", metavar="DURATION", help="stop after this long, e.g. 40s")
+    demo.add_argument(
+        "--metrics-port", type=port, metavar="N",
+        help=f"port of the metrics endpoint (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT}, "
+        "or a free port if that one is taken)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--keep", action="store_true",
+        help="leave the database running for inspection; print its URL and stop command",
+    )  # fmt: skip
+    demo.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo.demo import Demo  # loads the embedded server's support only for the demo
+
+    duration = None
+    if args.duration is not None:
+        try:
+            duration = parse_duration(args.duration)
+        except ValueError as exc:
+            raise ConfigError(f"--duration: {exc}") from None
+    configure_logging("WARNING")
+    return Demo(args.config, duration, args.metrics_port, args.keep, args.clock).run()
