@@ -18,74 +18,39 @@ import datetime as dt
 import math
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
 
 from .check import Check, CheckEnv, IndexSpec, Probe, Window
-from .identifiers import TableRef, table_ref
+from .consistency_sql import ConsistencySql
+from .consistency_terms import (
+    RowFlag,
+    Term,
+    Terms,
+    TermTables,
+    terminal_signature,
+)
+from .identifiers import table_ref
 from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
+__all__ = [
+    "ConsistencyPart",
+    "ConsistencyProbe",
+    "RowFlag",
+    "Term",
+    "TermTables",
+    "Terms",
+    "array_literal",
+    "consistency_indexes",
+    "partition_aggregates",
+    "partition_findings",
+    "terminal_signature",
+]
+
 _NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_FALSE = sql.SQL("false")
-
-
-@dataclass(frozen=True)
-class Term:
-    """A named SQL expression; parts that declare the same name share one emitted copy."""
-
-    name: str
-    expr: sql.Composable
-
-
-@dataclass(frozen=True)
-class Terms:
-    """What a part adds to the screen or the signature.
-
-    `progress` and `workers` are aggregates over partition_progress and worker_runs rows,
-    which become the columns of `p` and `w`; `tests` are expressions over those columns. In
-    the screen, `p` and `w` hold one row per run (full joined, so either side may be NULL)
-    and each test is a predicate, true for a suspect run. In the signature, `p` and `w` are
-    one row each and each test is a number. Expressions may use the parameters
-    %(completed_status)s and %(failed_status)s.
-    """
-
-    progress: tuple[Term, ...] = ()
-    workers: tuple[Term, ...] = ()
-    tests: tuple[Term, ...] = ()
-
-
-@dataclass(frozen=True)
-class RowFlag:
-    """A condition on one row of either table that the exact sweep counts per partition, as
-    column `name` of `j`, for parts whose judgment needs more than the flags and statuses."""
-
-    name: str
-    progress: sql.Composable = field(default_factory=lambda: _FALSE)
-    workers: sql.Composable = field(default_factory=lambda: _FALSE)
-
-
-@dataclass(frozen=True)
-class TermTables:
-    """The tables terms are written against, and how their ids hash."""
-
-    pp: TableRef
-    wr: TableRef
-    #: Both partition_id columns are integers (hashed without a text cast).
-    integer_ids: bool = False
-
-    def id_hash(self, table: TableRef) -> sql.Composed:
-        """A 64-bit hash of a row's partition id (equal in both tables for equal ids)."""
-        return _id_hash(table.col("partition_id"), self.integer_ids)
-
-    def row_hash(self, table: TableRef) -> sql.Composed:
-        """A 64-bit hash of a row's (run id, partition id)."""
-        return _row_hash(table.col("run_id"), table.col("partition_id"), self.integer_ids)
-
-
 class ConsistencyPart(Check):
     """A check judged inside the consistency sweep; it adds columns and reads them back."""
 
@@ -129,29 +94,6 @@ class ConsistencyPart(Check):
         return sql.Identifier(f"{self.prefix}_{suffix}")
 
 
-def terminal_signature(t: TermTables) -> Terms:
-    """Failed and completed (run, partition) hash sums of progress minus those of worker rows:
-    zero when every run's terminal partitions match its terminal worker rows one to one."""
-    pp_hash, wr_hash = t.row_hash(t.pp), t.row_hash(t.wr)
-    status = t.wr.col("status")
-    return Terms(
-        progress=(
-            Term("f", sql.SQL("sum({}) FILTER (WHERE {})").format(pp_hash, t.pp.col("failed"))),
-            Term("c", sql.SQL("sum({}) FILTER (WHERE {})").format(pp_hash, t.pp.col("completed"))),
-        ),
-        workers=(
-            Term("f", sql.SQL("sum({}) FILTER (WHERE {} = %(failed_status)s)").format(
-                wr_hash, status)),
-            Term("c", sql.SQL("sum({}) FILTER (WHERE {} = %(completed_status)s)").format(
-                wr_hash, status)),
-        ),
-        tests=(
-            Term("failed", sql.SQL("coalesce(p.f, 0) - coalesce(w.f, 0)")),
-            Term("completed", sql.SQL("coalesce(p.c, 0) - coalesce(w.c, 0)")),
-        ),
-    )  # fmt: skip
-
-
 def partition_aggregates(part: ConsistencyPart, where: str) -> list[sql.Composable]:
     """Count the matching partitions of a run and keep the first few ids, ordered."""
     return [
@@ -183,7 +125,7 @@ def consistency_indexes() -> tuple[IndexSpec, ...]:
     )
 
 
-class ConsistencyProbe(Probe):
+class ConsistencyProbe(ConsistencySql, Probe):
     """Evaluates any subset of the consistency parts in one snapshot and one query."""
 
     #: Up to this many known runs, a full sweep always tries the signature path.
@@ -348,189 +290,6 @@ class ConsistencyProbe(Probe):
         )  # fmt: skip
         return bool(rows and rows[0][0] == 2)
 
-    def screen_sql(self, integer_ids: bool = False, *, focused: bool = False) -> sql.Composed:
-        """Every run (or every run in %(runs)s) that is unsettled or may hold a violation,
-        with its last change and whether it is a suspect.
-
-        Per run and table, the aggregates the parts' screen terms declare (for the three
-        built-ins: completed and failed counts, conflicting flags, and the sum of a 64-bit
-        hash of the partition ids of terminal rows); a run is a suspect when any part's
-        predicate holds, and every suspect gets the exact partition-level judgment. Grouping
-        by run alone keeps the hash tables small, so both scans run in parallel workers.
-        """
-        pp, wr = self.pp, self.wr
-        terms = _merge([part.screen_terms(self._tables(integer_ids)) for part in self.parts])
-        suspect = sql.SQL(" OR ").join(sql.SQL("({})").format(t.expr) for t in terms.tests)
-        return sql.SQL(
-            "WITH p AS ("
-            " SELECT {pp_run} AS run_id, {p_terms}max({upd}) AS pchg"
-            " FROM {pp}{pp_filter} GROUP BY 1"
-            "), w AS ("
-            " SELECT {wr_run} AS run_id, {w_terms}max(greatest({start}, {fin})) AS wchg"
-            " FROM {wr}{wr_filter} GROUP BY 1"
-            ")"
-            " SELECT coalesce(p.run_id, w.run_id), greatest(p.pchg, w.wchg), {suspect}"
-            " FROM p FULL JOIN w ON p.run_id = w.run_id"
-            " WHERE greatest(p.pchg, w.wchg) > %(cutoff)s OR {suspect}"
-        ).format(
-            pp=pp.ident, pp_run=pp.col("run_id"), upd=pp.col("updated_at"),
-            p_terms=_leading(terms.progress, reserved=("run_id", "pchg")),
-            pp_filter=_run_filter(pp) if focused else sql.SQL(""),
-            wr=wr.ident, wr_run=wr.col("run_id"),
-            start=wr.col("started_at"), fin=wr.col("finished_at"),
-            w_terms=_leading(terms.workers, reserved=("run_id", "wchg")),
-            wr_filter=_run_filter(wr) if focused else sql.SQL(""),
-            suspect=suspect,
-        )  # fmt: skip
-
-    def signature_sql(self, integer_ids: bool = False, *, focused: bool) -> sql.Composed:
-        """The whole database's signature difference, or the runs in %(runs)s's share of it.
-
-        The numbers the parts' signature terms declare, over one plain aggregate of each
-        table. For the three built-ins: failed partitions' hash sum in partition_progress
-        minus failed worker rows' hash sum in worker_runs, the same for completed, and the
-        count of conflicting flags. The hash is of (run id, partition id), so all three are
-        zero when every run's terminal partitions match its terminal worker rows one to one,
-        and then no run violates any of the three checks. A plain aggregate needs no hash
-        table per run, which makes it about half the cost of the per-run screen.
-        """
-        tables = self._tables(integer_ids)
-        declared = [part.signature_terms(tables) for part in self.parts]
-        if any(terms is None for terms in declared):
-            raise ValueError("a part of this probe has no signature; screen every run instead")
-        terms = _merge([t for t in declared if t is not None])
-        sources = [
-            sql.SQL("(SELECT {} FROM {}{}) AS {}").format(
-                _aliased(aggregates), table.ident,
-                _run_filter(table) if focused else sql.SQL(""), sql.SQL(alias),
-            )
-            for alias, table, aggregates in (("p", self.pp, terms.progress),
-                                             ("w", self.wr, terms.workers))
-            if aggregates
-        ]  # fmt: skip
-        numbers = sql.SQL(", ").join(t.expr for t in terms.tests)
-        if not sources:
-            return sql.SQL("SELECT {}").format(numbers)
-        return sql.SQL("SELECT {} FROM {}").format(numbers, sql.SQL(", ").join(sources))
-
-    def _tables(self, integer_ids: bool) -> TermTables:
-        return TermTables(self.pp, self.wr, integer_ids)
-
-    def changed_runs_sql(self) -> sql.Composed:
-        """Runs with any row changed at or after %(since)s, with their last change."""
-        pp, wr = self.pp, self.wr
-        return sql.SQL(
-            "SELECT run_id, max(t) FROM ("
-            " SELECT {pp_run} AS run_id, {pp_upd} AS t FROM {pp} WHERE {pp_upd} >= %(since)s"
-            " UNION ALL"
-            " SELECT {wr_run}, greatest({wr_start}, {wr_fin}) FROM {wr}"
-            " WHERE {wr_start} >= %(since)s OR {wr_fin} >= %(since)s"
-            ") AS changed GROUP BY run_id"
-        ).format(
-            pp=pp.ident, pp_run=pp.col("run_id"), pp_upd=pp.col("updated_at"),
-            wr=wr.ident, wr_run=wr.col("run_id"),
-            wr_start=wr.col("started_at"), wr_fin=wr.col("finished_at"),
-        )  # fmt: skip
-
-    def sweep_sql(self) -> sql.Composed:
-        """The exact judgment of the runs in %(runs)s: rows merged per partition, then per run.
-
-        `u` is those runs' partition_progress and worker_runs rows in (run_id, partition_id)
-        order; grouping it per partition gives `j`, one row per partition of either table
-        (what a full join of progress rows with per-partition worker aggregates gives, since
-        progress has one row per partition), and grouping `j` per run gives each part's
-        columns. Only runs with a violation of some part come back.
-        """
-        pp, wr = self.pp, self.wr
-        pp_filter, wr_filter = _run_filter(pp), _run_filter(wr)
-        aggregates = sql.SQL(", ").join(a for part in self.parts for a in part.aggregates())
-        conditions = sql.SQL(" OR ").join(part.condition() for part in self.parts)
-        tables = self._tables(False)
-        flags = _unique(f for part in self.parts for f in part.row_flags(tables))
-        # Untyped NULLs take their type from the other branch of the UNION ALL.
-        return sql.SQL(
-            "WITH u AS ("
-            " SELECT {pp_run} AS run_id, {pp_part} AS partition_id, true AS is_pp,"
-            "  {pp_done} AS completed, {pp_failed} AS failed, NULL AS is_wc, NULL AS is_wf"
-            "{pp_flags}"
-            " FROM {pp}{pp_filter}"
-            " UNION ALL"
-            " SELECT {wr_run}, {wr_part}, false, NULL, NULL,"
-            "  {wr_status} = %(completed_status)s, {wr_status} = %(failed_status)s{wr_flags}"
-            " FROM {wr}{wr_filter}"
-            " ORDER BY 1, 2"
-            "), j AS ("
-            " SELECT run_id, partition_id, bool_or(is_pp) AS has_pp, bool_or(NOT is_pp) AS has_wr,"
-            "  coalesce(bool_or(completed), false) AS completed,"
-            "  coalesce(bool_or(failed), false) AS failed,"
-            "  count(*) FILTER (WHERE is_wc) AS wc, count(*) FILTER (WHERE is_wf) AS wf{j_flags}"
-            " FROM u GROUP BY run_id, partition_id"
-            "), r AS ("
-            " SELECT run_id, {aggregates} FROM j GROUP BY run_id"
-            ")"
-            " SELECT * FROM r WHERE {conditions}"
-        ).format(
-            wr=wr.ident, wr_run=wr.col("run_id"), wr_part=wr.col("partition_id"),
-            wr_status=wr.col("status"), wr_filter=wr_filter,
-            pp=pp.ident, pp_run=pp.col("run_id"), pp_part=pp.col("partition_id"),
-            pp_done=pp.col("completed"), pp_failed=pp.col("failed"), pp_filter=pp_filter,
-            pp_flags=sql.SQL("").join(
-                sql.SQL(", {} AS {}").format(f.progress, sql.Identifier(f.name)) for f in flags
-            ),
-            wr_flags=sql.SQL("").join(sql.SQL(", {}").format(f.workers) for f in flags),
-            j_flags=sql.SQL("").join(
-                sql.SQL(", count(*) FILTER (WHERE {0}) AS {0}").format(sql.Identifier(f.name))
-                for f in flags
-            ),
-            aggregates=aggregates,
-            conditions=conditions,
-        )  # fmt: skip
-
-
-def _merge(declared: Sequence[Terms]) -> Terms:
-    """All the parts' terms, each name once per table (and once among the tests)."""
-    return Terms(
-        progress=_unique(t for terms in declared for t in terms.progress),
-        workers=_unique(t for terms in declared for t in terms.workers),
-        tests=_unique(t for terms in declared for t in terms.tests),
-    )
-
-
-_Named = TypeVar("_Named", Term, RowFlag)
-
-
-def _unique(named: Iterable[_Named]) -> tuple[_Named, ...]:
-    """Each name once, in order; a name declared twice must mean the same SQL."""
-    seen: dict[str, _Named] = {}
-    for item in named:
-        if seen.setdefault(item.name, item) != item:
-            raise ValueError(f"two consistency parts declare {item.name!r} differently")
-    return tuple(seen.values())
-
-
-def _aliased(terms: Sequence[Term]) -> sql.Composed:
-    return sql.SQL(", ").join(
-        sql.SQL("{} AS {}").format(t.expr, sql.Identifier(t.name)) for t in terms
-    )
-
-
-def _leading(terms: Sequence[Term], reserved: Sequence[str]) -> sql.Composable:
-    """Aliased terms followed by a comma (nothing when there are none)."""
-    if clash := [t.name for t in terms if t.name in reserved]:
-        raise ValueError(f"a consistency part's screen term may not be called {clash[0]!r}")
-    return sql.SQL("{}, ").format(_aliased(terms)) if terms else sql.SQL("")
-
-
-def _run_filter(table: TableRef) -> sql.Composed:
-    return sql.SQL(" WHERE {} = ANY(%(runs)s)").format(table.col("run_id"))
-
-
-def _row_hash(run: sql.Identifier, partition: sql.Identifier, integer: bool) -> sql.Composed:
-    """A 64-bit hash of (run id, partition id): the partition id seeds the run id's hash."""
-    seed = sql.SQL("{}::int8").format(partition) if integer else _id_hash(partition, False)
-    return sql.SQL("hashtextextended({}::text, {})").format(run, seed)
-
-
 def array_literal(keys: Iterable[str]) -> str:
     """A PostgreSQL array literal of run keys (sorted, so the query text is stable).
 
@@ -541,8 +300,3 @@ def array_literal(keys: Iterable[str]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
-def _id_hash(column: sql.Identifier, integer: bool) -> sql.Composed:
-    """A 64-bit hash of a partition id; integers skip the text conversion."""
-    if integer:
-        return sql.SQL("hashint8extended({}::int8, 0)").format(column)
-    return sql.SQL("hashtextextended({}::text, 0)").format(column)

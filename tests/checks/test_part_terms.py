@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from monitor.database import connect
+from monitor.db import connect
 from psycopg import sql
 
 from checks import BUILTINS, Mode, Window, check_env, select_checks
