@@ -61,7 +61,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
     try:
-        report = Gatekeeper(app).evaluate()
+        report = Gatekeeper(app.settings, app.store, app.runner.source, app.clock).evaluate()
     finally:
         app.close()
     print(RENDERERS[args.format](report))

@@ -101,7 +101,10 @@ class Migrator:
 
     def _open_gate(self) -> GateReport:
         """The gate's report, re-evaluated now; raises GateError unless it is open."""
-        report = Gatekeeper(self.app, self.plan.gating_checks).evaluate()
+        app = self.app
+        report = Gatekeeper(
+            app.settings, app.store, app.runner.source, app.clock, self.plan.gating_checks
+        ).evaluate()
         if report.warning:
             self.say(report.warning)
         if report.decision is not Decision.OPEN:

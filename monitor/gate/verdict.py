@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from config import format_duration
+from monitor.store.gate_history import RunRecord
 
 
 class Decision(StrEnum):
@@ -26,21 +27,6 @@ class Decision(StrEnum):
     @property
     def exit_code(self) -> int:
         return {Decision.OPEN: 0, Decision.BLOCKED: 1, Decision.NOT_YET: 4}[self]
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of check_runs, as the gate reads it."""
-
-    id: int
-    check: str
-    finished_at: dt.datetime
-    mode: str
-    status: str
-    violations: int | None = None
-    samples: tuple[dict[str, Any], ...] = ()
-    error: str | None = None
-    interval: dt.timedelta | None = None  # the schedule it ran on; None in older rows
 
 
 @dataclass(frozen=True)
