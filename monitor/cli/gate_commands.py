@@ -48,7 +48,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise ConfigError("--operator NAME is required with --apply and --rollback (audit)")
     app = App.open(settings, clock=args.clock, alerts=False)
     try:
-        migrator = Migrator(app, plan, progress=lambda line: print(line, flush=True))
+        migrator = Migrator(
+            app.settings, app.store, app.runner.source, app.clock, plan,
+            progress=lambda line: print(line, flush=True),
+        )  # fmt: skip
         if args.apply:
             migrator.apply(args.operator.strip())
         else:
