@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from config import EXIT_CONFIG, EXIT_OK, load_settings
-from monitor.doctor.diagnosis import DoctorItem, ItemStatus, diagnose, healthy
+from monitor.doctor import DoctorItem, ItemStatus, diagnose, healthy
 
 _DESCRIPTION = """\
 Check, without writing anything, what this deployment needs: each database's server version,

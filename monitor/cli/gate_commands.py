@@ -48,7 +48,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise ConfigError("--operator NAME is required with --apply and --rollback (audit)")
     app = App.open(settings, clock=args.clock, alerts=False)
     try:
-        migrator = Migrator(app, plan, progress=lambda line: print(line, flush=True))
+        migrator = Migrator(
+            app.settings, app.store, app.pipeline.source, app.clock, plan,
+            progress=lambda line: print(line, flush=True),
+        )  # fmt: skip
         if args.apply:
             migrator.apply(args.operator.strip())
         else:
@@ -61,7 +64,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
     try:
-        report = Gatekeeper(app).evaluate()
+        report = Gatekeeper(app.settings, app.store, app.pipeline.source, app.clock).evaluate()
     finally:
         app.close()
     print(RENDERERS[args.format](report))

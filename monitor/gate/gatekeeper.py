@@ -6,17 +6,18 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
+from alerts import Clock
 from checks import Check, all_checks
-from config import format_duration
-from monitor.app import App
+from config import Settings, format_duration
+from monitor.db import ConnectionSource
 from monitor.gate import evidence, pgss
 from monitor.gate.plans import GATING_CHECKS
 from monitor.gate.rules import GateRules, ResolvedRules, resolve
-from monitor.gate.verdict import Decision, Finding, GateReport, RunRecord, Streak, analyse
+from monitor.gate.verdict import Decision, Finding, GateReport, Streak, analyse
+from monitor.store.gate_history import GateHistory, RunRecord
+from monitor.store.pgss_samples import PgssSamples, Sample
 from monitor.store.silences import Silence, Silences
+from monitor.store.state_store import StateStore
 
 
 def typical_interval(check: Check, now: dt.datetime) -> dt.timedelta:
@@ -30,24 +31,35 @@ class Gatekeeper:
     The rules are the configured ones, but never below their floors: the plan's gating
     checks, the defaults, and (unless this is the service) the rules the service last
     recorded; weaker ones apply only with gate.accept_weaker_settings (see gate_rules).
+    History and samples come from `store`; the evidence from `source`, the monitored
+    database.
     """
 
     def __init__(
-        self, app: App, plan_checks: Sequence[str] = GATING_CHECKS, *, as_service: bool = False
+        self,
+        settings: Settings,
+        store: StateStore,
+        source: ConnectionSource,
+        clock: Clock,
+        plan_checks: Sequence[str] = GATING_CHECKS,
+        *,
+        as_service: bool = False,
     ) -> None:
-        self.app = app
-        self.settings = app.settings
+        self.settings = settings
+        self.store = store
+        self.source = source
+        self.clock = clock
         self.plan_checks = tuple(plan_checks)
         self.as_service = as_service
-        self.by_name = {c.name: c for c in all_checks(app.settings)}
+        self.by_name = {c.name: c for c in all_checks(settings)}
         # Replaced by the resolved rules when evaluate() runs.
-        self.gate = app.settings.gate
+        self.gate = settings.gate
         self.checks = [self.by_name[name] for name in self.gate.checks]
 
     def evaluate(self, now: dt.datetime | None = None) -> GateReport:
         """Raises DatabaseUnavailable, SetupError (a table, column or grant is missing),
         StoreError/StoreUnavailable or GateError."""
-        now = now or self.app.clock.now()
+        now = now or self.clock.now()
         resolved = self._resolve()
         self.gate = self.settings.gate.model_copy(update=resolved.rules.settings_update())
         self.checks = [self.by_name[n] for n in resolved.rules.checks if n in self.by_name]
@@ -59,7 +71,7 @@ class Gatekeeper:
                     "does not define; evaluate with the service's configuration", name)
             for name in resolved.unrecorded
         ]  # fmt: skip
-        silences = Silences(self.app.store, self.settings).between(window_start, now)
+        silences = Silences(self.store, self.settings).between(window_start, now)
         clean_since = self._after_silences(silences, now, _clean_since(streaks), blockers)
         found = self._evidence(now, window_start, history)
         for name, item in found.items():
@@ -99,7 +111,7 @@ class Gatekeeper:
     def _resolve(self) -> ResolvedRules:
         service = None
         if not self.as_service:
-            recorded = self.app.store.service_state("gate") or {}
+            recorded = self.store.service_state("gate") or {}
             service = GateRules.from_json(recorded.get("settings"))
         return resolve(self.settings.gate, self.plan_checks, service, list(self.by_name))
 
@@ -111,7 +123,7 @@ class Gatekeeper:
         # Today's interval only for runs that recorded none (and to bound the history read).
         gaps = {c.name: typical_interval(c, now) * k for c in self.checks}
         horizon = window_start - self.gate.full_sweep_max_gap - max(gaps.values())
-        history = self._history(horizon)
+        history = GateHistory(self.store).runs(self.gate.checks, horizon)
         streaks = [
             analyse(c.name, history.get(c.name, []), now=now, horizon=horizon,
                     max_gap=gaps[c.name], full_gap=self.gate.full_sweep_max_gap, gap_intervals=k)
@@ -130,28 +142,10 @@ class Gatekeeper:
                 )
         return notes
 
-    def _history(self, horizon: dt.datetime) -> dict[str, list[RunRecord]]:
-        with self.app.store.session("reading the gate's history") as conn:
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT id, check_name, finished_at, mode, status, violations, samples, error,"
-                    " interval_seconds FROM {} WHERE check_name = ANY(%s) AND finished_at >= %s"
-                    " ORDER BY id"
-                ).format(sql.Identifier(self.app.store.schema, "check_runs")),
-                (list(self.gate.checks), horizon),
-            ).fetchall()
-        history: dict[str, list[RunRecord]] = {}
-        for r in rows:
-            interval = dt.timedelta(seconds=r[8]) if r[8] is not None else None
-            record = RunRecord(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6] or ()), r[7],
-                               interval=interval)  # fmt: skip
-            history.setdefault(r[1], []).append(record)
-        return history
-
     def _evidence(
         self, now: dt.datetime, window_start: dt.datetime, history: dict[str, list[RunRecord]]
     ) -> dict[str, dict[str, Any]]:
-        source = self.app.pipeline.source
+        source = self.source
         with source.connection("reading the gate's evidence") as conn:
             present = evidence.columns_present(conn, self.settings)
             rels = evidence.relations(conn, self.settings)
@@ -190,61 +184,22 @@ class Gatekeeper:
         """Sample pg_stat_statements (under a lock, so evaluations take turns), compare every
         statement's calls with the previous sample, record both; return the sample at window
         start and the statements lost since."""
-        schema = self.app.store.schema
-        t, st = sql.Identifier(schema, "pgss_samples"), sql.Identifier(schema, "pgss_statements")
-        with self.app.store.session("sampling pg_stat_statements") as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                         (f"dq-monitor-pgss:{schema}",))  # fmt: skip
+        with PgssSamples(self.store).turn() as turn:
             snap = read()
-            rows = conn.execute(
-                sql.SQL("SELECT userid, dbid, queryid, toplevel, calls, stats_since FROM {}"
-                        " WHERE dbid = %s").format(st), (snap.dbid,),
-            ).fetchall()  # fmt: skip
-            previous = {(r[0], r[1], r[2], r[3]): (r[4], r[5]) for r in rows}
+            previous = turn.counters(snap.dbid)
             # Without the extension nothing was read: that is not a statement lost.
             count, detail = (pgss.lost(previous, snap.counters, snap.roles)
                              if snap.available else (0, ""))  # fmt: skip
-            conn.execute(
-                sql.SQL("INSERT INTO {} (sampled_at, available, dealloc, stats_reset, statements,"
-                        " lost, lost_detail) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                        " ON CONFLICT DO NOTHING").format(t),
-                (now, snap.available, snap.dealloc, snap.stats_reset,
-                 len(snap.counters) if snap.available else None, count, detail or None),
-            )  # fmt: skip
+            statements = len(snap.counters) if snap.available else None
+            sample = Sample(snap.available, snap.dealloc, snap.stats_reset, statements)
+            turn.record(now, sample, count, detail or None)
             if snap.available:
-                self._keep_counters(conn, st, snap)
-            row = conn.execute(
-                sql.SQL("SELECT available, dealloc, stats_reset, statements FROM {}"
-                        " WHERE sampled_at <= %s ORDER BY sampled_at DESC LIMIT 1").format(t),
-                (window_start,),
-            ).fetchone()  # fmt: skip
-            losses = conn.execute(
-                sql.SQL("SELECT sampled_at, lost, coalesce(lost_detail, '') FROM {}"
-                        " WHERE sampled_at > %s AND sampled_at <> %s AND lost > 0"
-                        " ORDER BY sampled_at").format(t),
-                (window_start, now),
-            ).fetchall()  # fmt: skip
-        baseline = pgss.Sample(bool(row[0]), row[1], row[2], row[3]) if row else None
-        lost = [(r[0], int(r[1]), str(r[2])) for r in losses]
+                turn.replace_counters(snap.dbid, snap.counters)
+            baseline = turn.baseline(window_start)
+            lost = turn.losses(window_start, now)
         if count:  # lost since the previous sample: perhaps inside the window, so counted
             lost.append((now, count, detail))
         return snap, pgss.Coverage(baseline, lost)
-
-    @staticmethod
-    def _keep_counters(
-        conn: psycopg.Connection[Any], table: sql.Identifier, snap: pgss.Snapshot
-    ) -> None:
-        """Replace this database's per-statement counters with the new sample's."""
-        keys = list(snap.counters)
-        conn.execute(sql.SQL("DELETE FROM {} WHERE dbid = %s").format(table), (snap.dbid,))
-        conn.execute(
-            sql.SQL("INSERT INTO {} (userid, dbid, queryid, toplevel, calls, stats_since)"
-                    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[],"
-                    " %s::boolean[], %s::bigint[], %s::timestamptz[])").format(table),
-            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-             [k[3] for k in keys], [snap.counters[k][0] for k in keys],
-             [snap.counters[k][1] for k in keys]),
-        )  # fmt: skip
 
 
 def _clean_since(streaks: list[Streak]) -> dt.datetime | None:

@@ -20,12 +20,11 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg
 from psycopg import sql
-from psycopg.types.json import Json
 
+from alerts import Clock
 from checks import describe_pg_error, table_ref
-from config import GateError, format_duration
-from monitor.app import App
-from monitor.db import Target, connect, translate
+from config import GateError, Settings, format_duration
+from monitor.db import ConnectionSource, Target, connect, translate
 from monitor.gate import evidence, table_catalog
 from monitor.gate.gatekeeper import Gatekeeper
 from monitor.gate.own_statements import (
@@ -37,6 +36,8 @@ from monitor.gate.own_statements import (
 )
 from monitor.gate.plans import Plan
 from monitor.gate.verdict import Decision, GateReport
+from monitor.store.audit import AppliedMigration, AuditStart, MigrationAudit
+from monitor.store.state_store import StateStore
 
 Progress = Callable[[str], None]
 
@@ -46,19 +47,32 @@ class _TransactionEnded(GateError):
 
 
 class Migrator:
-    """Applies or rolls back migration 005 against the monitored database."""
+    """Applies or rolls back migration 005 against the monitored database.
 
-    def __init__(self, app: App, plan: Plan, progress: Progress) -> None:
-        self.app = app
-        self.settings = app.settings
+    The audit and the archive go to `store`; the gate is re-evaluated with `source` (the
+    monitored database, read-only); the migration itself runs on the owner's own session.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        source: ConnectionSource,
+        clock: Clock,
+        plan: Plan,
+        *,
+        progress: Progress,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.source = source
+        self.clock = clock
+        self.audit = MigrationAudit(store)
         self.plan = plan
         self.say = progress
-        self.ref = table_ref(app.settings.tables, "run_metadata")
+        self.ref = table_ref(settings.tables, "run_metadata")
         self.cols = [sql.Identifier(c) for c in plan.columns]
         self.run_col = self.ref.col("run_id")
-
-    def _t(self, table: str) -> sql.Identifier:
-        return sql.Identifier(self.app.store.schema, table)
 
     @contextmanager
     def _connect(self) -> Iterator[psycopg.Connection[Any]]:
@@ -101,7 +115,9 @@ class Migrator:
 
     def _open_gate(self) -> GateReport:
         """The gate's report, re-evaluated now; raises GateError unless it is open."""
-        report = Gatekeeper(self.app, self.plan.gating_checks).evaluate()
+        report = Gatekeeper(
+            self.settings, self.store, self.source, self.clock, self.plan.gating_checks
+        ).evaluate()
         if report.warning:
             self.say(report.warning)
         if report.decision is not Decision.OPEN:
@@ -122,7 +138,7 @@ class Migrator:
             if self._present(conn):
                 raise GateError("refused: a column exists; there is nothing to roll back")
             applied = self._last_applied()
-            audit = self._audit_start(conn, "rollback", operator, None, applied["columns"])
+            audit = self._audit_start(conn, "rollback", operator, None, applied.columns)
             try:
                 rows, checksum = self._attempts(conn, lambda: self._restore(conn, applied))
             except Exception as exc:
@@ -130,7 +146,7 @@ class Migrator:
                 raise
             self._audit_finish(audit, "applied", rows=rows, checksum=checksum)
             self.say(f"rolled back: re-added {', '.join(self.plan.columns)}, restored {rows} "
-                     f"rows from audit #{applied['id']}; audit #{audit}")  # fmt: skip
+                     f"rows from audit #{applied.id}; audit #{audit}")  # fmt: skip
             return audit
 
     def _exclusive(self, conn: psycopg.Connection[Any]) -> None:
@@ -174,7 +190,7 @@ class Migrator:
                     break
                 wait = min(30.0, 0.5 * 2**attempt)
                 self.say(f"the table is busy; retrying in {wait:.1f}s")
-                self.app.clock.sleep(wait)
+                self.clock.sleep(wait)
             except psycopg.Error as exc:
                 raise GateError(
                     f"migration failed, nothing changed: {describe_pg_error(exc)}"
@@ -239,9 +255,9 @@ class Migrator:
             self._recheck_locked(conn)
             count, checksum = conn.execute(table_checksum_sql(self.ref)).fetchone() or (0, "0")
             copied = self._copy_to_archive(conn, audit)
-            archived = self._archive_checksum(audit)
+            archived = self.audit.archive_checksum(audit, checksum_sql)
             if (copied, (count, checksum)) != (count, archived):
-                self._drop_archive(audit)
+                self.audit.drop_archive(audit)
                 raise GateError(f"archive verification failed: {count} rows ({checksum}) in the "
                                 f"table, {archived} archived; nothing changed")  # fmt: skip
             self.say(f"archived {count} rows into the state store; count and checksum verified")
@@ -249,63 +265,23 @@ class Migrator:
                 self._run_verified(conn)
             except (psycopg.Error, GateError) as exc:
                 if not isinstance(exc, _TransactionEnded):
-                    self._drop_archive(audit)
+                    self.audit.drop_archive(audit)
                 raise
         return int(count), str(checksum)
 
     def _copy_to_archive(self, conn: psycopg.Connection[Any], audit: int) -> int:
-        out = copy_out_sql(self.ref)
-        target = sql.SQL("COPY {} (audit_id, run_key, completed_workers, failed_workers)"
-                         " FROM STDIN").format(self._t("migration_archive"))  # fmt: skip
-        copied = 0
-        with (
-            self.app.store.session("archiving the counters") as state,
-            state.transaction(),
-            conn.cursor().copy(out) as source,
-            state.cursor().copy(target) as sink,
-        ):
-            for run_key, completed, failed in source.rows():
-                sink.write_row((audit, run_key, completed, failed))
-                copied += 1
-        return copied
+        with conn.cursor().copy(copy_out_sql(self.ref)) as source:
+            return self.audit.write_archive(audit, source.rows())
 
-    def _archive_checksum(self, audit: int) -> tuple[int, str]:
-        archive = sql.SQL("(SELECT * FROM {} WHERE audit_id = {}) AS a").format(
-            self._t("migration_archive"), sql.Literal(audit)
-        )
-        columns: list[sql.Composable] = [
-            sql.SQL("a.completed_workers"),
-            sql.SQL("a.failed_workers"),
-        ]
-        query = checksum_sql(archive, sql.SQL("a.run_key"), columns)
-        with self.app.store.session("verifying the archive") as state:
-            row = state.execute(query).fetchone()
-        assert row is not None
-        return int(row[0]), str(row[1])
-
-    def _drop_archive(self, audit: int) -> None:
-        with self.app.store.session("removing a failed archive") as state:
-            state.execute(sql.SQL("DELETE FROM {} WHERE audit_id = %s").format(
-                self._t("migration_archive")), (audit,))  # fmt: skip
-
-    def _restore(self, conn: psycopg.Connection[Any], applied: dict[str, Any]) -> tuple[int, str]:
+    def _restore(self, conn: psycopg.Connection[Any], applied: AppliedMigration) -> tuple[int, str]:
         with conn.transaction():
             self._begin_locked(conn)
-            for column in applied["columns"]:
+            for column in applied.columns:
                 conn.execute(self._add_column(column))
             conn.execute("CREATE TEMP TABLE dq_restore (run_key text PRIMARY KEY, c bigint,"
                          " f bigint) ON COMMIT DROP")  # fmt: skip
-            source = sql.SQL(
-                "COPY (SELECT run_key, completed_workers, failed_workers FROM {}"
-                " WHERE audit_id = {}) TO STDOUT"
-            ).format(self._t("migration_archive"), sql.Literal(applied["id"]))
-            with (
-                self.app.store.session("reading the archive") as state,
-                state.cursor().copy(source) as out,
-                conn.cursor().copy("COPY dq_restore (run_key, c, f) FROM STDIN") as sink,
-            ):
-                for row in out.rows():
-                    sink.write_row(row)
+            with conn.cursor().copy("COPY dq_restore (run_key, c, f) FROM STDIN") as sink:
+                self.audit.read_archive(applied.id, sink.write_row)
             restored = conn.execute(restore_update_sql(self.ref)).rowcount
             # Runs deleted since the apply cannot be restored; every run that still exists
             # must now hold exactly its archived values.
@@ -318,7 +294,7 @@ class Migrator:
                     f"restore verification failed: the table holds {sums[0]}, the archive "
                     f"{sums[1]}; rolled back, nothing changed"
                 )
-            gone = int(applied["archive_rows"]) - restored
+            gone = int(applied.archive_rows) - restored
             note = f"; {gone} archived runs no longer exist and were skipped" if gone else ""
             self.say(f"restored {restored} rows; values verified against the archive{note}")
             count, checksum = sums[0] or (0, "0")
@@ -336,41 +312,22 @@ class Migrator:
             parts.append(sql.SQL(" NOT NULL"))
         return sql.Composed(parts)
 
-    def _last_applied(self) -> dict[str, Any]:
-        with self.app.store.session("reading the migration audit") as state:
-            row = state.execute(
-                sql.SQL("SELECT id, columns, archive_rows, archive_checksum FROM {}"
-                        " WHERE action = 'apply' AND status = 'applied'"
-                        " ORDER BY id DESC LIMIT 1").format(self._t("migration_audit"))
-            ).fetchone()  # fmt: skip
-        if row is None:
+    def _last_applied(self) -> AppliedMigration:
+        applied = self.audit.last_applied()
+        if applied is None:
             raise GateError("refused: no applied migration is recorded in the state store")
-        return {"id": row[0], "columns": row[1], "archive_rows": row[2],
-                "archive_checksum": row[3]}  # fmt: skip
+        return applied
 
     def _audit_start(self, conn: psycopg.Connection[Any], action: str, operator: str,
                      report: GateReport | None, columns: list[dict[str, Any]]) -> int:  # fmt: skip
         user = conn.execute("SELECT current_user").fetchone()
-        evidence_hash = report.evidence_hash() if report else None
-        settings = Json(report.settings) if report else None
-        with self.app.store.session("writing the migration audit") as state:
-            row = state.execute(
-                sql.SQL("INSERT INTO {} (action, status, operator, database_user,"
-                        " gate_evidence_hash, gate_settings, sql_checksum, sql_text, columns)"
-                        " VALUES (%s, 'started', %s, %s, %s, %s, %s, %s, %s) RETURNING id").format(
-                    self._t("migration_audit")),
-                (action, operator, user[0] if user else "?", evidence_hash, settings,
-                 self.plan.sql_checksum, self.plan.sql_text, Json(columns)),
-            ).fetchone()  # fmt: skip
-        assert row is not None
-        return int(row[0])
+        return self.audit.start(AuditStart(
+            action=action, operator=operator, database_user=user[0] if user else "?",
+            gate_evidence_hash=report.evidence_hash() if report else None,
+            gate_settings=report.settings if report else None,
+            sql_checksum=self.plan.sql_checksum, sql_text=self.plan.sql_text, columns=columns,
+        ))  # fmt: skip
 
     def _audit_finish(self, audit: int, status: str, *, rows: int | None = None,
                       checksum: str | None = None, error: str | None = None) -> None:  # fmt: skip
-        with self.app.store.session("writing the migration audit") as state:
-            state.execute(
-                sql.SQL("UPDATE {} SET status = %s, finished_at = now(), archive_rows = %s,"
-                        " archive_checksum = %s, error = %s WHERE id = %s").format(
-                    self._t("migration_audit")),
-                (status, rows, checksum, error, audit),
-            )  # fmt: skip
+        self.audit.finish(audit, status, rows=rows, checksum=checksum, error=error)

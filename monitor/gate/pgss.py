@@ -21,6 +21,7 @@ from config import Settings
 from monitor.gate.own_statements import recogniser
 from monitor.gate.sqlreads import Target, reads
 from monitor.gate.sqltext import MARKER_PREFIX, canonical
+from monitor.store.pgss_samples import Counters, Sample
 
 HIDDEN = "<insufficient privilege>"
 # What no evidence here can see; the gate report prints it under the readers.
@@ -34,9 +35,6 @@ UNDETECTABLE = (
 _CURRENT_DB = "(SELECT oid FROM pg_database WHERE datname = current_database())"
 _TRACKING = ("pg_stat_statements.track", "pg_stat_statements.track_utility")
 _ON = frozenset({"on", "true", "yes", "1", "t", "tr", "tru", "y", "ye"})
-
-# (userid, dbid, queryid, toplevel) -> (calls, stats_since)
-Counters = dict[tuple[int, int, int, bool], tuple[int, dt.datetime | None]]
 
 
 @dataclass
@@ -196,16 +194,6 @@ def _off(name: str, value: str) -> str | None:
     if name == "pg_stat_statements.track_utility" and value not in _ON:
         return f"track_utility = {value}"
     return None
-
-
-@dataclass(frozen=True)
-class Sample:
-    """A recorded sample: pg_stat_statements_info, and whether statements were sampled."""
-
-    available: bool
-    dealloc: int | None
-    stats_reset: dt.datetime | None
-    statements: int | None
 
 
 @dataclass

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, format_duration
+from monitor.store.gate_history import RunRecord
 
 
 class Decision(StrEnum):
@@ -27,21 +28,6 @@ class Decision(StrEnum):
     def exit_code(self) -> int:
         codes = {Decision.OPEN: EXIT_OK, Decision.BLOCKED: EXIT_VIOLATIONS}
         return codes.get(self, EXIT_NOT_YET)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of check_runs, as the gate reads it."""
-
-    id: int
-    check: str
-    finished_at: dt.datetime
-    mode: str
-    status: str
-    violations: int | None = None
-    samples: tuple[dict[str, Any], ...] = ()
-    error: str | None = None
-    interval: dt.timedelta | None = None  # the schedule it ran on; None in older rows
 
 
 @dataclass(frozen=True)

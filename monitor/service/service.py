@@ -242,7 +242,10 @@ class Service:
         if self._stopping.is_set() or not self.leadership.is_leader or not self._schema_ready:
             return
         try:
-            report = Gatekeeper(self.app, as_service=True).evaluate()
+            app = self.app
+            report = Gatekeeper(
+                app.settings, app.store, app.pipeline.source, app.clock, as_service=True
+            ).evaluate()
             # The settings too: a `gate` or `migrate` run elsewhere is held to them.
             self.app.store.set_service_state("gate", {
                 "decision": report.decision.value,

@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 
 from config import StoreError
+from monitor.store.tables import qualified
 
 # Each entry upgrades the schema by one version; never edit one that has shipped, add another.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -251,3 +252,25 @@ def upgrade(conn: psycopg.Connection[Any], schema: str) -> int:
                 (version, description),
             )
         return LATEST_VERSION - current
+
+
+def installed_version(conn: psycopg.Connection[Any], schema: str) -> int | None:
+    """The version the state schema is at, or None when it has no version table yet.
+
+    Only reads (the doctor uses it). The table is looked up in the catalog by name, not with
+    to_regclass(), which raises when the role lacks USAGE on the schema.
+    """
+    found = conn.execute(
+        "SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = 'schema_version'"
+        " AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        (schema,),
+    ).fetchone()
+    if found is None:
+        return None
+    row = conn.execute(
+        sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(
+            qualified(schema, "schema_version")
+        )
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from monitor.db import connect
 from psycopg import sql
 
 from checks import BUILTINS, Mode, Window, check_env, select_checks
@@ -23,6 +22,7 @@ from checks.consistency import (
 )
 from checks.result import RunFindings
 from config import CheckSettings
+from monitor.db import connect
 from tests.factories import OLD, add_partition, add_run, add_worker, ago, healthy_run
 from tests.helpers import settings_for
 

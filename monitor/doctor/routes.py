@@ -1,0 +1,40 @@
+"""The doctor's items for the alert routes: does each receiver answer HTTP?"""
+
+from __future__ import annotations
+
+import httpx
+
+from alerts import reachability
+from config import Settings
+from monitor.doctor.items import DoctorItem, ok, problem
+
+
+def route_items(settings: Settings, client: httpx.Client | None = None) -> list[DoctorItem]:
+    """Whether each alert route's receiver answers HTTP; shows only scheme://host:port."""
+    routes = settings.alerts.routes
+    if not routes:
+        return [ok("routes", "no alert routes are configured")]
+    own = client is None
+    client = client or httpx.Client(
+        timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
+    )
+    items = []
+    try:
+        for route in routes:
+            found = reachability(route, client)
+            detail = f"{route.type.value}: {found.detail}"
+            if found.reachable:
+                items.append(ok(f"route.{route.name}", detail))
+            else:
+                items.append(problem(f"route.{route.name}", detail, _route_hint(route.name)))
+    finally:
+        if own:
+            client.close()
+    return items
+
+
+def _route_hint(name: str) -> str:
+    return (
+        "check DNS, firewall and proxy settings (HTTPS_PROXY, NO_PROXY) on this host; then "
+        f"`dq-monitor alerts test --route {name}` sends a real test message"
+    )
