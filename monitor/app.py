@@ -7,15 +7,13 @@ from typing import TextIO
 
 import httpx
 
-from alerts import Clock
+from alerts import AlertBook, Clock, OutboxSender
 from config import ConfigError, Settings
 from monitor.db.connections import ConnectionSource, store_setting
 from monitor.db.watchdog import Watchdog, reply_limit
 from monitor.pipeline import Runner
 from monitor.service.heartbeat import Heartbeat
-from monitor.store.alert_state import AlertBook
-from monitor.store.outbox import OutboxSender
-from monitor.store.state_store import StateStore
+from monitor.store import StateStore
 
 
 @dataclass
@@ -75,7 +73,7 @@ class App:
             pool_size=pool_size,
             watchdog=Watchdog("database", reply_limit(settings), clock),
         )
-        book = AlertBook(settings, settings.state_schema, clock) if alerts else None
+        book = AlertBook(settings.alerts, clock) if alerts else None
         client = httpx.Client(
             timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
         )
@@ -84,7 +82,7 @@ class App:
             store=store,
             runner=Runner(settings, store, monitored, clock, book),
             outbox=OutboxSender(
-                state, settings.state_schema, settings, clock, client=client, console=console
+                store.outbox, settings.alerts, clock, client=client, console=console
             ),
             heartbeat=Heartbeat(settings.alerts.heartbeat_url, client, clock),
             clock=clock,

@@ -5,14 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import psycopg
-
-from alerts import Clock
+from alerts import AlertBook, Clock
 from checks import (
-    Check,
     CheckResult,
     CounterLedger,
     Evaluation,
@@ -25,8 +21,7 @@ from checks import (
 from checks.counter_writes import CounterWrites
 from config import DatabaseUnavailable, DqError, Settings, StoreError
 from monitor.db.connections import ConnectionSource
-from monitor.store.alert_state import AlertBook
-from monitor.store.state_store import StateStore
+from monitor.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +95,7 @@ class Runner:
                 duration=duration,
                 requested_mode=window.mode,
                 trigger=trigger,
-                after=self._alert_hook(check),
+                alerts=self.alerts,
             )
             for check in probe.checks
         ]
@@ -119,14 +114,6 @@ class Runner:
                 return None
             log.warning("%s", exc)
             return exc
-
-    def _alert_hook(
-        self, check: Check
-    ) -> Callable[[psycopg.Connection[Any], CheckResult], object] | None:
-        book = self.alerts
-        if book is None:
-            return None
-        return lambda conn, result: book.apply(conn, check, result)
 
     def stop(self) -> None:
         """Cancel running queries and any started later (never blocks); the results of
