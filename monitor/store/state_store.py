@@ -58,6 +58,11 @@ class StateStore:
         self.outbox = OutboxRows(self._t)
         self.silences = SilenceRows(self._t)
 
+    @property
+    def tables(self) -> StateTables:
+        """The state schema's tables and sessions, as the role modules take them."""
+        return self._t
+
     @contextmanager
     def session(self, action: str) -> Iterator[psycopg.Connection[Any]]:
         """A connection for `action`; psycopg errors leave it as store errors (see database)."""
