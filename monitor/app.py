@@ -7,14 +7,12 @@ from typing import TextIO
 
 import httpx
 
-from alerts import Clock
+from alerts import AlertBook, Clock, OutboxSender
 from alerts.heartbeat import Heartbeat
 from config import ConfigError, Settings
 from monitor.db import ConnectionSource, Watchdog, reply_limit, store_setting
 from monitor.pipeline import Pipeline
-from monitor.store.alert_state import AlertBook
-from monitor.store.outbox import OutboxSender
-from monitor.store.state_store import StateStore
+from monitor.store import StateStore
 
 
 @dataclass
@@ -75,12 +73,12 @@ class App:
             pool_size=pool_size,
             watchdog=Watchdog("database", reply_limit(settings), clock),
         )
-        book = AlertBook(settings, settings.state_schema, clock) if alerts else None
+        book = AlertBook(settings.alerts, clock) if alerts else None
         client = httpx.Client(
             timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
         )
         outbox = OutboxSender(
-            state, settings.state_schema, settings, clock, client=client, console=console
+            store.outbox, settings.alerts, clock, client=client, console=console
         )
         heartbeat = Heartbeat(settings.alerts.heartbeat_url, client, clock)
         pipeline = Pipeline(

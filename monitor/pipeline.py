@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from alerts import Clock
+from alerts import AlertBook, Clock, DeliveryReport
 from alerts.heartbeat import Heartbeat
 from checks import (
     Check,
@@ -25,9 +25,7 @@ from checks import (
 from checks.counter_writes import CounterWrites
 from config import DatabaseUnavailable, DqError, Settings, StoreError, exit_code_of_kinds
 from monitor.db import ConnectionSource
-from monitor.store.alert_state import AlertBook
-from monitor.store.outbox import DeliveryReport
-from monitor.store.state_store import StateStore
+from monitor.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +135,6 @@ class Pipeline:
         duration = self.clock.monotonic() - clock
         finished = self.clock.now()
         self._publish_database_state(outcome, finished)
-        book = self.alerts
         return [
             self.store.record(
                 check,
@@ -147,7 +144,7 @@ class Pipeline:
                 duration=duration,
                 requested_mode=window.mode,
                 trigger=trigger,
-                after=None if book is None else _alert_step(book, check),
+                alerts=self.alerts,
             )
             for check in probe.checks
         ]
@@ -200,6 +197,3 @@ class Pipeline:
         known = self.store.known_runs(probe.related)
         return Window(Mode.FULL, ledger=ledger, known=known)
 
-
-def _alert_step(book: AlertBook, check: Check) -> Callable[..., object]:
-    return lambda conn, result: book.apply(conn, check, result)

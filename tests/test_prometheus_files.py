@@ -22,7 +22,7 @@ from alerts import SystemClock
 from checks import all_checks
 from config import load_settings
 from monitor.service.metrics import StatsCache, StatsSnapshot, build_registry
-from monitor.store.state_store import DURATION_BUCKETS, StateStore
+from monitor.store import DURATION_BUCKETS, CheckStats, StateStore, StoreStats
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "examples" / "prometheus"
@@ -141,14 +141,16 @@ def exported_names() -> set[str]:
         "errors_total": 1,
         "missed_total": 1,
         "overlaps_total": 1,
-        "duration_buckets": [1] * (len(DURATION_BUCKETS) + 1),
+        "duration_buckets": (1,) * (len(DURATION_BUCKETS) + 1),
         "duration_sum": 3.5,
     }
     # refresh() is never called, so the cache needs no state store.
     cache = StatsCache(cast(StateStore, None), SystemClock())
     cache.snapshot = StatsSnapshot(
-        checks={check.name: row for check in all_checks(settings)},
-        service={"database": {"up": True}},
+        stats=StoreStats(
+            checks={check.name: CheckStats(check.name, **row) for check in all_checks(settings)},
+            service={"database": {"up": True}},
+        ),
         loaded_at=time.time(),
     )
     cache.store_up = True

@@ -139,14 +139,11 @@ class Demo:
     def _status(
         self, service: Service, sim: Simulator, started: float, final: bool = False
     ) -> None:
-        snap = service.cache.snapshot
+        stats = service.cache.snapshot.stats
         found = " ".join(
-            f"{name}={int(row.get('last_violations') or 0)}"
-            for name, row in sorted(snap.checks.items())
+            f"{name}={row.last_violations}" for name, row in sorted(stats.checks.items())
         )
-        sent = sum(
-            int(r.get("sent_total") or 0) for r in (snap.service.get("delivery") or {}).values()
-        )
+        sent = sum(r.sent_total for r in stats.delivery.routes.values())
         elapsed = format_duration(dt.timedelta(seconds=round(self.clock.monotonic() - started)))
         prefix = "finished after" if final else "status at"
         say(f"{prefix} {elapsed}: {sim.started} runs simulated | violations: {found or '-'} | "

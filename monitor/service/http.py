@@ -72,13 +72,12 @@ class Endpoints:
     def status_page(self) -> str:
         rows = []
         for name in self.check_names:
-            stats = self.cache.snapshot.checks.get(name, {})
-            status = stats.get("last_status") or "not run yet"
-            success = stats.get("last_success_at")
+            stats = self.cache.snapshot.stats.check(name)
+            status = stats.last_status or "not run yet"
             rows.append(
                 f"<tr><td>{html.escape(name)}</td><td class='s{STATUS_VALUE.get(status, 3)}'>"
-                f"{html.escape(status)}</td><td>{int(stats.get('last_violations') or 0)}</td>"
-                f"<td>{_when(success)}</td></tr>"
+                f"{html.escape(status)}</td><td>{stats.last_violations}</td>"
+                f"<td>{_when(stats.last_success_at)}</td></tr>"
             )
         role = "leader (runs the checks)" if self.is_leader() else "follower (serves metrics)"
         store = "reachable" if self.cache.store_up else "UNREACHABLE (showing last known values)"

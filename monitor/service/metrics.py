@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import platform
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from alerts import Clock
 from checks import Check, all_checks
 from config import DqError, Settings, format_duration
 from monitor import __version__
-from monitor.store.state_store import DURATION_BUCKETS, StateStore
+from monitor.store import DURATION_BUCKETS, StateStore, StoreStats
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ STATUS_VALUE = {"ok": 0, "violation": 1, "error": 2}
 class StatsSnapshot:
     """What a replica last read from the state store."""
 
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    service: dict[str, Any] = field(default_factory=dict)
+    stats: StoreStats = field(default_factory=StoreStats)
     loaded_at: float = 0.0
 
 
@@ -51,16 +50,13 @@ class StatsCache:
     def refresh(self) -> bool:
         """Reload; returns whether the state store answered."""
         try:
-            rows, service = self.store.stats()
+            stats = self.store.stats()
         except DqError as exc:
             if self.store_up:
                 log.warning("%s; serving the last known metrics", exc)
             self.store_up = False
             return False
-        self.snapshot = StatsSnapshot(
-            checks={r["check_name"]: r for r in rows}, service=service,
-            loaded_at=self.clock.now().timestamp(),
-        )
+        self.snapshot = StatsSnapshot(stats=stats, loaded_at=self.clock.now().timestamp())
         self.store_up = True
         return True
 
@@ -124,25 +120,23 @@ class DqCollector(Collector):
             "dq_check_duration_seconds", f"How long check runs took. {c}", labels=label
         )
         for check in self.checks:
-            row = snap.checks.get(check.name, {})
+            row = snap.stats.check(check.name)
             name = [check.name]
-            fam["violations"].add_metric(name, row.get("last_violations") or 0)
-            fam["status"].add_metric(name, STATUS_VALUE.get(row.get("last_status") or "ok", 0))
-            fam["last_run"].add_metric(name, _ts(row.get("last_run_at")))
-            fam["last_success"].add_metric(name, _ts(row.get("last_success_at")))
-            fam["runs"].add_metric(name, row.get("runs_total") or 0)
-            fam["errors"].add_metric(name, row.get("errors_total") or 0)
-            fam["missed"].add_metric(name, row.get("missed_total") or 0)
-            fam["overlaps"].add_metric(name, row.get("overlaps_total") or 0)
+            fam["violations"].add_metric(name, row.last_violations)
+            fam["status"].add_metric(name, STATUS_VALUE.get(row.last_status or "ok", 0))
+            fam["last_run"].add_metric(name, _ts(row.last_run_at))
+            fam["last_success"].add_metric(name, _ts(row.last_success_at))
+            fam["runs"].add_metric(name, row.runs_total)
+            fam["errors"].add_metric(name, row.errors_total)
+            fam["missed"].add_metric(name, row.missed_total)
+            fam["overlaps"].add_metric(name, row.overlaps_total)
             interval = 0.0 if check.settings.cron else check.settings.interval.total_seconds()
             fam["interval"].add_metric(name, interval)
             fam["info"].add_metric([check.name, check.severity.value], 1)
-            duration.add_metric(
-                name, _cumulative(row.get("duration_buckets")), row.get("duration_sum") or 0.0
-            )
+            duration.add_metric(name, _cumulative(row.duration_buckets), row.duration_sum)
         yield from fam.values()
         yield duration
-        database = snap.service.get("database") or {}
+        database = snap.stats.service.get("database") or {}
         yield _gauge("dq_database_up",
                      "1 when the leader's latest check reached the monitored database.",
                      1 if database.get("up") else 0)  # fmt: skip
@@ -163,7 +157,7 @@ class DqCollector(Collector):
         yield build
 
     def _gate_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
-        gate = snap.service.get("gate") or {}
+        gate = snap.stats.service.get("gate") or {}
         since = gate.get("clean_since")
         clean = 0.0
         if since and gate.get("decision") != "blocked":
@@ -192,22 +186,22 @@ class DqCollector(Collector):
             "Time from an alert message being queued to its delivery.",
             labels=["route"],
         )
-        delivery = snap.service.get("delivery") or {}
+        delivery = snap.stats.delivery
         for route in self.routes:
-            row = delivery.get(route, {})
-            for outcome in ("sent", "failed", "dead"):
-                sent.add_metric([route, outcome], row.get(f"{outcome}_total") or 0)
-            latency.add_metric([route], _cumulative(row.get("duration_buckets")),
-                               row.get("duration_sum") or 0.0)  # fmt: skip
+            row = delivery.route(route)
+            for outcome, total in (("sent", row.sent_total), ("failed", row.failed_total),
+                                   ("dead", row.dead_total)):  # fmt: skip
+                sent.add_metric([route, outcome], total)
+            latency.add_metric([route], _cumulative(row.duration_buckets), row.duration_sum)
         yield sent
         yield latency
         yield _gauge("dq_alert_outbox_pending", "Alert messages waiting to be delivered.",
-                     snap.service.get("outbox_pending") or 0)  # fmt: skip
+                     delivery.outbox_pending)  # fmt: skip
 
 
-def _cumulative(counts: list[int] | None) -> list[tuple[str, float]]:
+def _cumulative(counts: Sequence[int]) -> list[tuple[str, float]]:
     """Per-bucket counts from the store as Prometheus's cumulative (le, count) pairs."""
-    values = list(counts or [])
+    values = list(counts)
     values += [0] * (len(DURATION_BUCKETS) + 1 - len(values))
     total, buckets = 0, []
     for bound, count in zip((*DURATION_BUCKETS, float("inf")), values, strict=True):

@@ -1,5 +1,26 @@
-"""The state store: dq-monitor's own tables; the only package that runs SQL on them."""
+"""The state store, the only code that reads or writes dq-monitor's own schema."""
 
-from monitor.store.tables import STATE_TABLES, qualified
+from __future__ import annotations
 
-__all__ = ["STATE_TABLES", "qualified"]
+from .rows import (
+    DURATION_BUCKETS,
+    CheckStats,
+    DeliveryStats,
+    RouteDelivery,
+    Silence,
+    StoreStats,
+)
+from .state_store import StateStore
+from .tables import STATE_TABLES, qualified
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "STATE_TABLES",
+    "CheckStats",
+    "DeliveryStats",
+    "RouteDelivery",
+    "Silence",
+    "StateStore",
+    "StoreStats",
+    "qualified",
+]

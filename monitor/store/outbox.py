@@ -1,84 +1,50 @@
-"""Deliver the alert outbox: at least once, in order per alert, with backoff and pacing."""
+"""Alert outbox rows: enqueue, claim the next due one, mark it sent, retried or dead; counts."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import random
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-import httpx
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Json
 
-from alerts import RETRY_AFTER_CAP, Clock, Notification, Outcome, deliver
-from config import RouteSettings, RouteType, Settings, format_duration
-from monitor.db import ConnectionSource
-from monitor.store.state_store import add_to_buckets
+from alerts import Notification, Outcome, QueuedMessage
 
-log = logging.getLogger(__name__)
+from .rows import DeliveryStats, RouteDelivery, add_to_buckets
+from .tables import StateTables
 
-SLACK_MIN_GAP = 1.0  # Slack allows about one message per second per incoming webhook
-BACKOFF_CAP = 300.0
-_BACKOFF_DOUBLINGS = 16  # 2**16 s is past BACKOFF_CAP already; 2.0**1100 would overflow
+_DELIVERY = ("route", "sent_total", "failed_total", "dead_total", "duration_buckets",
+             "duration_sum")  # fmt: skip
 
 
-@dataclass
-class DeliveryReport:
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
-    lines: list[str] = field(default_factory=list)
+def enqueue(
+    conn: psycopg.Connection[Any], t: StateTables, message: Notification, now: dt.datetime
+) -> None:
+    """Queue `message`, due now; a message already queued (same idempotency key) stays."""
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (idempotency_key, fingerprint, check_name, route, kind,"
+            " payload, created_at, next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s,"
+            " %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
+        ).format(t("alert_outbox")),
+        (message.idempotency_key, message.fingerprint, message.check, message.route,
+         message.kind.value, Json(message.to_json()), now, now),
+    )  # fmt: skip
 
 
-class OutboxSender:
-    """Delivers due messages one at a time, each in its own transaction holding its row.
+class OutboxRows:
+    """The outbox as alerts.OutboxSender sees it (implements alerts.OutboxStore)."""
 
-    A crash after sending but before the commit re-sends the message after restart: delivery
-    is at least once, and every message carries an idempotency key for receivers to dedupe.
-    """
+    def __init__(self, tables: StateTables) -> None:
+        self.t = tables
 
-    def __init__(
-        self,
-        source: ConnectionSource,
-        schema: str,
-        settings: Settings,
-        clock: Clock,
-        *,
-        client: httpx.Client | None = None,
-        console: TextIO | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.source = source
-        self.schema = schema
-        self.settings = settings
-        self.clock = clock
-        self.client = client or httpx.Client(
-            timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
-        )
-        self.console = console
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._last_post: dict[str, float] = {}
-
-    def _t(self, table: str) -> sql.Identifier:
-        return sql.Identifier(self.schema, table)
-
-    def deliver_due(self, limit: int = 100) -> DeliveryReport:
-        """Deliver up to `limit` due messages. Raises StoreError/StoreUnavailable."""
-        report = DeliveryReport()
-        for _ in range(limit):
-            with self.source.connection() as conn, conn.transaction():
-                row = self._claim(conn)
-                if row is None:
-                    break
-                self._attempt(conn, row, report)
-        return report
-
-    def _claim(self, conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
-        # The oldest due message whose alert has no older message still pending, so a
-        # resolved message never overtakes the firing one it answers.
-        with conn.cursor() as cur:
+    @contextmanager
+    def claim_due(self, now: dt.datetime) -> Iterator[Claim | None]:
+        """The next due message, its row locked in a transaction that commits on exit."""
+        with self.t.session("querying") as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 sql.SQL(
                     "SELECT id, route, payload, attempts, created_at, last_error FROM {o} AS o"
@@ -86,118 +52,72 @@ class OutboxSender:
                     " AND NOT EXISTS (SELECT 1 FROM {o} AS p WHERE p.fingerprint = o.fingerprint"
                     " AND p.status = 'pending' AND p.id < o.id)"
                     " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-                ).format(o=self._t("alert_outbox")),
-                (self.clock.now(),),
+                ).format(o=self.t("alert_outbox")),
+                (now,),
             )
             found = cur.fetchone()
-            names = [d.name for d in cur.description or ()]
-        return dict(zip(names, found, strict=True)) if found else None
+            yield None if found is None else Claim(conn, self.t, QueuedMessage(*found))
 
-    def _attempt(
-        self, conn: psycopg.Connection[Any], row: dict[str, Any], report: DeliveryReport
-    ) -> None:
-        route = self.settings.alerts.route(row["route"])
-        if route is None:
-            gone = f"route {row['route']!r} is no longer configured"
-            self._finish(conn, row, "dead", Outcome(False, permanent=True, reason=gone), report)
-            return
-        if self.clock.now() - row["created_at"] > self.settings.alerts.max_delivery_age:
-            age = format_duration(self.settings.alerts.max_delivery_age)
-            reason = f"undelivered for {age}; last error: {row['last_error']}"
-            self._finish(conn, row, "dead", Outcome(False, permanent=True, reason=reason), report)
-            return
-        self._pace(route)
-        outcome = deliver(
-            route, Notification.from_json(row["payload"]), self.client,
-            clock=self.clock, console=self.console,
-        )  # fmt: skip
-        if outcome.delivered:
-            self._finish(conn, row, "sent", outcome, report)
-        elif outcome.permanent:
-            self._finish(conn, row, "dead", outcome, report)
-        else:
-            self._retry(conn, row, outcome, report)
+    def counts(self) -> tuple[int, int]:
+        """(pending, dead) messages now."""
+        with self.t.session("counting the alert outbox") as conn:
+            return _count(conn, self.t, _PENDING), _count(conn, self.t, _DEAD)
 
-    def _pace(self, route: RouteSettings) -> None:
-        if route.type is not RouteType.SLACK:
-            return
-        now = self.clock.now().timestamp()
-        last = self._last_post.get(route.name)
-        if last is not None and now - last < SLACK_MIN_GAP:
-            self.clock.sleep(SLACK_MIN_GAP - (now - last))
-        self._last_post[route.name] = self.clock.now().timestamp()
 
-    def backoff(self, attempts: int, outcome: Outcome) -> float:
-        """Seconds before the next attempt: Retry-After when given (already at most
-        RETRY_AFTER_CAP), else exponential with jitter, at most BACKOFF_CAP."""
-        if outcome.retry_after is not None:
-            return min(RETRY_AFTER_CAP, outcome.retry_after)
-        exponential = 2.0 ** min(attempts, _BACKOFF_DOUBLINGS)
-        return min(BACKOFF_CAP, exponential) * self.rng.uniform(0.5, 1.0)
+class Claim:
+    """One claimed message (implements alerts.OutboxClaim); counts each outcome per route."""
 
-    def _retry(self, conn: psycopg.Connection[Any], row: dict[str, Any], outcome: Outcome,
-               report: DeliveryReport) -> None:  # fmt: skip
-        attempts = row["attempts"] + 1
-        delay = self.backoff(attempts, outcome)
-        max_age = self.settings.alerts.max_delivery_age
-        if self.clock.now() + dt.timedelta(seconds=delay) - row["created_at"] > max_age:
-            # The attempt would come after the message is dead anyway; giving up now also
-            # frees the alert's later messages (a resolved one waits behind this one).
-            reason = (f"{outcome.reason}; the next attempt (in {delay:.0f}s) would pass "
-                      f"max_delivery_age {format_duration(max_age)}")  # fmt: skip
-            dead = Outcome(False, permanent=True, status=outcome.status, reason=reason)
-            self._finish(conn, row, "dead", dead, report)
-            return
-        conn.execute(
+    def __init__(self, conn: psycopg.Connection[Any], t: StateTables, message: QueuedMessage):
+        self.conn = conn
+        self.t = t
+        self._message = message
+
+    @property
+    def message(self) -> QueuedMessage:
+        return self._message
+
+    def mark_sent(self, outcome: Outcome, now: dt.datetime, took: float) -> None:
+        self._finish("sent", outcome, now, took)
+
+    def mark_dead(self, outcome: Outcome) -> None:
+        self._finish("dead", outcome, None, None)
+
+    def mark_retry(self, outcome: Outcome, attempts: int, now: dt.datetime, delay: float) -> None:
+        self.conn.execute(
             sql.SQL(
                 "UPDATE {} SET attempts = %s, last_error = %s, response_status = %s,"
                 " next_attempt_at = %s + make_interval(secs => %s) WHERE id = %s"
-            ).format(self._t("alert_outbox")),
-            (attempts, outcome.reason, outcome.status, self.clock.now(), delay, row["id"]),
+            ).format(self.t("alert_outbox")),
+            (attempts, outcome.reason, outcome.status, now, delay, self.message.id),
         )
-        self._count(conn, row["route"], "failed", None)
-        report.retried += 1
-        report.lines.append(f"route {row['route']}: {outcome.reason}; retrying in {delay:.1f}s")
-        log.warning("alert to route %s: %s; retrying in %.1fs", row["route"], outcome.reason, delay)
+        self._count("failed", None)
 
-    def _finish(self, conn: psycopg.Connection[Any], row: dict[str, Any], status: str,
-                outcome: Outcome, report: DeliveryReport) -> None:  # fmt: skip
-        now = self.clock.now()
-        conn.execute(
+    def _finish(
+        self, status: str, outcome: Outcome, sent_at: dt.datetime | None, took: float | None
+    ) -> None:
+        self.conn.execute(
             sql.SQL(
                 "UPDATE {} SET status = %s, attempts = attempts + 1, last_error = %s,"
-                " response_status = %s, sent_at = CASE WHEN %s = 'sent' THEN %s END WHERE id = %s"
-            ).format(self._t("alert_outbox")),
-            (status, None if outcome.delivered else outcome.reason, outcome.status, status, now,
-             row["id"]),
+                " response_status = %s, sent_at = %s WHERE id = %s"
+            ).format(self.t("alert_outbox")),
+            (status, None if outcome.delivered else outcome.reason, outcome.status, sent_at,
+             self.message.id),
         )  # fmt: skip
-        took = (now - row["created_at"]).total_seconds() if status == "sent" else None
-        self._count(conn, row["route"], status, took)
-        if status == "sent":
-            report.sent += 1
-            report.lines.append(f"route {row['route']}: {outcome.describe()}")
-        else:
-            report.dead += 1
-            report.lines.append(f"route {row['route']}: {outcome.reason}; marked dead")
-            log.error(
-                "alert to route %s: %s; marked dead, not retried", row["route"], outcome.reason
-            )
+        self._count(status, took)
 
-    def _count(
-        self, conn: psycopg.Connection[Any], route: str, outcome: str, took: float | None
-    ) -> None:
-        stats = self._t("delivery_stats")
-        conn.execute(
+    def _count(self, outcome: str, took: float | None) -> None:
+        stats, route = self.t("delivery_stats"), self.message.route
+        self.conn.execute(
             sql.SQL("INSERT INTO {} (route) VALUES (%s) ON CONFLICT DO NOTHING").format(stats),
             (route,),
         )
-        row = conn.execute(
+        row = self.conn.execute(
             sql.SQL("SELECT duration_buckets FROM {} WHERE route = %s FOR UPDATE").format(stats),
             (route,),
         ).fetchone()
         buckets = add_to_buckets(row[0] if row else None, took)
         column = sql.Identifier(f"{outcome}_total")
-        conn.execute(
+        self.conn.execute(
             sql.SQL(
                 "UPDATE {} SET {c} = {c} + 1, duration_buckets = %s,"
                 " duration_sum = duration_sum + %s WHERE route = %s"
@@ -205,5 +125,27 @@ class OutboxSender:
             (buckets, took or 0.0, route),
         )
 
-    def close(self) -> None:
-        self.client.close()
+
+# Constant conditions, not parameters: "pending" is answered from the partial index of due
+# messages, which a generic plan for "status = $1" could not use.
+_PENDING, _DEAD = sql.SQL("status = 'pending'"), sql.SQL("status = 'dead'")
+
+
+def _count(conn: psycopg.Connection[Any], t: StateTables, where: sql.SQL) -> int:
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(t("alert_outbox"), where)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def read_delivery(conn: psycopg.Connection[Any], t: StateTables) -> DeliveryStats:
+    """Every route's delivery counters and the outbox's counts, in the caller's snapshot."""
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, _DELIVERY)), t("delivery_stats")
+    )
+    routes = {}
+    for row in conn.execute(query).fetchall():
+        values = dict(zip(_DELIVERY, row, strict=True))
+        values["duration_buckets"] = tuple(values["duration_buckets"])
+        routes[row[0]] = RouteDelivery(**values)
+    return DeliveryStats(routes=routes, outbox_pending=_count(conn, t, _PENDING))

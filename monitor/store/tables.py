@@ -1,32 +1,46 @@
-"""The state schema's table names, and the one way to name a table in it."""
+"""The state schema's tables by name, and sessions on the state store's connections."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, get_args
+
+import psycopg
 from psycopg import sql
 
-# Every table the state schema's upgrades create (monitor/store/schema.py); a test compares
-# this with an upgraded schema, so a new table cannot be left out.
-STATE_TABLES: tuple[str, ...] = (
-    "schema_version",
-    "check_runs",
-    "findings",
-    "counter_ledger",
-    "check_stats",
-    "service_state",
-    "ledger_baselines",
-    "alert_state",
-    "alert_outbox",
-    "silences",
-    "delivery_stats",
-    "pgss_samples",
-    "migration_audit",
-    "migration_archive",
-    "pgss_statements",
-)
+from monitor.db import ConnectionSource
+
+# Every table of the state schema (see schema.py); a misspelt name fails type checking, and
+# tests/monitor/store/test_one_door.py compares the list with an upgraded schema.
+Table = Literal[
+    "schema_version", "check_runs", "findings", "counter_ledger", "check_stats",
+    "service_state", "ledger_baselines", "alert_state", "alert_outbox", "silences",
+    "delivery_stats", "pgss_samples", "migration_audit", "migration_archive", "pgss_statements",
+]  # fmt: skip
+STATE_TABLES: tuple[str, ...] = get_args(Table)
 
 
-def qualified(schema: str, table: str) -> sql.Identifier:
+def qualified(schema: str, table: Table) -> sql.Identifier:
     """`schema.table`, quoted; only for the state schema's own tables."""
     if table not in STATE_TABLES:
         raise ValueError(f"not a state table: {table}")
     return sql.Identifier(schema, table)
+
+
+class StateTables:
+    """Where the state schema lives: the store's connections and the schema's name."""
+
+    def __init__(self, source: ConnectionSource, schema: str) -> None:
+        self.source = source
+        self.schema = schema
+
+    def __call__(self, table: Table) -> sql.Identifier:
+        """The schema-qualified, quoted name of one of the state tables."""
+        return qualified(self.schema, table)
+
+    @contextmanager
+    def session(self, action: str) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for `action`; psycopg errors leave it as store errors (see monitor.db)."""
+        with self.source.connection(action) as conn:
+            yield conn
