@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from alerts import SystemClock
 from config import ConfigError, QueryTimeout, StoreError, load_settings
 from monitor.app import App
-from monitor.db import CANCEL_WAIT, ConnectionSource, Watchdog
+from monitor.db import ConnectionSource, Watchdog
+from monitor.db.watchdog import CANCEL_WAIT
 from monitor.service.leadership import Leadership
 from tests.monitor.service_harness import RunningService, fast_config, start_service
 from tests.monitor.tcp_proxy import StallingProxy
