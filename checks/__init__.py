@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from .catalogue import BUILTINS, all_checks, build_probes, check_env, select_checks
+from .catalogue import all_checks, build_probes, check_env, select_checks
 from .check import Check, CheckEnv, CounterLedger, IndexSpec, Probe, Window
 from .identifiers import TableRef, table_ref
 from .marker import statement_marker
 from .pgerrors import describe as describe_pg_error
 from .pgerrors import is_connection_loss, is_timeout, redact
 from .reference import migration_005, reference_schema
+from .registry import REGISTRY, BuiltinCheck, Registry
 from .result import CheckResult, Evaluation, JsonValue, Mode, RunFindings, Sample, Status
 
 __all__ = [
-    "BUILTINS",
+    "REGISTRY",
+    "BuiltinCheck",
     "Check",
     "CheckEnv",
     "CheckResult",
@@ -22,6 +24,7 @@ __all__ = [
     "JsonValue",
     "Mode",
     "Probe",
+    "Registry",
     "RunFindings",
     "Sample",
     "Status",

@@ -7,9 +7,12 @@ ledger (a run missing from it counts as 0, 0) is a violation, and the ledger mov
 
 from __future__ import annotations
 
-from psycopg import sql
+import datetime as dt
 
-from config import CounterWritesSettings
+from psycopg import sql
+from pydantic import Field
+
+from config import CheckSettings, Duration
 
 from .check import CheckEnv, SingleCheckProbe, Window
 from .identifiers import table_ref
@@ -18,6 +21,14 @@ from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
 __all__ = ["CounterWrites", "CounterWritesSettings"]
+
+
+class CounterWritesSettings(CheckSettings):
+    remember: Duration = Field(
+        default=dt.timedelta(hours=24),
+        description="How long a seen counter write stays a finding; one write fires one "
+        "alert that resolves this long after the last write (0s: report each write once).",
+    )
 
 
 class CounterWrites(SingleCheckProbe):

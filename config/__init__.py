@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from .alerts import AlertsSettings, RouteSettings, RouteType
 from .checks import (
-    BUILTIN_CHECKS,
+    BUILTIN_CATALOGUE,
+    BuiltinCatalogue,
     CheckSettings,
     ChecksSettings,
-    CounterWritesSettings,
+    CriticalCheckSettings,
     CustomCheckSettings,
     Severity,
-    StalePartitionsSettings,
+    register_builtin,
 )
 from .durations import Duration, format_duration, parse_duration
 from .errors import (
@@ -33,13 +34,14 @@ from .settings import Settings
 from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
 
 __all__ = [
-    "BUILTIN_CHECKS",
+    "BUILTIN_CATALOGUE",
     "DEFAULT_METRICS_PORT",
     "AlertsSettings",
+    "BuiltinCatalogue",
     "CheckSettings",
     "ChecksSettings",
     "ConfigError",
-    "CounterWritesSettings",
+    "CriticalCheckSettings",
     "CustomCheckSettings",
     "DatabaseError",
     "DatabaseUnavailable",
@@ -58,7 +60,6 @@ __all__ = [
     "Settings",
     "SetupError",
     "Severity",
-    "StalePartitionsSettings",
     "StoreError",
     "StoreUnavailable",
     "TablesSettings",
@@ -68,4 +69,5 @@ __all__ = [
     "format_validation_error",
     "load_settings",
     "parse_duration",
+    "register_builtin",
 ]

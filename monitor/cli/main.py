@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from alerts import Clock, SystemClock
+
+# Importing checks registers the built-in checks, which loading the settings needs.
 from checks import CheckResult, Status, select_checks
 from checks.indexes import missing_index_hints
 from config import (
