@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from .catalogue import all_checks, build_probes, check_env, select_checks
-from .check import Check, CheckEnv, CounterLedger, IndexSpec, Probe, Window
+from .check import Check, CheckEnv, IndexSpec, Probe, Window
 from .identifiers import TableRef, table_ref
 from .marker import statement_marker
 from .pgerrors import describe as describe_pg_error
 from .pgerrors import is_connection_loss, is_timeout, redact
 from .reference import migration_005, reference_schema
 from .registry import REGISTRY, BuiltinCheck, Registry
-from .result import CheckResult, Evaluation, JsonValue, Mode, RunFindings, Sample, Status
+from .result import (
+    CheckResult,
+    Evaluation,
+    JsonValue,
+    Memory,
+    MemoryUpdate,
+    Mode,
+    RunFindings,
+    Sample,
+    Status,
+)
 
 __all__ = [
     "REGISTRY",
@@ -18,10 +28,11 @@ __all__ = [
     "Check",
     "CheckEnv",
     "CheckResult",
-    "CounterLedger",
     "Evaluation",
     "IndexSpec",
     "JsonValue",
+    "Memory",
+    "MemoryUpdate",
     "Mode",
     "Probe",
     "Registry",

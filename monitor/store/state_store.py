@@ -1,4 +1,4 @@
-"""The state store: every check run, carried-forward findings, per-check stats, counter ledger."""
+"""The state store: every check run, carried-forward findings, per-check stats, check memory."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from alerts import Clock
 from checks import (
     Check,
     CheckResult,
-    CounterLedger,
     Evaluation,
+    Memory,
     Mode,
     Sample,
     Status,
@@ -32,6 +32,7 @@ from config import (
     StoreUnavailable,
 )
 from monitor.db.connections import ConnectionSource
+from monitor.store import memory as store_memory
 from monitor.store import schema as store_schema
 
 # Upper bounds of dq_check_duration_seconds' buckets; the store keeps one count per bucket.
@@ -132,29 +133,10 @@ class StateStore:
             ).fetchall()
         return frozenset(r[0] for r in rows)
 
-    def ledger(self, check: Check) -> CounterLedger:
-        """The counters seen last time; a changed fingerprint means a new baseline."""
-        with self.session("reading the counter ledger") as conn:
-            base = conn.execute(
-                sql.SQL("SELECT fingerprint FROM {} WHERE check_name = %s").format(
-                    self._t("ledger_baselines")
-                ),
-                (check.name,),
-            ).fetchone()
-            if base is None or base[0] != check.fingerprint():
-                return CounterLedger(baseline_taken=False)
-            rows = conn.execute(
-                sql.SQL("SELECT run_key, completed, failed FROM {} WHERE check_name = %s").format(
-                    self._t("counter_ledger")
-                ),
-                (check.name,),
-            ).fetchall()
-        return CounterLedger(
-            baseline_taken=True,
-            run_keys=[r[0] for r in rows],
-            completed=[r[1] for r in rows],
-            failed=[r[2] for r in rows],
-        )
+    def memory(self, check: Check) -> Memory | None:
+        """What a check that keeps memory remembers (None: nothing, for its settings)."""
+        with self.session(f'reading the memory of "{check.name}"') as conn:
+            return store_memory.load(conn, self.schema, check.name, check.fingerprint())
 
     def record(
         self,
@@ -199,8 +181,11 @@ class StateStore:
                     description=check.description, run_id=run_id, extra={"error_kind": kind},
                 )  # fmt: skip
             self._replace_findings(conn, check.name, outcome)
-            if outcome.ledger is not None:
-                self._update_ledger(conn, check, outcome)
+            if outcome.memory is not None:
+                store_memory.save(
+                    conn, self.schema, check.name, check.fingerprint(), outcome.memory,
+                    at=outcome.snapshot_at,
+                )
             violations, samples = self._totals(conn, check, outcome.snapshot_at)
             status = Status.VIOLATION if violations else Status.OK
             run_id = self._insert_run(
@@ -399,39 +384,6 @@ class StateStore:
         for (run_samples,) in rows:
             samples.extend(check.refresh_sample(s, now) for s in run_samples)
         return total, tuple(samples[: self.sample_limit])
-
-    def _update_ledger(
-        self, conn: psycopg.Connection[Any], check: Check, evaluation: Evaluation
-    ) -> None:
-        ledger, baselines = self._t("counter_ledger"), self._t("ledger_baselines")
-        assert evaluation.ledger is not None
-        if evaluation.note is not None and evaluation.note.startswith("baseline"):
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE check_name = %s").format(ledger), (check.name,)
-            )
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (check_name, taken_at, fingerprint) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (check_name) DO UPDATE"
-                    " SET taken_at = excluded.taken_at, fingerprint = excluded.fingerprint"
-                ).format(baselines),
-                (check.name, evaluation.snapshot_at, check.fingerprint()),
-            )
-        conn.execute(
-            sql.SQL("DELETE FROM {} WHERE check_name = %s AND run_key = ANY(%s)").format(ledger),
-            (check.name, [k for k, _, _ in evaluation.ledger]),
-        )
-        kept = [
-            (check.name, k, c, f) for k, c, f in evaluation.ledger if (c or 0, f or 0) != (0, 0)
-        ]
-        if kept:
-            with conn.cursor().copy(
-                sql.SQL("COPY {} (check_name, run_key, completed, failed) FROM STDIN").format(
-                    ledger
-                )
-            ) as copy:
-                for item in kept:
-                    copy.write_row(item)
 
     def set_service_state(self, key: str, value: dict[str, Any]) -> None:
         """Publish a fact every replica serves (e.g. whether the monitored database is up)."""
