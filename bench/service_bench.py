@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alerts import SystemClock  # noqa: E402
-from checks import reference_schema  # noqa: E402
+from checks import REGISTRY, reference_schema  # noqa: E402
 from monitor.demo.embedded import EmbeddedPostgres, free_port  # noqa: E402
 
 
@@ -35,8 +35,7 @@ def rss_mb(pid: int) -> float:
 
 
 def config(checks: int) -> str:
-    builtin = ("dashboard_mismatch", "missing_worker_runs", "flag_conflict", "stale_partitions",
-               "counter_writes")  # fmt: skip
+    builtin = REGISTRY.names
     lines = ['[schedule]\njitter = "0s"\n']
     lines += [f'[checks.{name}]\ninterval = "5s"\n' for name in builtin]
     for i in range(checks - len(builtin)):

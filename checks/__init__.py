@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
-from .catalogue import BUILTINS, all_checks, build_probes, check_env, select_checks
-from .check import Check, CheckEnv, CounterLedger, IndexSpec, Probe, Window
+from .catalogue import all_checks, build_probes, check_env, select_checks
+from .check import Check, CheckEnv, IndexSpec, Probe, Window
 from .identifiers import TableRef, table_ref
 from .marker import statement_marker
 from .pgerrors import describe as describe_pg_error
 from .pgerrors import is_connection_loss, is_timeout
 from .reference import migration_005, reference_schema
-from .result import CheckResult, Evaluation, JsonValue, Mode, RunFindings, Sample, Status
+from .registry import REGISTRY, BuiltinCheck, Registry
+from .result import (
+    CheckResult,
+    Evaluation,
+    JsonValue,
+    Memory,
+    MemoryUpdate,
+    Mode,
+    RunFindings,
+    Sample,
+    Status,
+)
 
 __all__ = [
-    "BUILTINS",
+    "REGISTRY",
+    "BuiltinCheck",
     "Check",
     "CheckEnv",
     "CheckResult",
-    "CounterLedger",
     "Evaluation",
     "IndexSpec",
     "JsonValue",
+    "Memory",
+    "MemoryUpdate",
     "Mode",
     "Probe",
+    "Registry",
     "RunFindings",
     "Sample",
     "Status",

@@ -1,28 +1,15 @@
-"""The check catalogue: built-in names to classes, and building the probes for a run."""
+"""Building the configured checks (the registry's built-ins, then custom ones) and their probes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from config import BUILTIN_CHECKS, ConfigError, Settings
+from config import ConfigError, Settings
 
 from .check import Check, CheckEnv, Probe
 from .consistency import ConsistencyPart, ConsistencyProbe
-from .counter_writes import CounterWrites
 from .custom import CustomCheck
-from .dashboard_mismatch import DashboardMismatch
-from .flag_conflict import FlagConflict
-from .missing_worker_runs import MissingWorkerRuns
-from .stale_partitions import StalePartitions
-
-BUILTINS: dict[str, type[Check]] = {
-    "dashboard_mismatch": DashboardMismatch,
-    "missing_worker_runs": MissingWorkerRuns,
-    "flag_conflict": FlagConflict,
-    "stale_partitions": StalePartitions,
-    "counter_writes": CounterWrites,
-}
-assert tuple(BUILTINS) == BUILTIN_CHECKS
+from .registry import REGISTRY
 
 
 def check_env(settings: Settings) -> CheckEnv:
@@ -38,8 +25,8 @@ def all_checks(settings: Settings) -> list[Check]:
     """Every configured check, enabled or not, built-ins first."""
     env = check_env(settings)
     checks: list[Check] = []
-    for name, cls in BUILTINS.items():
-        checks.append(cls(name, settings.checks.builtin(name), env))
+    for name, entry in REGISTRY.items():
+        checks.append(entry.cls(name, settings.checks.builtin(name), env))
     checks.extend(CustomCheck(c.name, c, env) for c in settings.checks.custom)
     return checks
 
@@ -65,7 +52,7 @@ def build_probes(checks: Sequence[Check]) -> list[Probe]:
     parts = [c for c in checks if isinstance(c, ConsistencyPart)]
     probes: list[Probe] = []
     if parts:
-        related = [n for n, cls in BUILTINS.items() if issubclass(cls, ConsistencyPart)]
+        related = [n for n, e in REGISTRY.items() if issubclass(e.cls, ConsistencyPart)]
         probes.append(ConsistencyProbe(parts, parts[0].env, related))
     probes.extend(c for c in checks if isinstance(c, Probe))
     return probes

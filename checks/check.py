@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ from config import (
 )
 
 from . import pgerrors
-from .result import Evaluation, Mode, Sample
+from .result import Evaluation, Memory, Mode, Sample
 from .snapshot import Snapshot, snapshot
 
 
@@ -39,28 +40,21 @@ class CheckEnv:
 
 
 @dataclass(frozen=True)
-class CounterLedger:
-    """The counters the monitor saw last time, for runs where they were not zero."""
-
-    baseline_taken: bool
-    run_keys: list[str] = field(default_factory=list)
-    completed: list[int | None] = field(default_factory=list)
-    failed: list[int | None] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class Window:
     """Which runs an evaluation covers: all of them, or those changed since `since`.
 
     `known` (full sweeps only) lists the runs that had findings after the last run. A probe
     may judge those exactly and prove every other run clean with a cheaper whole-table
     signature; None means nothing is known (the first sweep), so every run is screened.
+
+    `memory` holds, by check name, what the probe's checks that keep memory remembered; a
+    check missing from it remembers nothing (its first run, or its settings changed).
     """
 
     mode: Mode
     since: dt.datetime | None = None
-    ledger: CounterLedger | None = None
     known: frozenset[str] | None = None
+    memory: Mapping[str, Memory] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.mode is Mode.INCREMENTAL) != (self.since is not None):
@@ -92,6 +86,10 @@ class Check:
     key_fields: ClassVar[tuple[str, ...] | None] = None
     #: True when the check works per run and supports incremental evaluation.
     incremental: ClassVar[bool] = True
+    #: True when the check remembers something between runs: its window then brings the
+    #: memory (Window.memory) and its evaluation the changes (Evaluation.memory), which the
+    #: state store keeps in the transaction that records the run.
+    keeps_memory: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: CheckSettings, env: CheckEnv) -> None:
         self.name = name

@@ -1,23 +1,45 @@
 """counter_writes: evidence that something still writes the deprecated run_metadata counters.
 
-The monitor keeps a ledger of the counters it saw (runs with non-zero values). The first
-evaluation only records that baseline; afterwards any run whose counters differ from the
-ledger (a run missing from it counts as 0, 0) is a violation, and the ledger moves on.
+The check's memory is a ledger of the counters it saw: one key per run with non-zero values,
+`[completed, failed]`. The first evaluation only records that baseline; afterwards any run
+whose counters differ from the ledger (a run missing from it counts as 0, 0) is a violation,
+and the ledger moves on (a run back at 0, 0 is forgotten).
 """
 
 from __future__ import annotations
 
-from psycopg import sql
+import datetime as dt
+from typing import Any
 
-from config import CounterWritesSettings
+from psycopg import sql
+from pydantic import Field
+
+from config import CheckSettings, Duration
 
 from .check import CheckEnv, SingleCheckProbe, Window
 from .identifiers import table_ref
 from .marker import statement_marker
-from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
+from .result import (
+    Evaluation,
+    JsonValue,
+    Memory,
+    MemoryUpdate,
+    Mode,
+    RunFindings,
+    run_key,
+    to_json_value,
+)
 from .snapshot import Snapshot
 
 __all__ = ["CounterWrites", "CounterWritesSettings"]
+
+
+class CounterWritesSettings(CheckSettings):
+    remember: Duration = Field(
+        default=dt.timedelta(hours=24),
+        description="How long a seen counter write stays a finding; one write fires one "
+        "alert that resolves this long after the last write (0s: report each write once).",
+    )
 
 
 class CounterWrites(SingleCheckProbe):
@@ -26,6 +48,7 @@ class CounterWrites(SingleCheckProbe):
         "the monitor watched: some code still writes the counters migration 005 drops."
     )
     incremental = False  # counter writes leave no timestamp, so every run is compared each time
+    keeps_memory = True
     key_fields = ("run_id",)
 
     settings: CounterWritesSettings
@@ -35,21 +58,18 @@ class CounterWrites(SingleCheckProbe):
         self.rm = table_ref(env.tables, "run_metadata")
 
     def judge(self, snap: Snapshot, window: Window) -> Evaluation:
-        ledger = window.ledger
-        if ledger is None or not ledger.baseline_taken:
+        ledger = window.memory.get(self.name)
+        if ledger is None:
             rows = snap.fetch(self.baseline_sql())
             return Evaluation(
                 mode=Mode.FULL,
                 snapshot_at=snap.now,
                 watermark=snap.now,
                 findings=(),
-                ledger=tuple((run, c, f) for run, c, f in rows),
+                memory=ledger_update(rows, replace=True),
                 note=f"baseline recorded: {len(rows)} runs with non-zero counters",
             )
-        rows = snap.fetch(
-            self.diff_sql(),
-            {"keys": ledger.run_keys, "c": ledger.completed, "f": ledger.failed},
-        )
+        rows = snap.fetch(self.diff_sql(), ledger_arrays(ledger))
         findings = tuple(
             RunFindings(
                 run_key(run),
@@ -69,7 +89,7 @@ class CounterWrites(SingleCheckProbe):
             watermark=snap.now,
             findings=findings,
             judged=frozenset(f.run_key for f in findings),
-            ledger=tuple((run_key(run), c, f) for run, _, _, c, f in rows),
+            memory=ledger_update([(run, c, f) for run, _, _, c, f in rows], replace=False),
             expire_before=snap.now - self.settings.remember,
         )
 
@@ -113,3 +133,28 @@ class CounterWrites(SingleCheckProbe):
             f=sql.SQL("rm.{}").format(rm.col("failed_workers")),
             rm=rm.ident,
         )  # fmt: skip
+
+
+def ledger_update(rows: list[Any], *, replace: bool) -> MemoryUpdate:
+    """The ledger's change from (run, completed, failed) rows: runs at 0, 0 are forgotten."""
+    put: dict[str, JsonValue] = {}
+    drop: set[str] = set()
+    for run, completed, failed in rows:
+        if (completed or 0, failed or 0) == (0, 0):
+            drop.add(run_key(run))
+        else:
+            put[run_key(run)] = [completed, failed]
+    return MemoryUpdate(put=put, drop=frozenset(drop), replace=replace)
+
+
+def ledger_arrays(ledger: Memory) -> dict[str, list[Any]]:
+    """The ledger as the parallel arrays diff_sql unnests."""
+    keys: list[str] = []
+    completed: list[JsonValue] = []
+    failed: list[JsonValue] = []
+    for key, value in ledger.entries.items():
+        assert isinstance(value, list)
+        keys.append(key)
+        completed.append(value[0])
+        failed.append(value[1])
+    return {"keys": keys, "c": completed, "f": failed}

@@ -6,7 +6,8 @@ import datetime as dt
 import decimal
 import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -37,6 +38,29 @@ class RunFindings:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """What a check that keeps memory (Check.keeps_memory) remembered after its last run:
+    JSON values by key, kept by the state store without knowing what they mean."""
+
+    entries: Mapping[str, JsonValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MemoryUpdate:
+    """How an evaluation changes its check's memory, key by key (a cycle touches only the
+    keys that changed). `replace` forgets every key first: a new baseline. Then the keys of
+    `put` are set and those of `drop` forgotten."""
+
+    put: Mapping[str, JsonValue] = field(default_factory=dict)
+    drop: frozenset[str] = frozenset()
+    replace: bool = False
+
+    def __post_init__(self) -> None:
+        if self.drop & self.put.keys():
+            raise ValueError("a key cannot be both put and dropped")
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """What one evaluation judged and found, before it is merged with carried-forward findings.
 
@@ -50,7 +74,8 @@ class Evaluation:
     findings: tuple[RunFindings, ...]
     judged: frozenset[str] | None = None
     unsettled: frozenset[str] = frozenset()
-    ledger: tuple[tuple[str, int | None, int | None], ...] | None = None
+    #: The check's new memory (checks that keep memory only); None leaves it as it was.
+    memory: MemoryUpdate | None = None
     note: str | None = None
     #: Findings judged before this time are dropped (findings that expire rather than clear).
     expire_before: dt.datetime | None = None

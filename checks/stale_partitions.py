@@ -6,8 +6,9 @@ import datetime as dt
 from typing import Any
 
 from psycopg import sql
+from pydantic import Field, field_validator
 
-from config import StalePartitionsSettings
+from config import CheckSettings, Duration
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
@@ -15,6 +16,20 @@ from .result import Evaluation, Mode, RunFindings, Sample, run_key, to_json_valu
 from .snapshot import Snapshot
 
 __all__ = ["StalePartitions", "StalePartitionsSettings"]
+
+
+class StalePartitionsSettings(CheckSettings):
+    threshold: Duration = Field(
+        default=dt.timedelta(minutes=30),
+        description="Age of `updated_at` that makes a pending partition stale.",
+    )
+
+    @field_validator("threshold")
+    @classmethod
+    def _positive(cls, value: dt.timedelta) -> dt.timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 class StalePartitions(SingleCheckProbe):

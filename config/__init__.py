@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from .alerts import AlertsSettings, RouteSettings, RouteType
 from .checks import (
-    BUILTIN_CHECKS,
+    BUILTIN_CATALOGUE,
+    BuiltinCatalogue,
     CheckSettings,
     ChecksSettings,
-    CounterWritesSettings,
+    CriticalCheckSettings,
     CustomCheckSettings,
     Severity,
-    StalePartitionsSettings,
+    register_builtin,
 )
 from .durations import Duration, format_duration, parse_duration
 from .errors import (
@@ -39,7 +40,7 @@ from .settings import Settings
 from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
 
 __all__ = [
-    "BUILTIN_CHECKS",
+    "BUILTIN_CATALOGUE",
     "DEFAULT_METRICS_PORT",
     "EXIT_CONFIG",
     "EXIT_NOT_YET",
@@ -47,10 +48,11 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_VIOLATIONS",
     "AlertsSettings",
+    "BuiltinCatalogue",
     "CheckSettings",
     "ChecksSettings",
     "ConfigError",
-    "CounterWritesSettings",
+    "CriticalCheckSettings",
     "CustomCheckSettings",
     "DatabaseError",
     "DatabaseUnavailable",
@@ -68,7 +70,6 @@ __all__ = [
     "Settings",
     "SetupError",
     "Severity",
-    "StalePartitionsSettings",
     "StoreError",
     "StoreUnavailable",
     "TablesSettings",
@@ -80,4 +81,5 @@ __all__ = [
     "load_settings",
     "parse_duration",
     "redact",
+    "register_builtin",
 ]

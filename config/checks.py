@@ -1,12 +1,25 @@
-"""Settings of each check: the built-ins by name, and custom checks from the config file."""
+"""Settings every check shares, the built-ins' catalogue, and custom checks from the file."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .durations import Duration
 
@@ -94,28 +107,6 @@ class CriticalCheckSettings(CheckSettings):
     )
 
 
-class StalePartitionsSettings(CheckSettings):
-    threshold: Duration = Field(
-        default=timedelta(minutes=30),
-        description="Age of `updated_at` that makes a pending partition stale.",
-    )
-
-    @field_validator("threshold")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value.total_seconds() <= 0:
-            raise ValueError("must be longer than 0s")
-        return value
-
-
-class CounterWritesSettings(CheckSettings):
-    remember: Duration = Field(
-        default=timedelta(hours=24),
-        description="How long a seen counter write stays a finding; one write fires one "
-        "alert that resolves this long after the last write (0s: report each write once).",
-    )
-
-
 class CustomCheckSettings(CheckSettings):
     """A check declared in the config file: the rows its SQL returns are the violations."""
 
@@ -148,40 +139,151 @@ class CustomCheckSettings(CheckSettings):
         return text
 
 
+class BuiltinCatalogue:
+    """The built-in checks' names and settings models, in registration order.
+
+    `config` is the bottom layer and cannot import `checks`, yet validating `[checks.<name>]`
+    needs each built-in's model: checks/registry.py fills this catalogue when `checks` is
+    imported, and ChecksSettings validates against it. Validation before any registration
+    fails closed (RuntimeError) rather than rejecting every built-in's table as unknown.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, type[CheckSettings]] = {}
+        self._gating: list[str] = []
+        self._schema: type[BaseModel] | None = None
+
+    def register(self, name: str, model: type[CheckSettings], *, gating: bool = False) -> None:
+        """Add a built-in check; the same name again must bring the same model."""
+        if not CHECK_NAME.fullmatch(name) or name == "custom":
+            raise ValueError(f"not a valid built-in check name: {name!r}")
+        known = self._models.get(name)
+        if known is not None and known is not model:
+            raise ValueError(f"built-in check {name!r} is already registered")
+        if known is None:
+            self._models[name] = model
+            if gating:
+                self._gating.append(name)
+            self._schema = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._require())
+
+    @property
+    def gating(self) -> tuple[str, ...]:
+        """The built-ins whose clean history migration 005 needs."""
+        self._require()
+        return tuple(self._gating)
+
+    def model(self, name: str) -> type[CheckSettings]:
+        return self._require()[name]
+
+    def schema(self) -> type[BaseModel]:
+        """A model with one field per built-in (defaults when absent, unknown names
+        rejected), so that errors name `checks.<name>.<field>` as typed fields did."""
+        if self._schema is None:
+            fields: dict[str, Any] = {
+                name: (model, Field(default_factory=model))
+                for name, model in self._require().items()
+            }
+            self._schema = create_model(
+                "BuiltinChecks",
+                __config__=ConfigDict(extra="forbid", frozen=True),
+                custom=(Any, None),
+                **fields,
+            )
+        return self._schema
+
+    def _require(self) -> dict[str, type[CheckSettings]]:
+        if not self._models:
+            raise RuntimeError(
+                "no built-in checks are registered: import the checks package before "
+                "validating settings"
+            )
+        return self._models
+
+
+BUILTIN_CATALOGUE = BuiltinCatalogue()
+
+
+def register_builtin(name: str, model: type[CheckSettings], *, gating: bool = False) -> None:
+    """Make a built-in check's `[checks.<name>]` table known to the settings (see
+    BuiltinCatalogue); checks/registry.py calls this for every entry."""
+    BUILTIN_CATALOGUE.register(name, model, gating=gating)
+
+
+S = TypeVar("S", bound=CheckSettings)
+
+
 class ChecksSettings(BaseModel):
-    """The built-in checks by name, plus custom ones; unknown names are rejected."""
+    """The built-in checks by name (the catalogue's models), plus custom ones; unknown names
+    are rejected. The built-ins' settings are this model's extra fields: validated here,
+    read with builtin() or of()."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-    dashboard_mismatch: CriticalCheckSettings = CriticalCheckSettings()
-    missing_worker_runs: CheckSettings = CheckSettings()
-    flag_conflict: CriticalCheckSettings = CriticalCheckSettings()
-    stale_partitions: StalePartitionsSettings = StalePartitionsSettings()
-    counter_writes: CounterWritesSettings = CounterWritesSettings()
     custom: tuple[CustomCheckSettings, ...] = Field(
         default=(), description="Checks declared in the configuration, each with its own SQL."
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _builtins_from_catalogue(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(data, ChecksSettings):
+            return data
+        raw = dict(data) if isinstance(data, Mapping) else data
+        if isinstance(raw, dict):
+            for name in BUILTIN_CATALOGUE.names:
+                # A whole table in one variable (DQ_CHECKS__<NAME>) is JSON, as pydantic-settings
+                # reads it for a declared model field.
+                if isinstance(raw.get(name), str):
+                    raw[name] = _json_table(name, raw[name])
+        checked = BUILTIN_CATALOGUE.schema().model_validate(raw)
+        values = {name: getattr(checked, name) for name in BUILTIN_CATALOGUE.names}
+        custom = raw.get("custom", ()) if isinstance(raw, dict) else ()
+        return handler({**values, "custom": custom})
+
+    @model_serializer(mode="wrap")
+    def _builtins_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        custom = dumped.pop("custom", None)
+        return dumped if custom is None else {**dumped, "custom": custom}
+
     @model_validator(mode="after")
     def _unique_names(self) -> ChecksSettings:
-        seen = set(BUILTIN_CHECKS)
+        seen = set(BUILTIN_CATALOGUE.names)
         for custom in self.custom:
             if custom.name in seen:
                 raise ValueError(f"custom check name {custom.name!r} is already used")
             seen.add(custom.name)
         return self
 
+    def builtins(self) -> dict[str, CheckSettings]:
+        """Every built-in check's settings by name, in registration order."""
+        return {name: self.builtin(name) for name in BUILTIN_CATALOGUE.names}
+
     def builtin(self, name: str) -> CheckSettings:
-        """Settings of a built-in check by name."""
-        value = getattr(self, name)
-        assert isinstance(value, CheckSettings)
+        """Settings of a built-in check by name; KeyError for a name that is not one."""
+        value = (self.__pydantic_extra__ or {}).get(name)
+        if not isinstance(value, CheckSettings):
+            raise KeyError(f"not a built-in check: {name!r}")
         return value
 
+    def of(self, name: str, model: type[S]) -> S:
+        """Settings of a built-in check, as its own settings model (TypeError if not one)."""
+        value = self.builtin(name)
+        if not isinstance(value, model):
+            raise TypeError(f"check {name!r} has {type(value).__name__}, not {model.__name__}")
+        return value
 
-BUILTIN_CHECKS = (
-    "dashboard_mismatch",
-    "missing_worker_runs",
-    "flag_conflict",
-    "stale_partitions",
-    "counter_writes",
-)
+    def names(self) -> tuple[str, ...]:
+        """Every configured check's name: built-ins first, then the custom ones."""
+        return (*BUILTIN_CATALOGUE.names, *(c.name for c in self.custom))
+
+
+def _json_table(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError's text gives the position, not the input
+        raise ValueError(f"checks.{name} is not valid JSON ({exc})") from None

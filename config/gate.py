@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from .checks import BUILTIN_CATALOGUE
 from .durations import Duration, format_duration
 
 # While the migration waits for or holds its ACCESS EXCLUSIVE lock, every query on the table
@@ -25,7 +26,7 @@ class GateSettings(BaseModel):
         "the default applies only with accept_weaker_settings.",
     )
     checks: tuple[str, ...] = Field(
-        default=("dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes"),
+        default_factory=lambda: BUILTIN_CATALOGUE.gating,
         min_length=1,
         description="The checks whose history the gate reads. Migration 005's own gating "
         "checks (the default list) always gate; others may be added.",

@@ -13,7 +13,7 @@ from pydantic_settings import (
 )
 
 from .alerts import AlertsSettings
-from .checks import BUILTIN_CHECKS, ChecksSettings
+from .checks import ChecksSettings
 from .durations import Duration, format_duration
 from .gate import GateSettings
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
@@ -84,13 +84,14 @@ class Settings(BaseSettings):
     )
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
-    gate: GateSettings = GateSettings()
+    # Factories: both defaults read the built-ins' catalogue, filled only once `checks` loads.
+    gate: GateSettings = Field(default_factory=GateSettings)
     tables: TablesSettings = TablesSettings()
-    checks: ChecksSettings = ChecksSettings()
+    checks: ChecksSettings = Field(default_factory=ChecksSettings)
 
     @model_validator(mode="after")
     def _routes_name_known_checks(self) -> Settings:
-        known = {*BUILTIN_CHECKS, *(c.name for c in self.checks.custom)}
+        known = set(self.checks.names())
         unknown_gating = sorted(set(self.gate.checks) - known)
         if unknown_gating:
             raise ValueError(f"gate.checks names unknown checks: {', '.join(unknown_gating)}")

@@ -13,8 +13,8 @@ from alerts.heartbeat import Heartbeat
 from checks import (
     Check,
     CheckResult,
-    CounterLedger,
     Evaluation,
+    Memory,
     Mode,
     Probe,
     Status,
@@ -22,7 +22,6 @@ from checks import (
     build_probes,
     select_checks,
 )
-from checks.counter_writes import CounterWrites
 from config import DatabaseUnavailable, DqError, Settings, StoreError, exit_code_of_kinds
 from monitor.db import ConnectionSource
 from monitor.store import StateStore
@@ -181,19 +180,18 @@ class Pipeline:
 
     def _window(self, probe: Probe, full: bool) -> Window:
         checks = probe.checks
-        ledger = None
+        memory: dict[str, Memory] = {}
         for check in checks:
-            if isinstance(check, CounterWrites):
-                ledger = self.store.ledger(check)
+            if check.keeps_memory and (remembered := self.store.memory(check)) is not None:
+                memory[check.name] = remembered
         if full or not all(c.incremental for c in checks):
-            return self._full_window(probe, ledger)
+            return self._full_window(probe, memory)
         starts = [self.store.window_start(c) for c in checks]
         if any(s is None for s in starts):
-            return self._full_window(probe, ledger)
+            return self._full_window(probe, memory)
         since = min(s for s in starts if s is not None) - self.settings.incremental_overlap
-        return Window(Mode.INCREMENTAL, since=since, ledger=ledger)
+        return Window(Mode.INCREMENTAL, since=since, memory=memory)
 
-    def _full_window(self, probe: Probe, ledger: CounterLedger | None) -> Window:
+    def _full_window(self, probe: Probe, memory: dict[str, Memory]) -> Window:
         known = self.store.known_runs(probe.related)
-        return Window(Mode.FULL, ledger=ledger, known=known)
-
+        return Window(Mode.FULL, known=known, memory=memory)

@@ -2,6 +2,9 @@
 
 from hypothesis import settings
 
+# Registers the built-in checks, which validating settings needs (see checks/registry.py).
+import checks  # noqa: F401
+
 pytest_plugins = ["tests.plugins.database"]
 
 # Two cores shared with other work: a slow example is the machine, not the code under test.

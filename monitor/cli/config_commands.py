@@ -16,7 +16,8 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from config import (
-    BUILTIN_CHECKS,
+    BUILTIN_CATALOGUE,
+    ChecksSettings,
     ConfigError,
     Settings,
     database_url_configured,
@@ -84,7 +85,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def enabled_checks(settings: Settings) -> int:
     """How many checks (built-in and custom) are enabled."""
-    builtins = sum(settings.checks.builtin(name).enabled for name in BUILTIN_CHECKS)
+    builtins = sum(s.enabled for s in settings.checks.builtins().values())
     return builtins + sum(custom.enabled for custom in settings.checks.custom)
 
 
@@ -226,7 +227,11 @@ def reference_rows(
     model: type[BaseModel], path: tuple[str, ...] = (), item_of: str | None = None
 ) -> Iterator[ReferenceRow]:
     """Rows of a model's leaf fields, nested models walked; a list of models gets a row for
-    the list and rows for its items' fields (`checks.custom[].name`)."""
+    the list and rows for its items' fields (`checks.custom[].name`). The built-in checks'
+    tables come from the registry's models, before the custom checks."""
+    if model is ChecksSettings:
+        for name in BUILTIN_CATALOGUE.names:
+            yield from reference_rows(BUILTIN_CATALOGUE.model(name), (*path, name), item_of)
     fields = sorted(model.model_fields.items(), key=lambda kv: not kv[1].is_required())
     for name, field in fields:
         here = (*path, name)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import checks  # noqa: F401 - registers the built-in checks, which loading the settings needs
 from alerts import Clock, SystemClock
 from config import DqError
 from monitor import __version__

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from alerts import Clock
-from checks import BUILTINS, reference_schema
+from checks import REGISTRY, reference_schema
 from config import ConfigError, Settings, format_duration, load_settings
 from monitor.demo.embedded import EmbeddedPostgres, free_port
 from monitor.demo.simulator import Simulator
@@ -21,7 +21,7 @@ from monitor.service.service import Service
 
 def demo_settings(base: Settings, url: str, metrics_port: int) -> Settings:
     """The user's settings (routes included) with the demo's database and quick timings."""
-    checks: dict[str, Any] = {name: {"interval": "3s"} for name in BUILTINS}
+    checks: dict[str, Any] = {name: {"interval": "3s"} for name in REGISTRY}
     checks["stale_partitions"]["threshold"] = "10s"
     checks["counter_writes"]["remember"] = "2m"
     routes = [{"name": "console", "type": "console", "min_severity": "info"}]

@@ -80,7 +80,7 @@ class MonitoredDiagnosis:
         absent = [f for f, column in ref.columns.items() if column not in present]
         self.tables[key] = _Table(ref, int(oid), tuple(ref.columns[f] for f in absent))
         dropped = [f for f in absent if key == "run_metadata" and f in DEPRECATED_COLUMNS]
-        if dropped and not self.settings.checks.counter_writes.enabled:
+        if dropped and not self.settings.checks.builtin("counter_writes").enabled:
             absent = [f for f in absent if f not in dropped]
         if not absent:
             note = f"; {', '.join(dropped)} dropped (counter_writes is disabled)" if dropped else ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from checks import TableRef, check_env, statement_marker, table_ref
-from checks.counter_writes import CounterWrites
+from checks.counter_writes import CounterWrites, CounterWritesSettings
 from config import Settings
 from monitor.gate.sqltext import canonical, rendered
 
@@ -75,7 +75,8 @@ def restore_checksum_sql(ref: TableRef, side: str) -> sql.Composed:
 def statements(settings: Settings) -> list[sql.Composed]:
     """Every statement this build sends that reads the counters, for the configured names."""
     ref = table_ref(settings.tables, "run_metadata")
-    writes = CounterWrites("counter_writes", settings.checks.counter_writes, check_env(settings))
+    own = settings.checks.of("counter_writes", CounterWritesSettings)
+    writes = CounterWrites("counter_writes", own, check_env(settings))
     return [
         writes.baseline_sql(),
         writes.diff_sql(),

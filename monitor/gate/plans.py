@@ -15,12 +15,12 @@ from pathlib import Path
 
 from psycopg import sql
 
-from checks import migration_005, table_ref
+from checks import REGISTRY, migration_005, table_ref
 from config import ConfigError, Settings, format_duration
 
-# The checks whose clean history migration 005 needs; gate.checks may add others, never
-# remove one of these.
-GATING_CHECKS = ("dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes")
+# The checks whose clean history migration 005 needs (the registry's gating ones);
+# gate.checks may add others, never remove one of these.
+GATING_CHECKS = REGISTRY.gating
 
 _TRANSACTION_CONTROL = ("begin", "start", "commit", "end", "rollback", "abort", "savepoint",
                         "release", "prepare")  # fmt: skip

@@ -201,13 +201,41 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "check memory: per-key values a check keeps between runs (was the counter ledger)",
+        """
+        -- One row per check that keeps memory: the settings fingerprint its memory is valid
+        -- for; a check whose fingerprint changed starts a new baseline.
+        CREATE TABLE {s}.check_memory_baselines (
+            check_name  text PRIMARY KEY,
+            taken_at    timestamptz NOT NULL,
+            fingerprint text NOT NULL
+        );
+        -- Rows, not one document per check: a cycle rewrites only the keys that changed.
+        CREATE TABLE {s}.check_memory (
+            check_name  text NOT NULL,
+            key         text NOT NULL,
+            value       jsonb NOT NULL,
+            PRIMARY KEY (check_name, key)
+        );
+        -- A deployed monitor keeps its ledger: losing it would re-baseline and miss writes.
+        INSERT INTO {s}.check_memory_baselines (check_name, taken_at, fingerprint)
+            SELECT check_name, taken_at, fingerprint FROM {s}.ledger_baselines;
+        INSERT INTO {s}.check_memory (check_name, key, value)
+            SELECT check_name, run_key, jsonb_build_array(completed, failed)
+            FROM {s}.counter_ledger;
+        DROP TABLE {s}.counter_ledger;
+        DROP TABLE {s}.ledger_baselines;
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)
 
 
-def upgrade(conn: psycopg.Connection[Any], schema: str) -> int:
-    """Bring the state schema to LATEST_VERSION; returns how many versions were applied.
+def upgrade(conn: psycopg.Connection[Any], schema: str, to: int = LATEST_VERSION) -> int:
+    """Bring the state schema to version `to` (LATEST_VERSION unless a test stops earlier);
+    returns how many versions were applied.
 
     Safe when several monitors start at once: a transaction-level advisory lock keyed on the
     schema name makes them take turns, and each re-reads the version under the lock.
@@ -242,7 +270,7 @@ def upgrade(conn: psycopg.Connection[Any], schema: str) -> int:
                 f"state schema {schema} is at version {current}, newer than this dq-monitor "
                 f"understands ({LATEST_VERSION}); upgrade dq-monitor"
             )
-        for version in range(current + 1, LATEST_VERSION + 1):
+        for version in range(current + 1, to + 1):
             description, ddl = MIGRATIONS[version - 1]
             conn.execute(sql.SQL(ddl).format(s=s))
             conn.execute(
@@ -251,7 +279,7 @@ def upgrade(conn: psycopg.Connection[Any], schema: str) -> int:
                 ).format(s),
                 (version, description),
             )
-        return LATEST_VERSION - current
+        return max(to - current, 0)
 
 
 def installed_version(conn: psycopg.Connection[Any], schema: str) -> int | None:

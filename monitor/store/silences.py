@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from config import BUILTIN_CHECKS, ConfigError, Settings
+from config import ConfigError, Settings
 
 from .rows import Silence
 from .tables import StateTables
@@ -105,7 +105,7 @@ class Silences:
         self, check: str, duration: dt.timedelta, reason: str, by: str, now: dt.datetime
     ) -> Silence:
         """Silence `check` from now for `duration`. Raises ConfigError for bad input."""
-        known = {*BUILTIN_CHECKS, *(c.name for c in self.settings.checks.custom)}
+        known = set(self.settings.checks.names())
         if check not in known:
             raise ConfigError(
                 f"unknown check {check!r}; configured checks are: {', '.join(sorted(known))}"

@@ -1,4 +1,4 @@
-"""The state store: the one door to dq-monitor's own schema (runs, stats, alerts, outbox)."""
+"""The state store: the one door to dq-monitor's own schema (runs, stats, check memory, alerts)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,20 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from alerts import AlertBook, Clock
 from checks import (
     Check,
     CheckResult,
-    CounterLedger,
     Evaluation,
+    Memory,
     Mode,
     Status,
 )
-from config import (
-    DqError,
-)
+from config import DqError
 from monitor.db import ConnectionSource
 
+from . import memory as store_memory
 from . import runs, stats
 from . import schema as store_schema
 from .alert_state import AlertRows
@@ -92,29 +90,10 @@ class StateStore:
         with self.session("reading the runs with findings") as conn:
             return runs.known_runs(conn, self._t, names)
 
-    def ledger(self, check: Check) -> CounterLedger:
-        """The counters seen last time; a changed fingerprint means a new baseline."""
-        with self.session("reading the counter ledger") as conn:
-            base = conn.execute(
-                sql.SQL("SELECT fingerprint FROM {} WHERE check_name = %s").format(
-                    self._t("ledger_baselines")
-                ),
-                (check.name,),
-            ).fetchone()
-            if base is None or base[0] != check.fingerprint():
-                return CounterLedger(baseline_taken=False)
-            rows = conn.execute(
-                sql.SQL("SELECT run_key, completed, failed FROM {} WHERE check_name = %s").format(
-                    self._t("counter_ledger")
-                ),
-                (check.name,),
-            ).fetchall()
-        return CounterLedger(
-            baseline_taken=True,
-            run_keys=[r[0] for r in rows],
-            completed=[r[1] for r in rows],
-            failed=[r[2] for r in rows],
-        )
+    def memory(self, check: Check) -> Memory | None:
+        """What a check that keeps memory remembers (None: nothing, for its settings)."""
+        with self.session(f'reading the memory of "{check.name}"') as conn:
+            return store_memory.load(conn, self.schema, check.name, check.fingerprint())
 
     def record(
         self,
@@ -155,8 +134,11 @@ class StateStore:
                     description=check.description, run_id=run_id, error_kind=kind,
                 )  # fmt: skip
             runs.replace_findings(conn, self._t, check.name, outcome)
-            if outcome.ledger is not None:
-                self._update_ledger(conn, check, outcome)
+            if outcome.memory is not None:
+                store_memory.save(
+                    conn, self.schema, check.name, check.fingerprint(), outcome.memory,
+                    at=outcome.snapshot_at,
+                )
             violations, samples = runs.totals(
                 conn, self._t, check, outcome.snapshot_at, self.sample_limit
             )
@@ -199,39 +181,6 @@ class StateStore:
             stats.bump_check_stats(
                 conn, self._t, check, status, mode=None, violations=None, at=now, duration=None
             )
-
-    def _update_ledger(
-        self, conn: psycopg.Connection[Any], check: Check, evaluation: Evaluation
-    ) -> None:
-        ledger, baselines = self._t("counter_ledger"), self._t("ledger_baselines")
-        assert evaluation.ledger is not None
-        if evaluation.note is not None and evaluation.note.startswith("baseline"):
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE check_name = %s").format(ledger), (check.name,)
-            )
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (check_name, taken_at, fingerprint) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (check_name) DO UPDATE"
-                    " SET taken_at = excluded.taken_at, fingerprint = excluded.fingerprint"
-                ).format(baselines),
-                (check.name, evaluation.snapshot_at, check.fingerprint()),
-            )
-        conn.execute(
-            sql.SQL("DELETE FROM {} WHERE check_name = %s AND run_key = ANY(%s)").format(ledger),
-            (check.name, [k for k, _, _ in evaluation.ledger]),
-        )
-        kept = [
-            (check.name, k, c, f) for k, c, f in evaluation.ledger if (c or 0, f or 0) != (0, 0)
-        ]
-        if kept:
-            with conn.cursor().copy(
-                sql.SQL("COPY {} (check_name, run_key, completed, failed) FROM STDIN").format(
-                    ledger
-                )
-            ) as copy:
-                for item in kept:
-                    copy.write_row(item)
 
     def set_service_state(self, key: str, value: dict[str, Any]) -> None:
         """Publish a fact every replica serves (e.g. whether the monitored database is up)."""

@@ -14,9 +14,10 @@ from monitor.db import ConnectionSource
 # Every table of the state schema (see schema.py); a misspelt name fails type checking, and
 # tests/monitor/store/test_one_door.py compares the list with an upgraded schema.
 Table = Literal[
-    "schema_version", "check_runs", "findings", "counter_ledger", "check_stats",
-    "service_state", "ledger_baselines", "alert_state", "alert_outbox", "silences",
-    "delivery_stats", "pgss_samples", "migration_audit", "migration_archive", "pgss_statements",
+    "schema_version", "check_runs", "findings", "check_stats", "service_state",
+    "alert_state", "alert_outbox", "silences", "delivery_stats", "pgss_samples",
+    "migration_audit", "migration_archive", "pgss_statements", "check_memory_baselines",
+    "check_memory",
 ]  # fmt: skip
 STATE_TABLES: tuple[str, ...] = get_args(Table)
 

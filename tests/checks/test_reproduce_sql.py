@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from checks import all_checks
+from checks import REGISTRY, all_checks
 from config import load_settings
 from tests.factories import add_partition, add_run, ago, seed_race
 
 
 @pytest.mark.parametrize(
     ("name", "rows"),
-    [("dashboard_mismatch", 1), ("missing_worker_runs", 1), ("flag_conflict", 1),
-     ("stale_partitions", 1), ("counter_writes", 1)],
-)  # fmt: skip
+    [(name, 1) for name in REGISTRY],
+)
 def test_reproduce_sql_lists_the_findings(db, name, rows):
     seed_race(db, "race")  # mismatch, a missing worker row, non-zero counters
     add_run(db, "odd")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from checks import REGISTRY
 from monitor.demo.embedded import free_port
 
 FAST = """
@@ -29,9 +30,8 @@ misfire_grace_time = "30s"
 def fast_config(interval: str = "1s", extra: str = "") -> str:
     checks = "".join(
         f'[checks.{name}]\ninterval = "{interval}"\n'
-        for name in ("dashboard_mismatch", "missing_worker_runs", "flag_conflict",
-                     "stale_partitions", "counter_writes")
-    )  # fmt: skip
+        for name in REGISTRY
+    )
     return FAST + checks + extra
 
 

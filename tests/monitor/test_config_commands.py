@@ -258,6 +258,9 @@ def leaf_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
         default = None if field.is_required() else field.get_default(call_default_factory=True)
         if isinstance(default, BaseModel):
             paths += leaf_paths(type(default), f"{prefix}{name}.")
+            # The built-in checks' settings are the extra fields of the checks group.
+            for extra, value in (default.model_extra or {}).items():
+                paths += leaf_paths(type(value), f"{prefix}{name}.{extra}.")
             continue
         paths.append(prefix + name)
         models = [a for a in typing.get_args(field.annotation) if isinstance(a, type)

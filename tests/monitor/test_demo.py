@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from checks import REGISTRY
 from monitor.demo.embedded import free_port
 
 
@@ -57,8 +58,7 @@ def test_demo_for_30_seconds_shows_every_seeded_defect():
     finally:
         proc.kill()
     assert proc.returncode == 0, out
-    for check in ("dashboard_mismatch", "missing_worker_runs", "flag_conflict",
-                  "stale_partitions", "counter_writes"):  # fmt: skip
+    for check in REGISTRY:
         assert seen.get(check, 0) >= 1, (check, seen, out[-3000:])
     assert "[CRITICAL] dashboard_mismatch is failing" in out
     assert "[demo] finished after" in out

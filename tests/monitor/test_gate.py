@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from checks import REGISTRY
 from monitor.gate.verdict import RunRecord, analyse
 from tests.factories import seed_race
 from tests.helpers import evaluate_gate, run_cli
@@ -133,7 +134,7 @@ def test_runs_without_a_recorded_interval_fall_back_and_are_counted():
 
 # --- On a real database: recorded history, evidence and the CLI contract -----------------
 
-GATING = ["dashboard_mismatch", "missing_worker_runs", "flag_conflict", "counter_writes"]
+GATING = list(REGISTRY.gating)
 
 
 def insert_history(db, days: float, *, gap_at: float | None = None) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from checks import REGISTRY
 from tests.factories import seed_race
 from tests.monitor.service_harness import fast_config, start_service
 
-CHECKS = ("dashboard_mismatch", "missing_worker_runs", "flag_conflict", "stale_partitions",
-          "counter_writes")  # fmt: skip
+CHECKS = REGISTRY.names
 
 
 @pytest.fixture
