@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from checks import BUILTINS, Mode, Window, check_env, select_checks
+from checks import REGISTRY, Mode, Window, check_env, select_checks
 from checks.consistency import (
     ConsistencyPart,
     ConsistencyProbe,
@@ -73,9 +73,9 @@ class UnfinishedCompletions(ConsistencyPart):
 def builtin_terms(part: ConsistencyPart, t: TermTables, kind: str) -> Terms:
     """The screen or signature terms of the three built-ins together (today's terms)."""
     declared = [
-        getattr(cls(name, CheckSettings(), part.env), kind)(t)
-        for name, cls in BUILTINS.items()
-        if issubclass(cls, ConsistencyPart)
+        getattr(entry.cls(name, CheckSettings(), part.env), kind)(t)
+        for name, entry in REGISTRY.items()
+        if issubclass(entry.cls, ConsistencyPart)
     ]
     return Terms(
         *(tuple(term for d in declared for term in getattr(d, side))

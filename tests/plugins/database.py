@@ -131,7 +131,7 @@ def _clean_dq_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def readme_role(db_url: str, db: psycopg.Connection) -> Iterator[str]:
     """The README's grants block run as written; yields the URL of its dq_monitor role."""
-    from tests.monitor.test_grants import grants_sql
+    from tests.monitor.doctor.test_grants import grants_sql
 
     dbname = db.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
     db.execute("DROP ROLE IF EXISTS dq_monitor")

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from config import Settings, load_settings
 from tests.helpers import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PREFIX = "dq-monitor: error: "
 MASK = "**********"
 

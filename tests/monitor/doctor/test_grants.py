@@ -11,7 +11,7 @@ import pytest
 from tests.factories import seed_race
 from tests.helpers import run_cli
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def grants_sql(dbname: str) -> str:

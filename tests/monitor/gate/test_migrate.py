@@ -26,7 +26,7 @@ from monitor.cli.main import main
 from tests.factories import seed_race
 from tests.helpers import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COLUMNS = ("completed_workers", "failed_workers")
 RUNS = 500
 SHIPPED_SQL = migration_005()
