@@ -20,8 +20,8 @@ from checks import migration_005
 from monitor.gate.report import render_text
 from monitor.gate.verdict import Decision, GateReport
 from tests.helpers import evaluate_gate, run_cli
-from tests.monitor.gate.test_gate import insert_history
 from tests.monitor.doctor.test_grants import grants_sql
+from tests.monitor.gate.test_gate import insert_history
 
 READER = "gate_reader"
 

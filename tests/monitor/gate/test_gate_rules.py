@@ -17,8 +17,8 @@ from monitor.cli.main import main
 from monitor.gate.rules import GateRules, resolve
 from tests.factories import seed_race
 from tests.helpers import FakeClock, evaluate_gate
-from tests.monitor.service_harness import fast_config, start_service
 from tests.monitor.gate.test_gate import GATING, insert_history
+from tests.monitor.service_harness import fast_config, start_service
 
 HOURS = 6  # the history's check interval; a full sweep every fourth run (daily)
 GAP_RUNS = (17, 18, 19)  # no runs for 24 h between two daily full sweeps, 3 days ago
