@@ -15,12 +15,11 @@ import httpx
 
 from config import RouteSettings, RouteType, redact
 
+from .channels import CHANNELS
 from .clock import Clock
 from .console import console_text
 from .notification import Notification
 from .secrets import route_secrets
-from .slack import slack_payload
-from .webhook import webhook_headers, webhook_payload
 
 _REASON_LIMIT = 300
 #: The longest wait a receiver's Retry-After can impose; a longer one is cut to this. An
@@ -63,20 +62,13 @@ def deliver(
 
     The route's URL and header values are secrets: they never appear in the outcome.
     """
-    if route.type is RouteType.CONSOLE:
+    request = CHANNELS[route.type].request
+    if request is None:
         print(console_text(message), file=console or sys.stdout, flush=True)
         return Outcome(delivered=True, reason="printed")
     assert route.url is not None
     secrets = route_secrets(route)
-    if route.type is RouteType.SLACK:
-        payload = slack_payload(message)
-        headers = {"Content-Type": "application/json"}
-    else:
-        # externalURL names the sender's own UI, which dq-monitor cannot know; the
-        # dashboard link travels as each alert's generatorURL instead.
-        payload = webhook_payload(message, route.name)
-        headers = {**webhook_headers(message),
-                   **{k: v.get_secret_value() for k, v in route.headers.items()}}  # fmt: skip
+    payload, headers = request(message, route)
     try:
         response = client.post(route.url.get_secret_value(), json=payload, headers=headers)
     except httpx.TimeoutException:

@@ -58,3 +58,38 @@ def test_tests_mirror_the_packages():
         mirror = ROOT / "tests" / "monitor" / package.name
         assert (mirror / "__init__.py").exists(), f"tests/monitor/{package.name}/ is missing"
         assert list(mirror.glob("test_*.py")), f"tests/monitor/{package.name}/ has no tests"
+
+
+def test_subpackages_are_entered_by_their_front_door():
+    """Code outside monitor/<sub>/ imports `monitor.<sub>`, never one of its modules."""
+    subs = {p.name for p in SUBPACKAGES}
+    through_side_doors = []
+    for path in MODULES:
+        rel = path.relative_to(ROOT).parts
+        home = rel[1] if rel[0] == "monitor" and len(rel) > 2 else None
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                inside = len(parts) > 2 and parts[0] == "monitor" and parts[1] in subs
+                if inside and parts[1] != home:
+                    through_side_doors.append(f"{'/'.join(rel)}: {node.module}")
+    assert through_side_doors == []
+
+
+def test_layers_import_downwards_only():
+    """config <- checks <- alerts <- monitor: a layer never imports one above it."""
+    order = {name: i for i, name in enumerate(PACKAGES)}
+    upward = []
+    for path in MODULES:
+        layer = path.relative_to(ROOT).parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                top = name.split(".")[0]
+                if top in order and order[top] > order[layer]:
+                    upward.append(f"{path.relative_to(ROOT)}: {name}")
+    assert upward == []

@@ -10,7 +10,7 @@ import sys
 from alerts import Kind, Notification, deliver, fingerprint
 from config import ConfigError, Severity, load_settings, parse_duration
 from monitor.app import App
-from monitor.store.silences import Silences
+from monitor.store import Silences
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],

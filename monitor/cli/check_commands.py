@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     configure_logging(settings.log_level, timestamps=True)
-    from monitor.service.service import (  # the scheduler and HTTP only load for `run`
+    from monitor.service import (  # the scheduler and HTTP only load for `run`
         Service,
         exit_now,
     )

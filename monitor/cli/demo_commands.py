@@ -31,7 +31,7 @@ def add_parsers(
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo.demo import Demo  # loads the embedded server's support only for the demo
+    from monitor.demo import Demo  # loads the embedded server's support only for the demo
 
     duration = None
     if args.duration is not None:

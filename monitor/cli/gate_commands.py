@@ -6,10 +6,7 @@ import argparse
 
 from config import ConfigError, load_settings
 from monitor.app import App
-from monitor.gate.gatekeeper import Gatekeeper
-from monitor.gate.migration import Migrator
-from monitor.gate.plans import make_plan
-from monitor.gate.report import RENDERERS
+from monitor.gate import RENDERERS, Gatekeeper, Migrator, make_plan
 
 
 def add_parsers(

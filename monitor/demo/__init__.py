@@ -3,6 +3,7 @@ and the benchmark use too."""
 
 from __future__ import annotations
 
+from .demo import Demo
 from .embedded import EmbeddedPostgres, free_port
 
-__all__ = ["EmbeddedPostgres", "free_port"]
+__all__ = ["Demo", "EmbeddedPostgres", "free_port"]

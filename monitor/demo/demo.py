@@ -15,8 +15,7 @@ from checks import REGISTRY, reference_schema
 from config import ConfigError, Settings, format_duration, load_settings
 from monitor.demo.embedded import EmbeddedPostgres, free_port
 from monitor.demo.simulator import Simulator
-from monitor.service.periodic import Periodic
-from monitor.service.service import Service
+from monitor.service import Periodic, Service
 
 
 def demo_settings(base: Settings, url: str, metrics_port: int) -> Settings:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from config import Settings
 from monitor.db import Inspector
 from monitor.doctor.items import GRANTS, SCHEMA_PRIVILEGES, DoctorItem, Step, ok, problem
-from monitor.store import STATE_TABLES
-from monitor.store.schema import LATEST_VERSION, installed_version
+from monitor.store import LATEST_VERSION, STATE_TABLES, installed_version
 
 # One by one: has_table_privilege(oid, 'SELECT, INSERT') means "any of them".
 _TABLES_LACKING = (

@@ -5,10 +5,11 @@ from __future__ import annotations
 from .gatekeeper import Gatekeeper
 from .migration import Migrator
 from .plans import Plan, make_plan
-from .report import render_json, render_markdown, render_text
+from .report import RENDERERS, render_json, render_markdown, render_text
 from .verdict import Decision, GateReport
 
 __all__ = [
+    "RENDERERS",
     "Decision",
     "GateReport",
     "Gatekeeper",

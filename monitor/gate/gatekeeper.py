@@ -14,10 +14,7 @@ from monitor.gate import evidence, pgss
 from monitor.gate.plans import GATING_CHECKS
 from monitor.gate.rules import GateRules, ResolvedRules, resolve
 from monitor.gate.verdict import Decision, Finding, GateReport, Streak, analyse
-from monitor.store.gate_history import GateHistory, RunRecord
-from monitor.store.pgss_samples import PgssSamples, Sample
-from monitor.store.silences import Silence, Silences
-from monitor.store.state_store import StateStore
+from monitor.store import GateHistory, PgssSamples, RunRecord, Sample, Silence, Silences, StateStore
 
 
 def typical_interval(check: Check, now: dt.datetime) -> dt.timedelta:

@@ -36,8 +36,7 @@ from monitor.gate.own_statements import (
 )
 from monitor.gate.plans import Plan
 from monitor.gate.verdict import Decision, GateReport
-from monitor.store.audit import AppliedMigration, AuditStart, MigrationAudit
-from monitor.store.state_store import StateStore
+from monitor.store import AppliedMigration, AuditStart, MigrationAudit, StateStore
 
 Progress = Callable[[str], None]
 

@@ -21,7 +21,7 @@ from config import Settings
 from monitor.gate.own_statements import recogniser
 from monitor.gate.sqlreads import Target, reads
 from monitor.gate.sqltext import MARKER_PREFIX, canonical
-from monitor.store.pgss_samples import Counters, Sample
+from monitor.store import Counters, Sample
 
 HIDDEN = "<insufficient privilege>"
 # What no evidence here can see; the gate report prints it under the readers.

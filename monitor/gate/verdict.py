@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, format_duration
-from monitor.store.gate_history import RunRecord
+from monitor.store import RunRecord
 
 
 class Decision(StrEnum):

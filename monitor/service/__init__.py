@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .periodic import Periodic
 from .service import Service, exit_now
 
-__all__ = ["Service", "exit_now"]
+__all__ = ["Periodic", "Service", "exit_now"]

@@ -15,7 +15,7 @@ from types import FrameType
 from alerts import Clock
 from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
 from monitor.app import App
-from monitor.gate.gatekeeper import Gatekeeper
+from monitor.gate import Gatekeeper
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.leadership import Leadership
 from monitor.service.metrics import StatsCache, build_registry

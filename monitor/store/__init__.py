@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from .audit import AppliedMigration, AuditStart, MigrationAudit
+from .gate_history import GateHistory, RunRecord
+from .pgss_samples import Counters, PgssSamples, Sample
 from .rows import (
     DURATION_BUCKETS,
     CheckStats,
@@ -10,17 +13,30 @@ from .rows import (
     Silence,
     StoreStats,
 )
+from .schema import LATEST_VERSION, installed_version
+from .silences import Silences
 from .state_store import StateStore
 from .tables import STATE_TABLES, qualified
 
 __all__ = [
     "DURATION_BUCKETS",
+    "LATEST_VERSION",
     "STATE_TABLES",
+    "AppliedMigration",
+    "AuditStart",
     "CheckStats",
+    "Counters",
     "DeliveryStats",
+    "GateHistory",
+    "MigrationAudit",
+    "PgssSamples",
     "RouteDelivery",
+    "RunRecord",
+    "Sample",
     "Silence",
+    "Silences",
     "StateStore",
     "StoreStats",
+    "installed_version",
     "qualified",
 ]
