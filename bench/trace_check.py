@@ -33,6 +33,12 @@ def module_of(filename: str) -> str | None:
     return name.removesuffix(".__init__")
 
 
+def component(module: str) -> str:
+    """The role a module belongs to: a top-level layer, or a subpackage/module of monitor."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "monitor" else parts[0]
+
+
 def main() -> int:
     try:
         from monitor.demo.embedded import EmbeddedPostgres
@@ -86,11 +92,18 @@ def main() -> int:
             threading.setprofile(None)  # type: ignore[arg-type]
         print(f"exit code {code}")
         print(f"{len(modules)} modules, {len(edges)} module-to-module transitions")
+        roles = {(component(a), component(b)) for a, b in edges} - {
+            (a, a) for a in map(component, modules)
+        }
+        print(f"{len({component(m) for m in modules})} components, {len(roles)} transitions "
+              "between components (config, checks, alerts, and monitor's subpackages)")
         for name in sorted(modules):
             print(f"  {name}")
         if "-v" in sys.argv:
             for a, b in sorted(edges):
                 print(f"  {a} -> {b}")
+            for a, b in sorted(roles):
+                print(f"  [{a} -> {b}]")
     finally:
         server.stop()
         server.cleanup()

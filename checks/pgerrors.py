@@ -40,7 +40,7 @@ def is_connection_loss(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.InterfaceError)
 
 
-# A text value the client encoding (always UTF8, see monitor/database.py) cannot carry.
+# A text value the client encoding (always UTF8, see monitor/db/connections.py) cannot carry.
 _ENCODING_SQLSTATES = {"22021", "22P05"}  # character_not_in_repertoire, untranslatable
 
 

@@ -35,13 +35,15 @@ class App:
         pool_size: int = 0,
         upgrade: bool = True,
         alerts: bool = True,
+        deliver_in_cycle: bool = True,
         console: TextIO | None = None,
     ) -> App:
         """Prepare the state store (creating or upgrading its schema), pipeline and outbox.
 
         `pool_size` > 0 pools connections for a multi-threaded service; 0 keeps one
         connection per database (the CLI). `alerts=False` records results without
-        advancing alerts, delivering messages or pinging the heartbeat. Raises ConfigError
+        advancing alerts, delivering messages or pinging the heartbeat. `deliver_in_cycle=False`
+        leaves delivery to the caller (the service's own delivery loop). Raises ConfigError
         when no database URL is set, StoreUnavailable/StoreError when the state store cannot
         be prepared.
         """
@@ -83,7 +85,7 @@ class App:
         heartbeat = Heartbeat(settings.alerts.heartbeat_url, client, clock)
         pipeline = Pipeline(
             settings, store, monitored, clock, alerts=book,
-            deliver=outbox.deliver_due if alerts else None,
+            deliver=outbox.deliver_due if alerts and deliver_in_cycle else None,
             heartbeat=heartbeat if alerts else None,
         )  # fmt: skip
         return cls(

@@ -10,15 +10,13 @@ log = logging.getLogger(__name__)
 
 
 class Periodic(threading.Thread):
-    """Calls `action` every `interval` seconds (or at once when woken) until stop(); an exception
-    is logged, not fatal."""
+    """Calls `action` every `interval` seconds until stop(); an exception is logged, not fatal."""
 
     def __init__(self, name: str, interval: float, action: Callable[[], object]) -> None:
         super().__init__(name=name, daemon=True)
         self.interval = interval
         self.action = action
         self.stopped = threading.Event()
-        self._woken = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -26,13 +24,7 @@ class Periodic(threading.Thread):
                 self.action()
             except Exception:
                 log.exception("%s failed", self.name)
-            self._woken.wait(self.interval)
-            self._woken.clear()
-
-    def wake(self) -> None:
-        """Run the action now rather than at the end of the interval (never blocks)."""
-        self._woken.set()
+            self.stopped.wait(self.interval)
 
     def stop(self) -> None:
         self.stopped.set()
-        self._woken.set()

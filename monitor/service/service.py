@@ -54,10 +54,13 @@ class Service:
         self.clock = clock
         self.hard_exit = hard_exit
         self.specs = job_specs(settings)
-        # Two jobs per spec may run at once, plus the index of a scrape-time read.
+        # Two jobs per spec may run at once, plus the index of a scrape-time read. Delivery
+        # is the delivery loop's, every alerts.delivery_interval: a slow receiver never holds
+        # a check's thread, and one thread paces each route.
         self.app = App.open(
-            settings, clock=clock, pool_size=2 * len(self.specs) + 2, upgrade=False
-        )
+            settings, clock=clock, pool_size=2 * len(self.specs) + 2, upgrade=False,
+            deliver_in_cycle=False,
+        )  # fmt: skip
         self.leadership = Leadership(settings, clock)
         self.cache = StatsCache(self.app.store, clock)
         self._schema_ready = False
@@ -98,9 +101,6 @@ class Service:
         self.gate_loop = Periodic(
             "gate", settings.gate.evaluate_interval.total_seconds(), self._evaluate_gate
         )
-        # The cycle's delivery step: messages a cycle queued go out at once, from the one
-        # delivery thread (which also retries what is due), not from the check's thread.
-        self.app.pipeline.deliver = self._wake_delivery
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the exit code, 0.
@@ -225,9 +225,6 @@ class Service:
                 self._running_jobs -= 1
                 self._idle.notify_all()
         self.cache.refresh()  # the leader's own page and metrics show the result at once
-
-    def _wake_delivery(self) -> None:
-        self.delivery_loop.wake()
 
     def _deliver(self) -> None:
         if self._stopping.is_set() or not self.leadership.is_leader:

@@ -23,11 +23,14 @@ SQL_WORDS = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|INTO|JOIN|TABLE|COPY|TRUNCATE|ALTER|WHERE)\b"
 )
 _CREATED = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?\{\w*\}\.(\w+)")
+_DROPPED = re.compile(r"DROP TABLE (?:IF EXISTS )?\{\w*\}\.(\w+)")
 
 
 def created_tables() -> set[str]:
-    """Every table the state schema's upgrades create, read from their DDL."""
-    return set(_CREATED.findall((STORE / "schema.py").read_text()))
+    """Every table the state schema's upgrades create and a later upgrade does not drop,
+    read from their DDL."""
+    ddl = (STORE / "schema.py").read_text()
+    return set(_CREATED.findall(ddl)) - set(_DROPPED.findall(ddl))
 
 
 def _literals(tree: ast.AST) -> list[tuple[ast.AST, str, bool]]:

@@ -44,7 +44,7 @@ def test_stats_are_typed_rows(app, db):
     assert app.store.stats() == StoreStats()
     assert app.store.stats().check("dashboard_mismatch") == CheckStats("dashboard_mismatch")
     seed_race(db, "race")
-    app.runner.run(["dashboard_mismatch"])
+    app.pipeline.run(["dashboard_mismatch"])
     app.outbox.deliver_due()
     stats = app.store.stats()
     row = stats.check("dashboard_mismatch")
@@ -110,8 +110,8 @@ def test_the_run_its_alert_and_its_message_commit_together(app, db):
     seed_race(db, "race")
     (check,) = select_checks(app.settings, ["dashboard_mismatch"])
     (probe,) = build_probes([check])
-    app.runner.alerts = FailingBook(app.settings.alerts, app.clock)
+    app.pipeline.alerts = FailingBook(app.settings.alerts, app.clock)
     with pytest.raises(RuntimeError, match="after the message was queued"):
-        app.runner.run_probe(probe, full=True, trigger="manual")
+        app.pipeline.run_probes([probe], full=True, trigger="manual")
     for table in ("check_runs", "alert_state", "alert_outbox", "check_stats"):
         assert db.execute(f"SELECT count(*) FROM dq_monitor.{table}").fetchone() == (0,), table
