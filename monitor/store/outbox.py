@@ -14,7 +14,7 @@ from psycopg.types.json import Json
 from alerts import Notification, Outcome, QueuedMessage
 
 from .rows import DeliveryStats, RouteDelivery, add_to_buckets
-from .tables import StateTables
+from .tables import StateTables, stats_rows
 
 _DELIVERY = ("route", "sent_total", "failed_total", "dead_total", "duration_buckets",
              "duration_sum")  # fmt: skip
@@ -140,12 +140,8 @@ def _count(conn: psycopg.Connection[Any], t: StateTables, where: sql.SQL) -> int
 
 def read_delivery(conn: psycopg.Connection[Any], t: StateTables) -> DeliveryStats:
     """Every route's delivery counters and the outbox's counts, in the caller's snapshot."""
-    query = sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(map(sql.Identifier, _DELIVERY)), t("delivery_stats")
-    )
-    routes = {}
-    for row in conn.execute(query).fetchall():
-        values = dict(zip(_DELIVERY, row, strict=True))
-        values["duration_buckets"] = tuple(values["duration_buckets"])
-        routes[row[0]] = RouteDelivery(**values)
+    routes = {
+        values["route"]: RouteDelivery(**values)
+        for values in stats_rows(conn, t("delivery_stats"), _DELIVERY)
+    }
     return DeliveryStats(routes=routes, outbox_pending=_count(conn, t, _PENDING))

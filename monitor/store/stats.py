@@ -14,7 +14,7 @@ from checks import Check, Mode
 from . import outbox
 from .rows import CheckStats, StoreStats, add_to_buckets
 from .runs import SKIPPED
-from .tables import StateTables
+from .tables import StateTables, stats_rows
 
 _CHECK_STATS = (
     "check_name", "severity", "last_status", "last_mode", "last_violations", "last_run_at",
@@ -100,14 +100,10 @@ def read_stats(conn: psycopg.Connection[Any], t: StateTables) -> StoreStats:
     """Check stats, delivery stats and the service's facts, in one snapshot for metrics."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        query = sql.SQL("SELECT {} FROM {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, _CHECK_STATS)), t("check_stats")
-        )
-        checks = {}
-        for row in conn.execute(query).fetchall():
-            values = dict(zip(_CHECK_STATS, row, strict=True))
-            values["duration_buckets"] = tuple(values["duration_buckets"])
-            checks[row[0]] = CheckStats(**values)
+        checks = {
+            values["check_name"]: CheckStats(**values)
+            for values in stats_rows(conn, t("check_stats"), _CHECK_STATS)
+        }
         state = conn.execute(sql.SQL("SELECT key, value FROM {}").format(t("service_state")))
         service = {key: value for key, value in state.fetchall() if isinstance(value, dict)}
         delivery = outbox.read_delivery(conn, t)

@@ -29,6 +29,21 @@ def qualified(schema: str, table: Table) -> sql.Identifier:
     return sql.Identifier(schema, table)
 
 
+def stats_rows(
+    conn: psycopg.Connection[Any], table: sql.Identifier, columns: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every row of a stats table as a dict of `columns`, its histogram read as a tuple."""
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), table
+    )
+    rows = []
+    for row in conn.execute(query).fetchall():
+        values = dict(zip(columns, row, strict=True))
+        values["duration_buckets"] = tuple(values["duration_buckets"])
+        rows.append(values)
+    return rows
+
+
 class StateTables:
     """Where the state schema lives: the store's connections and the schema's name."""
 
