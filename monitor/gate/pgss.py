@@ -32,6 +32,10 @@ UNDETECTABLE = (
     "statement first run and then reset between two samples; superuser sessions that turn "
     "tracking off for themselves; a statement that copies one of dq-monitor's own exactly"
 )
+NO_BASELINE = (
+    "no pg_stat_statements sample (with per-statement counters) from before the window began; "
+    "each gate evaluation records one (the service every 5 minutes)"
+)
 _CURRENT_DB = "(SELECT oid FROM pg_database WHERE datname = current_database())"
 _TRACKING = ("pg_stat_statements.track", "pg_stat_statements.track_utility")
 _ON = frozenset({"on", "true", "yes", "1", "t", "tr", "tru", "y", "ye"})
@@ -202,6 +206,9 @@ class Coverage:
 
     baseline: Sample | None
     lost: list[tuple[dt.datetime, int, str]]  # (detected at, how many, by whom)
+    # Without a baseline: the first sample inside the window, and those after it whole
+    # (PgssSamples.coverage_start). Only time can make it the baseline.
+    since: tuple[dt.datetime, Sample] | None = None
 
 
 def lost(previous: Counters, current: Counters, roles: dict[int, str]) -> tuple[int, str]:
@@ -230,6 +237,12 @@ def verdict(snap: Snapshot, coverage: Coverage, blind: list[str] | None = None) 
         return {"status": "found", "reason": f"statements could read the counters: {who}",
                 "statements": snap.readers[:20], "undetectable": UNDETECTABLE}  # fmt: skip
     unknown = _gaps(snap, coverage) + list(blind or ())
+    if unknown == [NO_BASELINE] and coverage.since is not None:
+        # Whole since a sample inside the window: time alone completes it, nothing else does.
+        at = coverage.since[0]
+        return {"status": "unknown", "reason": f"{NO_BASELINE}; coverage is whole since "
+                f"{at:%Y-%m-%d %H:%M} UTC, inside the window", "time_only": True,
+                "coverage_since": at.isoformat(), "undetectable": UNDETECTABLE}  # fmt: skip
     if unknown:
         return {"status": "unknown", "reason": "; ".join(unknown), "undetectable": UNDETECTABLE}
     return {"status": "none", "reason": "no statement by any role reads the counters (besides "
@@ -254,10 +267,11 @@ def _gaps(snap: Snapshot, coverage: Coverage) -> list[str]:
                      + "; ".join(snap.untracked) + " (RESET those settings)")  # fmt: skip
     base = coverage.baseline
     if base is None or not base.available or base.statements is None:
-        found.append("no pg_stat_statements sample (with per-statement counters) from before "
-                     "the window began; each gate evaluation records one (the service every "
-                     "5 minutes)")  # fmt: skip
-    else:
+        found.append(NO_BASELINE)
+        # Judged against the sample coverage began with: a reset or an eviction since then
+        # is not something time will make good.
+        base = coverage.since[1] if coverage.since is not None else None
+    if base is not None and base.available and base.statements is not None:
         if snap.stats_reset is not None and snap.stats_reset != base.stats_reset:
             found.append(f"statistics were reset at {snap.stats_reset:%Y-%m-%d %H:%M} UTC, "
                          "after the window began")  # fmt: skip

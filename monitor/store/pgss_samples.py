@@ -99,6 +99,20 @@ class SamplingTurn:
         ).fetchone()  # fmt: skip
         return Sample(bool(row[0]), row[1], row[2], row[3]) if row else None
 
+    def coverage_start(self, after: dt.datetime) -> tuple[dt.datetime, Sample] | None:
+        """The first sample after `after` with per-statement counters and none without them
+        since: where coverage began when no sample from before `after` holds it."""
+        row = self.conn.execute(
+            sql.SQL("SELECT sampled_at, available, dealloc, stats_reset, statements FROM {0}"
+                    " WHERE sampled_at > %(after)s AND available AND statements IS NOT NULL"
+                    " AND sampled_at > coalesce((SELECT max(sampled_at) FROM {0}"
+                    "  WHERE sampled_at > %(after)s"
+                    "  AND NOT (available AND statements IS NOT NULL)), '-infinity')"
+                    " ORDER BY sampled_at LIMIT 1").format(self.samples),
+            {"after": after},
+        ).fetchone()  # fmt: skip
+        return (row[0], Sample(bool(row[1]), row[2], row[3], row[4])) if row else None
+
     def losses(self, after: dt.datetime, now: dt.datetime) -> list[tuple[dt.datetime, int, str]]:
         """(sampled at, how many, whose) for every sample after `after` (but not `now`'s own)
         that found statements lost."""
