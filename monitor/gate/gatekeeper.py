@@ -13,7 +13,7 @@ from monitor.db import ConnectionSource
 from monitor.gate import evidence, pgss
 from monitor.gate.plans import GATING_CHECKS
 from monitor.gate.rules import GateRules, ResolvedRules, resolve
-from monitor.gate.verdict import Decision, Finding, GateReport, Streak, analyse
+from monitor.gate.verdict import Finding, GateReport, Pending, Streak, analyse, decide, plural
 from monitor.store import GateHistory, PgssSamples, RunRecord, Sample, Silence, Silences, StateStore
 
 
@@ -71,24 +71,28 @@ class Gatekeeper:
         silences = Silences(self.store, self.settings).between(window_start, now)
         clean_since = self._after_silences(silences, now, _clean_since(streaks), blockers)
         found = self._evidence(now, window_start, history)
+        waiting: list[Pending] = []
         for name, item in found.items():
             if item["status"] == "found" and name in ("dependencies", "readers"):
-                kind = "dependency" if name == "dependencies" else "reader"
-                blockers.append(Finding(kind, item["reason"]))
-            if item["status"] == "unknown" and self.gate.unknown_blocks:
+                blockers.append(_found(name, item))
+            if item["status"] != "unknown" or not self.gate.unknown_blocks:
+                continue
+            if name == "readers" and item.get("time_only"):
+                since = dt.datetime.fromisoformat(item["coverage_since"])
+                complete = since + self.gate.required_clean_period
+                item["complete_at"] = complete.isoformat()
+                waiting.append(Pending("readers", since, complete))
+            else:
                 blockers.append(Finding("unknown", f"{name}: {item['reason']}"))
-        if blockers:
-            decision, clean_since = Decision.BLOCKED, None
-        elif clean_since is not None and now - clean_since >= self.gate.required_clean_period:
-            decision = Decision.OPEN
-        else:
-            decision = Decision.NOT_YET
+        decision, clean_since, pending = decide(
+            now, self.gate.required_clean_period, clean_since, blockers, waiting
+        )
         return GateReport(
             now=now, required=self.gate.required_clean_period, decision=decision,
             clean_since=clean_since, streaks=streaks, blockers=blockers, evidence=found,
             silences=[s.describe(now) for s in silences],
             settings=resolved.as_json(self._interval_notes(streaks, now)),
-            warning=resolved.warning,
+            warning=resolved.warning, pending=pending,
         )  # fmt: skip
 
     def _after_silences(
@@ -134,8 +138,9 @@ class Gatekeeper:
             if s.fallback_runs:
                 today = format_duration(typical_interval(self.by_name[s.check], now))
                 notes.append(
-                    f"{s.check}: {s.fallback_runs} run(s) without a recorded interval (written "
-                    f"before dq-monitor kept it) were judged by today's interval {today}"
+                    f"{s.check}: {plural(s.fallback_runs, 'check run')} without a recorded "
+                    "interval (written before dq-monitor kept it) were judged by today's "
+                    f"interval {today}"
                 )
         return notes
 
@@ -193,10 +198,23 @@ class Gatekeeper:
             if snap.available:
                 turn.replace_counters(snap.dbid, snap.counters)
             baseline = turn.baseline(window_start)
+            whole = baseline is not None and baseline.available and baseline.statements is not None
+            since = None if whole else turn.coverage_start(window_start)
             lost = turn.losses(window_start, now)
         if count:  # lost since the previous sample: perhaps inside the window, so counted
             lost.append((now, count, detail))
-        return snap, pgss.Coverage(baseline, lost)
+        return snap, pgss.Coverage(baseline, lost, since)
+
+
+def _found(name: str, item: dict[str, Any]) -> Finding:
+    """A dependency or a reader the evidence found; a reader named by its roles."""
+    if name == "dependencies":
+        return Finding("dependency", item["reason"])
+    statements = item.get("statements") or []
+    roles = ", ".join(dict.fromkeys(str(s["role"]) for s in statements)) or "unknown roles"
+    brief = (f"readers: {plural(len(statements), 'statement')} by {roles} could read the "
+             "counters")  # fmt: skip
+    return Finding("reader", item["reason"], count=len(statements), brief=brief)
 
 
 def _clean_since(streaks: list[Streak]) -> dt.datetime | None:
@@ -218,11 +236,12 @@ def _writers(
     bad = [r for r in recent if r.status == "violation"]
     if bad:
         last = bad[-1]
+        jobs = plural(sum(r.violations or 0 for r in bad), "job run")
         return {"status": "found", "reason": f"counter_writes saw changed counters in "
-                f"{len(bad)} run(s), last at {last.finished_at:%Y-%m-%d %H:%M} UTC",
-                "runs": [r.id for r in bad]}  # fmt: skip
+                f"{plural(len(bad), 'check run')} ({jobs}), last at "
+                f"{last.finished_at:%Y-%m-%d %H:%M} UTC", "runs": [r.id for r in bad]}  # fmt: skip
     if not any(r.status == "ok" for r in recent):
         return {"status": "unknown", "reason": "counter_writes has no successful run in the window"}
     span = format_duration(dt.timedelta(seconds=round((now - since).total_seconds())))
-    return {"status": "none", "reason": f"counter_writes clean in {len(recent)} run(s) over the "
-            f"last {span}"}  # fmt: skip
+    return {"status": "none", "reason": f"counter_writes clean in "
+            f"{plural(len(recent), 'check run')} over the last {span}"}  # fmt: skip

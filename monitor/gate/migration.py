@@ -10,7 +10,6 @@ silently dropping that object.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -120,10 +119,8 @@ class Migrator:
         if report.warning:
             self.say(report.warning)
         if report.decision is not Decision.OPEN:
-            reasons = "; ".join(b.detail for b in report.blockers[:3]) or (
-                f"clean for {format_duration(dt.timedelta(seconds=round(report.clean_seconds)))}"
-                f" of {format_duration(report.required)}"
-            )
+            # The headline's named list, as `dq-monitor gate` prints it.
+            reasons = report.headline().partition(": ")[2]
             raise GateError(f"refused: the gate is {report.decision.value} ({reasons}); "
                             "run `dq-monitor gate` for the evidence")  # fmt: skip
         self.say(f"gate: open (evidence hash {report.evidence_hash()})")

@@ -6,13 +6,7 @@ import datetime as dt
 import json
 
 from config import format_duration
-from monitor.gate.verdict import Decision, Finding, GateReport
-
-_HEADLINE = {
-    Decision.OPEN: "OPEN: the deprecated counters may be dropped",
-    Decision.NOT_YET: "NOT YET: clean so far, but the clean period is not complete",
-    Decision.BLOCKED: "BLOCKED: findings must be resolved first",
-}
+from monitor.gate.verdict import Finding, GateReport, Pending
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -37,6 +31,13 @@ def _finding(f: Finding) -> str:
     return line
 
 
+def _pending(p: Pending) -> str:
+    what = {"streak": "clean streak", "readers": "reader coverage"}.get(p.kind, p.kind)
+    since = f"since {_when(p.since)}" if p.since else "not begun (the next clean full sweep)"
+    earliest = " at the earliest" if p.since is None else ""
+    return f"{what}: {since}, complete {_when(p.complete_at)}{earliest}"
+
+
 def _streak(report: GateReport) -> str:
     if report.clean_since is None:
         return "no clean streak now"
@@ -57,7 +58,7 @@ def _rules(report: GateReport) -> str:
 def render_text(report: GateReport) -> str:
     lines = [f"{report.warning}"] if report.warning else []
     lines += [
-        f"gate: {_HEADLINE[report.decision]}",
+        f"gate: {report.headline()}",
         f"required clean period: {format_duration(report.required)}; {_streak(report)}; "
         f"remaining: {format_duration(report.remaining)}",
         f"rules: {_rules(report)}",
@@ -66,6 +67,9 @@ def render_text(report: GateReport) -> str:
     if report.blockers:
         lines.append("blockers:")
         lines += [f"  - {_finding(b)}" for b in report.blockers]
+    if report.pending:
+        lines.append("waiting for time (complete if nothing changes):")
+        lines += [f"  - {_pending(p)}" for p in report.pending]
     lines.append("checks:")
     for s in report.streaks:
         since = f"clean since {_when(s.start)}" if s.start else "not clean now"
@@ -97,7 +101,7 @@ def render_markdown(report: GateReport) -> str:
     lines += [
         "## dq-monitor gate: drop run_metadata.completed_workers and failed_workers",
         "",
-        f"**Decision: {_HEADLINE[report.decision]}** (exit code {report.decision.exit_code})",
+        f"**Decision: {_md(report.headline())}** (exit code {report.decision.exit_code})",
         "",
         f"- Evaluated: {_when(report.now)}",
         f"- Required clean period: {format_duration(report.required)}",
@@ -120,6 +124,8 @@ def render_markdown(report: GateReport) -> str:
         lines.append(f"| {name} | **{item['status']}** | {_md(str(item['reason']))} |")
     lines += ["", "### Blockers", ""]
     lines += [f"- {_md(_finding(b))}" for b in report.blockers] or ["- none"]
+    lines += ["", "### Waiting for time", ""]
+    lines += [f"- {_md(_pending(p))}" for p in report.pending] or ["- nothing"]
     lines += ["", "### Silences in the window", ""]
     lines += [f"- {_md(s)}" for s in report.silences] or ["- none"]
     return "\n".join(lines) + "\n"

@@ -38,8 +38,19 @@ class Finding:
     detail: str
     check: str | None = None
     at: dt.datetime | None = None
-    runs: tuple[int, ...] = ()
-    sample_runs: tuple[str, ...] = ()
+    runs: tuple[int, ...] = ()  # check runs
+    sample_runs: tuple[str, ...] = ()  # job runs, from the samples
+    count: int | None = None  # violations, or statements for a reader
+    brief: str | None = None  # how the headline names it, when the detail is too long for it
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Evidence only the passage of time completes: what, since when, complete when."""
+
+    kind: str  # streak, readers
+    since: dt.datetime | None  # None: no streak yet (the next clean full sweep starts it)
+    complete_at: dt.datetime
 
 
 @dataclass
@@ -140,12 +151,21 @@ def _bad_run(run: RunRecord) -> Finding:
     sample_runs = tuple(dict.fromkeys(str(s.get("run_id")) for s in run.samples if "run_id" in s))
     return Finding(
         "violation",
-        f"{run.violations} violation(s)",
+        _violations(run.violations),
         run.check,
         run.finished_at,
         (run.id,),
         sample_runs[:10],
+        count=run.violations,
     )
+
+
+def _violations(n: int | None) -> str:
+    return "violations (how many was not recorded)" if n is None else plural(n, "violation")
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _no_full(
@@ -180,15 +200,51 @@ class GateReport:
     # than the defaults or the service's, the warning every report starts with.
     settings: dict[str, Any] = field(default_factory=dict)
     warning: str | None = None
+    pending: list[Pending] = field(default_factory=list)  # what holds a NOT_YET
 
     @property
     def clean_seconds(self) -> float:
         return 0.0 if self.clean_since is None else (self.now - self.clean_since).total_seconds()
 
     @property
+    def complete_at(self) -> dt.datetime | None:
+        """When the gate opens if nothing changes (NOT_YET only)."""
+        if self.decision is not Decision.NOT_YET or not self.pending:
+            return None
+        return max(p.complete_at for p in self.pending)
+
+    @property
     def remaining(self) -> dt.timedelta:
         left = self.required.total_seconds() - self.clean_seconds
+        if self.complete_at is not None:
+            left = max(left, (self.complete_at - self.now).total_seconds())
         return dt.timedelta(seconds=max(0.0, round(left)))
+
+    def held_by(self) -> list[str]:
+        """What holds the gate, each named as the headline names it."""
+        if self.decision is Decision.BLOCKED:
+            return [_named(b) for b in self.blockers] or ["an unnamed blocker"]
+        if self.decision is Decision.NOT_YET:
+            return [self._waiting(p) for p in self.pending]
+        return []
+
+    def headline(self) -> str:
+        """`OPEN: ...`, `NOT YET: clean for 2h of 7d; ..., complete ...`, `BLOCKED by: ...`."""
+        held = "; ".join(self.held_by())
+        if self.decision is Decision.BLOCKED:
+            return f"BLOCKED by: {held}"
+        if self.decision is Decision.NOT_YET:
+            earliest = " at the earliest" if any(p.since is None for p in self.pending) else ""
+            return f"NOT YET: {held}, complete {_when(self.complete_at)}{earliest}"
+        return "OPEN: the deprecated counters may be dropped"
+
+    def _waiting(self, p: Pending) -> str:
+        if p.kind == "streak" and p.since is None:
+            return "no clean streak yet (the next clean full sweep starts it)"
+        if p.kind == "streak" and p.since is not None:
+            return f"clean for {_d(self.now - p.since)} of {format_duration(self.required)}"
+        since = "?" if p.since is None else _short(p.since, self.now)
+        return f"{'reader coverage' if p.kind == 'readers' else p.kind} since {since}"
 
     def as_json(self) -> dict[str, Any]:
         first = {"warning": self.warning} if self.warning else {}
@@ -200,6 +256,10 @@ class GateReport:
             "clean_since": self.clean_since.isoformat() if self.clean_since else None,
             "clean_seconds": round(self.clean_seconds),
             "remaining": format_duration(self.remaining),
+            "headline": self.headline(),
+            "held_by": self.held_by(),
+            "complete_at": self.complete_at.isoformat() if self.complete_at else None,
+            "pending": [_pending_json(p) for p in self.pending],
             "blockers": [_finding_json(f) for f in self.blockers],
             "checks": [
                 {
@@ -223,7 +283,14 @@ class GateReport:
         body.pop("evaluated_at")
         body.pop("clean_seconds")
         body.pop("remaining")
+        for derived in ("headline", "held_by", "complete_at", "pending"):  # from the above
+            body.pop(derived)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _pending_json(p: Pending) -> dict[str, Any]:
+    since = p.since.isoformat() if p.since else None
+    return {"kind": p.kind, "since": since, "complete_at": p.complete_at.isoformat()}
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:
@@ -232,3 +299,61 @@ def _finding_json(f: Finding) -> dict[str, Any]:
     data["runs"] = list(f.runs)
     data["sample_runs"] = list(f.sample_runs)
     return data
+
+
+def decide(
+    now: dt.datetime, required: dt.timedelta, clean_since: dt.datetime | None,
+    blockers: list[Finding], waiting: list[Pending],
+) -> tuple[Decision, dt.datetime | None, list[Pending]]:  # fmt: skip
+    """The decision, the clean streak it keeps, and what holds a NOT_YET.
+
+    Any blocker blocks. Open needs a streak of the whole period and nothing `waiting` (evidence
+    only time completes); otherwise it is not yet, and the pending list says until when.
+    """
+    if blockers:
+        return Decision.BLOCKED, None, []
+    pending = list(waiting)
+    if clean_since is None:
+        pending.insert(0, Pending("streak", None, now + required))
+    elif now - clean_since < required:
+        pending.insert(0, Pending("streak", clean_since, clean_since + required))
+    return (Decision.NOT_YET if pending else Decision.OPEN), clean_since, pending
+
+
+def _named(f: Finding) -> str:
+    """A blocker as the headline names it: what, which check, how many of which runs."""
+    if f.brief:
+        return f.brief
+    n = f.count
+    if f.kind == "violation" and f.check == "counter_writes":
+        jobs = "job runs" if n is None else plural(n, "job run")
+        return f"writers: counter_writes saw changed counters in {jobs}" + (
+            f" ({_runs(f.sample_runs, n)})" if f.sample_runs else ""
+        )
+    if f.kind == "violation":
+        where = (f"in job runs {_runs(f.sample_runs, n)}" if f.sample_runs
+                 else f"in check run {', '.join(str(r) for r in f.runs)}")  # fmt: skip
+        return f"{f.check} ({_violations(n)} {where})"
+    if f.kind == "error" and f.runs:
+        failed = f.detail.removeprefix("the check failed: ")
+        return f"{f.check} (check run {f.runs[0]} failed: {failed})"
+    names = {"dependency": "dependencies", "reader": "readers", "settings": "settings"}
+    if f.kind in names:
+        return f"{names[f.kind]}: {f.detail}"
+    return f"{f.check} ({f.detail})" if f.check else f.detail
+
+
+def _runs(runs: tuple[str, ...], count: int | None) -> str:
+    """The first job runs, and `...` when there may be more."""
+    more = " ..." if len(runs) > 3 or count is None or count > len(runs) else ""
+    return ", ".join(runs[:3]) + more
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _short(value: dt.datetime, now: dt.datetime) -> str:
+    """08:11 on the day of `now`, the whole date and time otherwise."""
+    value, today = value.astimezone(dt.UTC), now.astimezone(dt.UTC)
+    return f"{value:%H:%M}" if value.date() == today.date() else _when(value)

@@ -188,7 +188,7 @@ def test_a_zero_clean_period_seconds_after_a_violation_is_not_open_unless_accept
     assert (code, report["decision"]) == (4, "not_yet"), report
     assert report["required_clean_period"] == "7d"
     assert "required_clean_period 0s" in " ".join(report["settings"]["notes"])
-    assert text.splitlines()[0].startswith("gate: NOT YET: clean so far")
+    assert text.splitlines()[0].startswith("gate: NOT YET: clean for")
 
     monkeypatch.setenv("DQ_GATE__ACCEPT_WEAKER_SETTINGS", "true")
     code, report, text = gate(capsys)
