@@ -1,4 +1,4 @@
-"""Render the gate's report: text for a terminal, JSON for tools, Markdown for a change ticket."""
+"""Render a plan's gate report: text for a terminal, JSON for tools, Markdown for a ticket."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 from config import format_duration
+from monitor.gate.plans import PLANS
 from monitor.gate.verdict import Decision, Finding, GateReport
 
 _HEADLINE = {
@@ -13,6 +14,12 @@ _HEADLINE = {
     Decision.NOT_YET: "NOT YET: clean so far, but the clean period is not complete",
     Decision.BLOCKED: "BLOCKED: findings must be resolved first",
 }
+
+
+def _headline(report: GateReport) -> str:
+    if report.decision is Decision.OPEN:
+        return f"OPEN: {PLANS[report.plan].goal}"
+    return _HEADLINE[report.decision]
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -57,7 +64,8 @@ def _rules(report: GateReport) -> str:
 def render_text(report: GateReport) -> str:
     lines = [f"{report.warning}"] if report.warning else []
     lines += [
-        f"gate: {_HEADLINE[report.decision]}",
+        f"gate: {_headline(report)}",
+        f"plan: {report.plan} ({PLANS[report.plan].title})",
         f"required clean period: {format_duration(report.required)}; {_streak(report)}; "
         f"remaining: {format_duration(report.remaining)}",
         f"rules: {_rules(report)}",
@@ -95,10 +103,11 @@ def render_markdown(report: GateReport) -> str:
     """A section ready to paste into a change ticket."""
     lines = [f"> **{_md(report.warning)}**", ""] if report.warning else []
     lines += [
-        "## dq-monitor gate: drop run_metadata.completed_workers and failed_workers",
+        f"## dq-monitor gate: {PLANS[report.plan].title}",
         "",
-        f"**Decision: {_HEADLINE[report.decision]}** (exit code {report.decision.exit_code})",
+        f"**Decision: {_headline(report)}** (exit code {report.decision.exit_code})",
         "",
+        f"- Plan: `{report.plan}`",
         f"- Evaluated: {_when(report.now)}",
         f"- Required clean period: {format_duration(report.required)}",
         f"- Clean streak: {_streak(report)}",
@@ -114,7 +123,8 @@ def render_markdown(report: GateReport) -> str:
         last = _md(_finding(s.restarts[-1])) if s.restarts else "none in the window"
         lines.append(f"| `{s.check}` | {_when(s.start)} | {last} |")
     lines += _md_settings(report)
-    lines += ["", "### Evidence about the deprecated columns", "",
+    about = "the deprecated columns" if "columns" in PLANS[report.plan].evidence else "the table"
+    lines += ["", f"### Evidence about {about}", "",
               "| source | status | details |", "|---|---|---|"]  # fmt: skip
     for name, item in report.evidence.items():
         lines.append(f"| {name} | **{item['status']}** | {_md(str(item['reason']))} |")

@@ -166,8 +166,9 @@ def _d(value: dt.timedelta) -> str:
 
 @dataclass
 class GateReport:
-    """The gate's decision and every piece of evidence behind it."""
+    """The gate's decision for one plan and every piece of evidence behind it."""
 
+    plan: str
     now: dt.datetime
     required: dt.timedelta
     decision: Decision
@@ -193,6 +194,7 @@ class GateReport:
     def as_json(self) -> dict[str, Any]:
         first = {"warning": self.warning} if self.warning else {}
         return first | {
+            "plan": self.plan,
             "decision": self.decision.value,
             "exit_code": self.decision.exit_code,
             "evaluated_at": self.now.isoformat(),
