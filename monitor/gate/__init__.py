@@ -1,5 +1,4 @@
-"""The migration gate: named plans, their evidence, the verdict and its report, the guarded
-migration."""
+"""The migration gate: named plans, their evidence, the verdict, its report, the guarded runs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What every plan's guarded migration shares: the owner's session, one apply at a time, the
-gate re-checked, bounded lock waits with retries, and the audit row."""
+"""What every plan's guarded migration shares: owner session, gate, bounded lock waits, audit."""
 
 from __future__ import annotations
 
@@ -127,8 +126,9 @@ class GuardedMigration:
                 raise GateError(f"{failed}: {describe_pg_error(exc)}") from exc
         raise GateError(
             f"gave up: could not lock {table} within "
-            f"{format_duration(gate.lock_timeout)} in {gate.lock_retries} attempts; nothing "
-            "changed. Retry when the table is quieter."
+            f"{format_duration(gate.lock_timeout)} in {gate.lock_retries} attempts; "
+            + ("nothing changed. " if failed.endswith("nothing changed") else "")
+            + "Retry when the table is quieter."
         )
 
     def _set_timeouts(self, conn: psycopg.Connection[Any]) -> None:
