@@ -3,41 +3,62 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from config import ConfigError, load_settings
 from monitor.app import App
-from monitor.gate import RENDERERS, Gatekeeper, Migrator, make_plan
+from monitor.gate import (
+    DROP_COUNTER_COLUMNS,
+    PLANS,
+    RENDERERS,
+    Decision,
+    Gatekeeper,
+    GateReport,
+    load_plan,
+    migrator_for,
+    plan_spec,
+)
+
+# Without a plan, `gate` exits with the worst decision of all plans.
+_WORST_FIRST = (Decision.BLOCKED, Decision.NOT_YET, Decision.OPEN)
 
 
 def add_parsers(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
+    plans = ", ".join(PLANS)
     gate = commands.add_parser(
-        "gate", parents=[common], help="may the deprecated counters be dropped yet?",
-        description="Evaluate the column-removal gate. Exit 0: open; 1: blocked by findings; "
-        "4: clean so far but the period is not complete; 2: configuration error; 3: a "
-        "database cannot be reached.",
+        "gate", parents=[common], help="may a migration plan run yet?",
+        description="Evaluate a migration plan's gate (every plan's without PLAN). Exit 0: "
+        "open; 1: blocked by findings; 4: clean so far but the period is not complete (without "
+        "PLAN: the worst of the plans); 2: configuration error; 3: a database cannot be "
+        f"reached. Plans: {plans}.",
     )  # fmt: skip
+    gate.add_argument("plan", nargs="?", metavar="PLAN", help=f"one of: {plans}")
     gate.add_argument("--format", choices=tuple(RENDERERS), default="text")
     gate.set_defaults(handler=cmd_gate)
 
     migrate = commands.add_parser(
-        "migrate", parents=[common], help="drop the deprecated counters (migration 005), guarded",
-        description="Without flags, a dry run: print the plan and the exact SQL. --apply "
-        "drops the columns once the gate is open; --rollback re-adds them and restores the "
-        "archived values.",
+        "migrate", parents=[common], help="run a migration plan, guarded (default: migration 005)",
+        description="Without flags, a dry run: print the plan and the exact SQL. --apply runs "
+        "it once the plan's gate is open; --rollback undoes it (for drop_counter_columns: "
+        f"re-adds the columns and restores the archived values). Plans: {plans}; without "
+        f"PLAN, {DROP_COUNTER_COLUMNS}.",
     )  # fmt: skip
+    migrate.add_argument("plan", nargs="?", metavar="PLAN", default=DROP_COUNTER_COLUMNS,
+                         help=f"one of: {plans} (default: {DROP_COUNTER_COLUMNS})")  # fmt: skip
     action = migrate.add_mutually_exclusive_group()
     action.add_argument("--apply", action="store_true", help="apply the migration")
     action.add_argument("--rollback", action="store_true", help="undo the last applied migration")
     migrate.add_argument("--operator", metavar="NAME", help="who applies it (kept in the audit)")
-    migrate.add_argument("--sql", metavar="FILE", help="migration SQL (default: the shipped 005)")
+    migrate.add_argument("--sql", metavar="FILE", help="migration SQL (default: the shipped 005; "
+                         f"{DROP_COUNTER_COLUMNS} only)")  # fmt: skip
     migrate.set_defaults(handler=cmd_migrate)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    plan = make_plan(settings, args.sql)
+    plan = load_plan(settings, args.plan, args.sql)
     if not (args.apply or args.rollback):
         print(plan.describe(settings))
         return 0
@@ -45,7 +66,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise ConfigError("--operator NAME is required with --apply and --rollback (audit)")
     app = App.open(settings, clock=args.clock, alerts=False)
     try:
-        migrator = Migrator(
+        migrator = migrator_for(
             app.settings, app.store, app.pipeline.source, app.clock, plan,
             progress=lambda line: print(line, flush=True),
         )  # fmt: skip
@@ -59,10 +80,35 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    names = [plan_spec(args.plan).name] if args.plan else list(PLANS)
     app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
     try:
-        report = Gatekeeper(app.settings, app.store, app.pipeline.source, app.clock).evaluate()
+        reports = [
+            Gatekeeper(app.settings, app.store, app.pipeline.source, app.clock, plan=name)
+            .evaluate()
+            for name in names
+        ]
     finally:
         app.close()
-    print(RENDERERS[args.format](report))
-    return report.decision.exit_code
+    print(render_all(reports, args.format))
+    return worst(reports).exit_code
+
+
+def worst(reports: list[GateReport]) -> Decision:
+    """BLOCKED over NOT_YET over OPEN."""
+    return min((r.decision for r in reports), key=_WORST_FIRST.index)
+
+
+def render_all(reports: list[GateReport], fmt: str) -> str:
+    """One plan's report as it always was; several one after the other (text, Markdown) or,
+    in JSON, migration 005's report at the top level (so scripts that read it keep working)
+    with `overall` (the worst decision, the exit code) and every plan's under `plans`."""
+    if len(reports) == 1:
+        return RENDERERS[fmt](reports[0])
+    if fmt == "json":
+        first = json.loads(RENDERERS["json"](reports[0]))
+        decision = worst(reports)
+        first["overall"] = {"decision": decision.value, "exit_code": decision.exit_code}
+        first["plans"] = {r.plan: json.loads(RENDERERS["json"](r)) for r in reports}
+        return json.dumps(first, indent=2)
+    return "\n\n".join(RENDERERS[fmt](r).rstrip("\n") for r in reports)

@@ -1,22 +1,46 @@
-"""The column-removal gate: evidence, the verdict and its report, and the guarded migration."""
+"""The migration gate: named plans, their evidence, the verdict, its report, the guarded runs."""
 
 from __future__ import annotations
 
+from .flags_migration import ConstraintMigrator
+from .flags_plan import ConstraintPlan, make_constraint_plan
 from .gatekeeper import Gatekeeper
 from .migration import Migrator
-from .plans import Plan, make_plan
+from .named import AnyPlan, load_plan, migrator_for
+from .plans import (
+    DROP_COUNTER_COLUMNS,
+    PARTITION_FLAGS_EXCLUSIVE,
+    PLANS,
+    Plan,
+    PlanSpec,
+    make_plan,
+    plan_spec,
+    service_key,
+)
 from .report import RENDERERS, render_json, render_markdown, render_text
 from .verdict import Decision, GateReport
 
 __all__ = [
+    "DROP_COUNTER_COLUMNS",
+    "PARTITION_FLAGS_EXCLUSIVE",
+    "PLANS",
     "RENDERERS",
+    "AnyPlan",
+    "ConstraintMigrator",
+    "ConstraintPlan",
     "Decision",
     "GateReport",
     "Gatekeeper",
     "Migrator",
     "Plan",
+    "PlanSpec",
+    "load_plan",
+    "make_constraint_plan",
     "make_plan",
+    "migrator_for",
+    "plan_spec",
     "render_json",
     "render_markdown",
     "render_text",
+    "service_key",
 ]

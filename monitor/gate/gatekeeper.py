@@ -1,4 +1,4 @@
-"""Evaluate the column-removal gate: history from the state store, evidence from the database."""
+"""Evaluate a plan's gate: history from the state store, evidence from the database."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from checks import Check, all_checks
 from config import Settings, format_duration
 from monitor.db import ConnectionSource
 from monitor.gate import evidence, pgss
-from monitor.gate.plans import GATING_CHECKS
+from monitor.gate.flags_plan import constraint_evidence
+from monitor.gate.plans import DROP_COUNTER_COLUMNS, plan_spec, service_key
 from monitor.gate.rules import GateRules, ResolvedRules, resolve
 from monitor.gate.verdict import Finding, GateReport, Pending, Streak, analyse, decide, plural
 from monitor.store import GateHistory, PgssSamples, RunRecord, Sample, Silence, Silences, StateStore
@@ -23,7 +24,7 @@ def typical_interval(check: Check, now: dt.datetime) -> dt.timedelta:
 
 
 class Gatekeeper:
-    """Decides whether migration 005 may run, and says why.
+    """Decides whether a plan (migration 005 unless named) may run, and says why.
 
     The rules are the configured ones, but never below their floors: the plan's gating
     checks, the defaults, and (unless this is the service) the rules the service last
@@ -38,19 +39,26 @@ class Gatekeeper:
         store: StateStore,
         source: ConnectionSource,
         clock: Clock,
-        plan_checks: Sequence[str] = GATING_CHECKS,
+        plan_checks: Sequence[str] | None = None,
         *,
         as_service: bool = False,
+        plan: str = DROP_COUNTER_COLUMNS,
     ) -> None:
         self.settings = settings
         self.store = store
         self.source = source
         self.clock = clock
-        self.plan_checks = tuple(plan_checks)
+        self.spec = plan_spec(plan)
+        self.plan_checks = tuple(self.spec.gating_checks if plan_checks is None else plan_checks)
         self.as_service = as_service
         self.by_name = {c.name: c for c in all_checks(settings)}
+        # gate.checks is migration 005's list; another plan gates on its own checks.
+        own = {"checks": self.plan_checks}
+        self.configured = (
+            settings.gate if self.spec.configured_checks else settings.gate.model_copy(update=own)
+        )
         # Replaced by the resolved rules when evaluate() runs.
-        self.gate = settings.gate
+        self.gate = self.configured
         self.checks = [self.by_name[name] for name in self.gate.checks]
 
     def evaluate(self, now: dt.datetime | None = None) -> GateReport:
@@ -58,7 +66,7 @@ class Gatekeeper:
         StoreError/StoreUnavailable or GateError."""
         now = now or self.clock.now()
         resolved = self._resolve()
-        self.gate = self.settings.gate.model_copy(update=resolved.rules.settings_update())
+        self.gate = self.configured.model_copy(update=resolved.rules.settings_update())
         self.checks = [self.by_name[n] for n in resolved.rules.checks if n in self.by_name]
         window_start = now - self.gate.required_clean_period
         history, streaks = self._streaks(now, window_start)
@@ -88,6 +96,7 @@ class Gatekeeper:
             now, self.gate.required_clean_period, clean_since, blockers, waiting
         )
         return GateReport(
+            plan=self.spec.name,
             now=now, required=self.gate.required_clean_period, decision=decision,
             clean_since=clean_since, streaks=streaks, blockers=blockers, evidence=found,
             silences=[s.describe(now) for s in silences],
@@ -112,9 +121,9 @@ class Gatekeeper:
     def _resolve(self) -> ResolvedRules:
         service = None
         if not self.as_service:
-            recorded = self.store.service_state("gate") or {}
+            recorded = self.store.service_state(service_key(self.spec.name)) or {}
             service = GateRules.from_json(recorded.get("settings"))
-        return resolve(self.settings.gate, self.plan_checks, service, list(self.by_name))
+        return resolve(self.configured, self.plan_checks, service, list(self.by_name))
 
     def _streaks(
         self, now: dt.datetime, window_start: dt.datetime
@@ -148,6 +157,9 @@ class Gatekeeper:
         self, now: dt.datetime, window_start: dt.datetime, history: dict[str, list[RunRecord]]
     ) -> dict[str, dict[str, Any]]:
         source = self.source
+        if "constraint" in self.spec.evidence:
+            with source.connection("reading the gate's evidence") as conn:
+                return {"constraint": constraint_evidence(conn, self.settings)}
         with source.connection("reading the gate's evidence") as conn:
             present = evidence.columns_present(conn, self.settings)
             rels = evidence.relations(conn, self.settings)

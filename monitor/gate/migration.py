@@ -10,22 +10,18 @@ silently dropping that object.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import errors as pg
 from psycopg import sql
 
 from alerts import Clock
-from checks import describe_pg_error, table_ref
-from config import GateError, Settings, format_duration
-from monitor.db import ConnectionSource, Target, connect, translate
+from checks import table_ref
+from config import GateError, Settings
+from monitor.db import ConnectionSource
 from monitor.gate import evidence, table_catalog
-from monitor.gate.gatekeeper import Gatekeeper
+from monitor.gate.guarded import GuardedMigration, Progress
 from monitor.gate.own_statements import (
     checksum_sql,
     copy_out_sql,
@@ -34,18 +30,17 @@ from monitor.gate.own_statements import (
     table_checksum_sql,
 )
 from monitor.gate.plans import Plan
-from monitor.gate.verdict import Decision, GateReport
-from monitor.store import AppliedMigration, AuditStart, MigrationAudit, StateStore
+from monitor.store import AppliedMigration, StateStore
 
-Progress = Callable[[str], None]
+__all__ = ["Migrator", "Progress"]
 
 
 class _TransactionEnded(GateError):
     """The migration SQL committed or rolled back on its own: its changes may be permanent."""
 
 
-class Migrator:
-    """Applies or rolls back migration 005 against the monitored database.
+class Migrator(GuardedMigration):
+    """Applies or rolls back migration 005 (plan drop_counter_columns) on the monitored database.
 
     The audit and the archive go to `store`; the gate is re-evaluated with `source` (the
     monitored database, read-only); the migration itself runs on the owner's own session.
@@ -61,29 +56,11 @@ class Migrator:
         *,
         progress: Progress,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.source = source
-        self.clock = clock
-        self.audit = MigrationAudit(store)
+        super().__init__(settings, store, source, clock, plan, progress=progress)
         self.plan = plan
-        self.say = progress
         self.ref = table_ref(settings.tables, "run_metadata")
         self.cols = [sql.Identifier(c) for c in plan.columns]
         self.run_col = self.ref.col("run_id")
-
-    @contextmanager
-    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
-        """The owner's session; a psycopg error anywhere in it leaves translated."""
-        url = self.settings.database_url
-        assert url is not None
-        target = Target(url, "database", "DQ_DATABASE_URL")
-        try:
-            with connect(url, purpose="database",
-                         connect_timeout=self.settings.connect_timeout) as conn:  # fmt: skip
-                yield conn
-        except psycopg.Error as exc:
-            raise translate(exc, target, "migrating") from exc
 
     def apply(self, operator: str) -> int:
         """Apply the migration; returns the audit id. Raises GateError when refused."""
@@ -103,28 +80,13 @@ class Migrator:
             definitions = self._definitions(conn)
             audit = self._audit_start(conn, "apply", operator, report, definitions)
             try:
-                rows, checksum = self._attempts(conn, lambda: self._archive_and_drop(conn, audit))
+                rows, checksum = self._attempts(lambda: self._archive_and_drop(conn, audit))
             except Exception as exc:
                 self._audit_finish(audit, "failed", error=str(exc))
                 raise
             self._audit_finish(audit, "applied", rows=rows, checksum=checksum)
             self.say(f"applied: dropped {', '.join(self.plan.columns)}; audit #{audit}")
             return audit
-
-    def _open_gate(self) -> GateReport:
-        """The gate's report, re-evaluated now; raises GateError unless it is open."""
-        report = Gatekeeper(
-            self.settings, self.store, self.source, self.clock, self.plan.gating_checks
-        ).evaluate()
-        if report.warning:
-            self.say(report.warning)
-        if report.decision is not Decision.OPEN:
-            # The headline's named list, as `dq-monitor gate` prints it.
-            reasons = report.headline().partition(": ")[2]
-            raise GateError(f"refused: the gate is {report.decision.value} ({reasons}); "
-                            "run `dq-monitor gate` for the evidence")  # fmt: skip
-        self.say(f"gate: open (evidence hash {report.evidence_hash()})")
-        return report
 
     def rollback(self, operator: str) -> int:
         """Re-add the columns and restore the archived values; returns the audit id."""
@@ -136,7 +98,7 @@ class Migrator:
             applied = self._last_applied()
             audit = self._audit_start(conn, "rollback", operator, None, applied.columns)
             try:
-                rows, checksum = self._attempts(conn, lambda: self._restore(conn, applied))
+                rows, checksum = self._attempts(lambda: self._restore(conn, applied))
             except Exception as exc:
                 self._audit_finish(audit, "failed", error=str(exc))
                 raise
@@ -144,14 +106,6 @@ class Migrator:
             self.say(f"rolled back: re-added {', '.join(self.plan.columns)}, restored {rows} "
                      f"rows from audit #{applied.id}; audit #{audit}")  # fmt: skip
             return audit
-
-    def _exclusive(self, conn: psycopg.Connection[Any]) -> None:
-        row = conn.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-            (f"dq-monitor-migrate:{self.plan.table}",),
-        ).fetchone()
-        if not row or not row[0]:
-            raise GateError("refused: another `dq-monitor migrate` is running on this database")
 
     def _present(self, conn: psycopg.Connection[Any]) -> list[str]:
         """Which of the deprecated columns exist now."""
@@ -172,41 +126,8 @@ class Migrator:
         ).fetchall()
         return [{"name": r[0], "type": r[1], "not_null": r[2], "default": r[3]} for r in rows]
 
-    def _attempts(
-        self, conn: psycopg.Connection[Any], work: Callable[[], tuple[int, str]]
-    ) -> tuple[int, str]:
-        gate = self.settings.gate
-        for attempt in range(1, gate.lock_retries + 1):
-            self.say(f"locking {self.plan.table} (attempt {attempt}/{gate.lock_retries}, "
-                     f"lock_timeout {format_duration(gate.lock_timeout)})")  # fmt: skip
-            try:
-                return work()
-            except pg.LockNotAvailable:
-                if attempt == gate.lock_retries:
-                    break
-                wait = min(30.0, 0.5 * 2**attempt)
-                self.say(f"the table is busy; retrying in {wait:.1f}s")
-                self.clock.sleep(wait)
-            except psycopg.Error as exc:
-                raise GateError(
-                    f"migration failed, nothing changed: {describe_pg_error(exc)}"
-                ) from exc
-        raise GateError(
-            f"gave up: could not lock {self.plan.table} within "
-            f"{format_duration(gate.lock_timeout)} in {gate.lock_retries} attempts; nothing "
-            "changed. Retry when the table is quieter."
-        )
-
     def _begin_locked(self, conn: psycopg.Connection[Any]) -> None:
-        # In whole milliseconds, rounded up: 0 would turn the timeout off.
-        gate = self.settings.gate
-        timeout = str(max(1, math.ceil(gate.lock_timeout.total_seconds() * 1000)))
-        statement = str(max(1, math.ceil(gate.statement_timeout.total_seconds() * 1000)))
-        conn.execute(
-            "SELECT set_config('lock_timeout', %s, true),"
-            " set_config('statement_timeout', %s, true)",
-            (timeout, statement),
-        )
+        self._set_timeouts(conn)
         conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(self.ref.ident))
 
     def _recheck_locked(self, conn: psycopg.Connection[Any]) -> None:
@@ -309,21 +230,7 @@ class Migrator:
         return sql.Composed(parts)
 
     def _last_applied(self) -> AppliedMigration:
-        applied = self.audit.last_applied()
+        applied = self.audit.last_applied(self.plan.name)
         if applied is None:
             raise GateError("refused: no applied migration is recorded in the state store")
         return applied
-
-    def _audit_start(self, conn: psycopg.Connection[Any], action: str, operator: str,
-                     report: GateReport | None, columns: list[dict[str, Any]]) -> int:  # fmt: skip
-        user = conn.execute("SELECT current_user").fetchone()
-        return self.audit.start(AuditStart(
-            action=action, operator=operator, database_user=user[0] if user else "?",
-            gate_evidence_hash=report.evidence_hash() if report else None,
-            gate_settings=report.settings if report else None,
-            sql_checksum=self.plan.sql_checksum, sql_text=self.plan.sql_text, columns=columns,
-        ))  # fmt: skip
-
-    def _audit_finish(self, audit: int, status: str, *, rows: int | None = None,
-                      checksum: str | None = None, error: str | None = None) -> None:  # fmt: skip
-        self.audit.finish(audit, status, rows=rows, checksum=checksum, error=error)

@@ -1,9 +1,12 @@
-"""Migration 005's plan: its SQL (shipped or a file), the checks that gate it, what is refused.
+"""The named migration plans: each one's SQL, the checks that gate it and its evidence.
 
-A file is refused before anything runs when it says CASCADE (anywhere but in a comment:
-function bodies and strings are code too), has a DO block or EXECUTE (dynamic SQL hides what
-runs from the plan a reviewer reads), or ends or opens a transaction (the migration is one
-transaction that dq-monitor commits only after verifying the catalog).
+drop_counter_columns is migration 005 (shipped SQL or a file); partition_flags_exclusive adds
+the seed's CHECK (NOT (completed AND failed)) to partition_progress, the online way.
+
+A migration 005 file is refused before anything runs when it says CASCADE (anywhere but in a
+comment: function bodies and strings are code too), has a DO block or EXECUTE (dynamic SQL
+hides what runs from the plan a reviewer reads), or ends or opens a transaction (the migration
+is one transaction that dq-monitor commits only after verifying the catalog).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from psycopg import sql
 
@@ -21,6 +25,50 @@ from config import ConfigError, Settings, format_duration
 # The checks whose clean history migration 005 needs (the registry's gating ones);
 # gate.checks may add others, never remove one of these.
 GATING_CHECKS = REGISTRY.gating
+DROP_COUNTER_COLUMNS = "drop_counter_columns"
+PARTITION_FLAGS_EXCLUSIVE = "partition_flags_exclusive"
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """What the gate evaluates for one plan: its checks, its evidence, how reports name it."""
+
+    name: str
+    title: str  # what the plan changes: the Markdown report's heading
+    goal: str  # what an open gate allows: the OPEN headline
+    gating_checks: tuple[str, ...]
+    evidence: tuple[str, ...]  # the kinds of catalog / statistics evidence the gate reads
+    # Whether gate.checks adds to its gating checks (it was migration 005's list, and is).
+    configured_checks: bool
+
+
+PLANS: dict[str, PlanSpec] = {
+    DROP_COUNTER_COLUMNS: PlanSpec(
+        DROP_COUNTER_COLUMNS, "drop run_metadata.completed_workers and failed_workers",
+        "the deprecated counters may be dropped", GATING_CHECKS,
+        ("columns", "dependencies", "readers", "writers"), configured_checks=True,
+    ),
+    PARTITION_FLAGS_EXCLUSIVE: PlanSpec(
+        PARTITION_FLAGS_EXCLUSIVE,
+        "add CHECK (NOT (completed AND failed)) to partition_progress",
+        "the constraint may be added", ("flag_conflict",), ("constraint",),
+        configured_checks=False,
+    ),
+}  # fmt: skip
+
+
+def plan_spec(name: str) -> PlanSpec:
+    """The named plan; raises ConfigError (one line, listing the plans) for an unknown name."""
+    try:
+        return PLANS[name]
+    except KeyError:
+        raise ConfigError(f"unknown plan {name!r}; the plans are: {', '.join(PLANS)}") from None
+
+
+def service_key(plan: str) -> str:
+    """The service_state key the service publishes a plan's gate under ("gate" for 005, as
+    before plans existed, so recorded rules keep their floor)."""
+    return "gate" if plan == DROP_COUNTER_COLUMNS else f"gate:{plan}"
 
 _TRANSACTION_CONTROL = ("begin", "start", "commit", "end", "rollback", "abort", "savepoint",
                         "release", "prepare")  # fmt: skip
@@ -28,8 +76,9 @@ _TRANSACTION_CONTROL = ("begin", "start", "commit", "end", "rollback", "abort", 
 
 @dataclass(frozen=True)
 class Plan:
-    """What `migrate` would do, with the exact SQL."""
+    """What `migrate drop_counter_columns` would do, with the exact SQL."""
 
+    name: ClassVar[str] = DROP_COUNTER_COLUMNS
     sql_text: str
     sql_checksum: str
     table: str

@@ -1,4 +1,4 @@
-"""Render the gate's report: text for a terminal, JSON for tools, Markdown for a change ticket."""
+"""Render a plan's gate report: text for a terminal, JSON for tools, Markdown for a ticket."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 from config import format_duration
+from monitor.gate.plans import PLANS
 from monitor.gate.verdict import Finding, GateReport, Pending
 
 
@@ -59,6 +60,7 @@ def render_text(report: GateReport) -> str:
     lines = [f"{report.warning}"] if report.warning else []
     lines += [
         f"gate: {report.headline()}",
+        f"plan: {report.plan} ({PLANS[report.plan].title})",
         f"required clean period: {format_duration(report.required)}; {_streak(report)}; "
         f"remaining: {format_duration(report.remaining)}",
         f"rules: {_rules(report)}",
@@ -99,10 +101,11 @@ def render_markdown(report: GateReport) -> str:
     """A section ready to paste into a change ticket."""
     lines = [f"> **{_md(report.warning)}**", ""] if report.warning else []
     lines += [
-        "## dq-monitor gate: drop run_metadata.completed_workers and failed_workers",
+        f"## dq-monitor gate: {PLANS[report.plan].title}",
         "",
         f"**Decision: {_md(report.headline())}** (exit code {report.decision.exit_code})",
         "",
+        f"- Plan: `{report.plan}`",
         f"- Evaluated: {_when(report.now)}",
         f"- Required clean period: {format_duration(report.required)}",
         f"- Clean streak: {_streak(report)}",
@@ -118,7 +121,8 @@ def render_markdown(report: GateReport) -> str:
         last = _md(_finding(s.restarts[-1])) if s.restarts else "none in the window"
         lines.append(f"| `{s.check}` | {_when(s.start)} | {last} |")
     lines += _md_settings(report)
-    lines += ["", "### Evidence about the deprecated columns", "",
+    about = "the deprecated columns" if "columns" in PLANS[report.plan].evidence else "the table"
+    lines += ["", f"### Evidence about {about}", "",
               "| source | status | details |", "|---|---|---|"]  # fmt: skip
     for name, item in report.evidence.items():
         lines.append(f"| {name} | **{item['status']}** | {_md(str(item['reason']))} |")

@@ -133,7 +133,8 @@ class ResolvedRules:
 
 
 def default_rules(plan_checks: Sequence[str]) -> GateRules:
-    return GateRules.of(GateSettings(), plan_checks)
+    # The plan's checks are the default list (migration 005's are GateSettings' default).
+    return GateRules.of(GateSettings(checks=tuple(plan_checks)), plan_checks)
 
 
 def resolve(

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, format_duration
+from monitor.gate.plans import PLANS
 from monitor.store import RunRecord
 
 
@@ -186,8 +187,9 @@ def _d(value: dt.timedelta) -> str:
 
 @dataclass
 class GateReport:
-    """The gate's decision and every piece of evidence behind it."""
+    """The gate's decision for one plan and every piece of evidence behind it."""
 
+    plan: str
     now: dt.datetime
     required: dt.timedelta
     decision: Decision
@@ -236,7 +238,7 @@ class GateReport:
         if self.decision is Decision.NOT_YET:
             earliest = " at the earliest" if any(p.since is None for p in self.pending) else ""
             return f"NOT YET: {held}, complete {_when(self.complete_at)}{earliest}"
-        return "OPEN: the deprecated counters may be dropped"
+        return f"OPEN: {PLANS[self.plan].goal}"
 
     def _waiting(self, p: Pending) -> str:
         if p.kind == "streak" and p.since is None:
@@ -249,6 +251,7 @@ class GateReport:
     def as_json(self) -> dict[str, Any]:
         first = {"warning": self.warning} if self.warning else {}
         return first | {
+            "plan": self.plan,
             "decision": self.decision.value,
             "exit_code": self.decision.exit_code,
             "evaluated_at": self.now.isoformat(),

@@ -23,6 +23,7 @@ from alerts import Clock
 from checks import Check, all_checks
 from config import DqError, Settings, format_duration
 from monitor import __version__
+from monitor.gate import PLANS, service_key
 from monitor.store import DURATION_BUCKETS, StateStore, StoreStats
 
 log = logging.getLogger(__name__)
@@ -157,22 +158,32 @@ class DqCollector(Collector):
         yield build
 
     def _gate_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
-        gate = snap.stats.service.get("gate") or {}
-        since = gate.get("clean_since")
-        clean = 0.0
-        if since and gate.get("decision") != "blocked":
-            now = self.cache.clock.now().timestamp()
-            clean = max(0.0, now - dt.datetime.fromisoformat(since).timestamp())
-        note = f"The leader evaluates the gate every {self.gate_every}."
-        yield _gauge("dq_gate_open", f"1 when the column-removal gate is open. {note}",
-                     1 if gate.get("decision") == "open" else 0)  # fmt: skip
-        yield _gauge("dq_gate_clean_seconds",
-                     f"How long every gating check has been clean (0 while blocked). {note}",
-                     clean)  # fmt: skip
-        # The period the leader applied (never below the default unless accepted as weaker).
-        required = gate.get("required_seconds", self.gate_required)
-        yield _gauge("dq_gate_required_seconds", "The clean period the gate requires.",
-                     float(required))  # fmt: skip
+        note = f"The leader evaluates each plan's gate every {self.gate_every}."
+        fam = {
+            "open": GaugeMetricFamily(
+                "dq_gate_open", f"1 when the migration plan's gate is open. {note}",
+                labels=["plan"]),
+            "clean": GaugeMetricFamily(
+                "dq_gate_clean_seconds",
+                f"How long every gating check of the plan has been clean (0 while blocked). {note}",
+                labels=["plan"]),
+            "required": GaugeMetricFamily(
+                "dq_gate_required_seconds", "The clean period the plan's gate requires.",
+                labels=["plan"]),
+        }  # fmt: skip
+        for plan in PLANS:
+            gate = snap.stats.service.get(service_key(plan)) or {}
+            since = gate.get("clean_since")
+            clean = 0.0
+            if since and gate.get("decision") != "blocked":
+                now = self.cache.clock.now().timestamp()
+                clean = max(0.0, now - dt.datetime.fromisoformat(since).timestamp())
+            fam["open"].add_metric([plan], 1 if gate.get("decision") == "open" else 0)
+            fam["clean"].add_metric([plan], clean)
+            # The period the leader applied (never below the default unless accepted as weaker).
+            fam["required"].add_metric([plan], float(gate.get("required_seconds",
+                                                              self.gate_required)))  # fmt: skip
+        yield from fam.values()
 
     def _alert_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
         sent = CounterMetricFamily(

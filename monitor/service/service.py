@@ -15,7 +15,7 @@ from types import FrameType
 from alerts import Clock
 from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
 from monitor.app import App
-from monitor.gate import Gatekeeper
+from monitor.gate import PLANS, Gatekeeper, service_key
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.leadership import Leadership
 from monitor.service.metrics import StatsCache, build_registry
@@ -235,24 +235,27 @@ class Service:
             log.warning("%s", exc)
 
     def _evaluate_gate(self) -> None:
-        """Publish the gate's state for dq_gate_* (and sample pg_stat_statements for it)."""
+        """Publish each plan's gate state for dq_gate_*{plan} (and sample pg_stat_statements
+        for migration 005's)."""
         if self._stopping.is_set() or not self.leadership.is_leader or not self._schema_ready:
             return
-        try:
-            app = self.app
-            report = Gatekeeper(
-                app.settings, app.store, app.pipeline.source, app.clock, as_service=True
-            ).evaluate()
-            # The settings too: a `gate` or `migrate` run elsewhere is held to them.
-            self.app.store.set_service_state("gate", {
-                "decision": report.decision.value,
-                "clean_since": report.clean_since.isoformat() if report.clean_since else None,
-                "required_seconds": report.required.total_seconds(),
-                "evaluated_at": report.now.isoformat(),
-                "settings": report.settings,
-            })  # fmt: skip
-        except DqError as exc:
-            log.warning("gate evaluation: %s", exc)
+        app = self.app
+        for plan in PLANS:
+            try:
+                report = Gatekeeper(
+                    app.settings, app.store, app.pipeline.source, app.clock, as_service=True,
+                    plan=plan,
+                ).evaluate()  # fmt: skip
+                # The settings too: a `gate` or `migrate` run elsewhere is held to them.
+                app.store.set_service_state(service_key(plan), {
+                    "decision": report.decision.value,
+                    "clean_since": report.clean_since.isoformat() if report.clean_since else None,
+                    "required_seconds": report.required.total_seconds(),
+                    "evaluated_at": report.now.isoformat(),
+                    "settings": report.settings,
+                })  # fmt: skip
+            except DqError as exc:
+                log.warning("gate evaluation (%s): %s", plan, exc)
 
     def _record_skip(self, spec: JobSpec, status: str, scheduled_at: dt.datetime) -> None:
         if not self._stopping.is_set() and self.leadership.is_leader:

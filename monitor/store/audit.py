@@ -1,4 +1,5 @@
-"""Migration 005's audit trail and the archive of the counters it dropped."""
+"""The migrations' audit trail (one row per apply or rollback of a plan) and the archive of the
+counters drop_counter_columns dropped."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class AuditStart:
     gate_settings: dict[str, Any] | None
     sql_checksum: str
     sql_text: str
-    columns: list[dict[str, Any]]  # the columns' definitions, to re-create them
+    columns: list[dict[str, Any]]  # what a rollback re-creates (columns, or the constraint)
+    plan: str = "drop_counter_columns"
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,12 @@ class MigrationAudit:
         """Record an attempt as started; returns its audit id."""
         with self.store.session("writing the migration audit") as state:
             row = state.execute(
-                sql.SQL("INSERT INTO {} (action, status, operator, database_user,"
+                sql.SQL("INSERT INTO {} (plan, action, status, operator, database_user,"
                         " gate_evidence_hash, gate_settings, sql_checksum, sql_text, columns)"
-                        " VALUES (%s, 'started', %s, %s, %s, %s, %s, %s, %s) RETURNING id").format(
-                    self.audit),
-                (entry.action, entry.operator, entry.database_user, entry.gate_evidence_hash,
+                        " VALUES (%s, %s, 'started', %s, %s, %s, %s, %s, %s, %s)"
+                        " RETURNING id").format(self.audit),
+                (entry.plan, entry.action, entry.operator, entry.database_user,
+                 entry.gate_evidence_hash,
                  Json(entry.gate_settings) if entry.gate_settings is not None else None,
                  entry.sql_checksum, entry.sql_text, Json(entry.columns)),
             ).fetchone()  # fmt: skip
@@ -81,13 +84,13 @@ class MigrationAudit:
                 (status, rows, checksum, error, audit),
             )  # fmt: skip
 
-    def last_applied(self) -> AppliedMigration | None:
-        """The most recent apply that succeeded, if any."""
+    def last_applied(self, plan: str = "drop_counter_columns") -> AppliedMigration | None:
+        """The plan's most recent apply that succeeded, if any."""
         with self.store.session("reading the migration audit") as state:
             row = state.execute(
                 sql.SQL("SELECT id, columns, archive_rows, archive_checksum FROM {}"
-                        " WHERE action = 'apply' AND status = 'applied'"
-                        " ORDER BY id DESC LIMIT 1").format(self.audit)
+                        " WHERE plan = %s AND action = 'apply' AND status = 'applied'"
+                        " ORDER BY id DESC LIMIT 1").format(self.audit), (plan,)
             ).fetchone()  # fmt: skip
         if row is None:
             return None

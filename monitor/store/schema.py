@@ -228,6 +228,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         DROP TABLE {s}.ledger_baselines;
         """,
     ),
+    (
+        "migration plans: each audit row names the plan it applied or rolled back",
+        """
+        -- Every row written before plans existed was migration 005's.
+        ALTER TABLE {s}.migration_audit
+            ADD COLUMN plan text NOT NULL DEFAULT 'drop_counter_columns';
+        CREATE INDEX migration_audit_plan_idx ON {s}.migration_audit (plan, id DESC);
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -122,3 +122,24 @@ def test_cached_exposition_follows_the_snapshot(app, db):
     app.pipeline.run(["dashboard_mismatch"])
     cache.refresh()
     assert b'dq_check_violations{check="dashboard_mismatch"} 1.0' in exposition.render()
+
+
+def test_gate_series_carry_the_plan(app):
+    """Each plan's gate, as the service published it, under its own `plan` label."""
+    app.store.upgrade()
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    app.store.set_service_state("gate:partition_flags_exclusive", {
+        "decision": "open", "clean_since": at.isoformat(), "required_seconds": 60.0,
+    })  # fmt: skip
+    app.store.set_service_state("gate", {"decision": "blocked", "clean_since": None})
+    cache = StatsCache(app.store, app.clock)
+    cache.refresh()
+    registry = build_registry(app.settings, cache, lambda: True)
+    flags = {"plan": "partition_flags_exclusive"}
+    drop = {"plan": "drop_counter_columns"}
+    assert registry.get_sample_value("dq_gate_open", flags) == 1
+    assert registry.get_sample_value("dq_gate_clean_seconds", flags) >= 3600
+    assert registry.get_sample_value("dq_gate_required_seconds", flags) == 60
+    assert registry.get_sample_value("dq_gate_open", drop) == 0
+    assert registry.get_sample_value("dq_gate_clean_seconds", drop) == 0
+    assert registry.get_sample_value("dq_gate_required_seconds", drop) == 7 * 86400
