@@ -36,9 +36,9 @@ def report(
     clean_since: dt.datetime | None = NOW - dt.timedelta(days=8),
 ) -> GateReport:
     decision, since, pending = decide(NOW, WEEK, clean_since, list(blockers), list(waiting))
-    return GateReport(now=NOW, required=WEEK, decision=decision, clean_since=since, streaks=[],
-                      blockers=list(blockers), evidence={}, silences=[],
-                      pending=pending)  # fmt: skip
+    return GateReport(plan="drop_counter_columns", now=NOW, required=WEEK, decision=decision,
+                      clean_since=since, streaks=[], blockers=list(blockers), evidence={},
+                      silences=[], pending=pending)  # fmt: skip
 
 
 def last_run_blocker(status: str, violations: int = 0, samples=(), error=None, check="x"):
