@@ -30,8 +30,8 @@ def add_parsers(
         "--gate-period", metavar="DURATION",
         help="the gate's required clean period for this demo, e.g. 2m (shorter than the default "
         "7d, so accepted with gate.accept_weaker_settings); the old build retires after a "
-        "quarter of it (at least 20s) and the demo ends after the migration's rollback, about "
-        "twice the period later",
+        "quarter of it (at least 20s); the gate opens about 1.75 times the period after the "
+        "start and the demo ends after the migration's rollback",
     )  # fmt: skip
     demo.add_argument(
         "--keep", action="store_true",
