@@ -15,13 +15,23 @@ def add_parsers(
     demo = commands.add_parser(
         "demo", parents=[common], help="see dq-monitor catch the seed's race on this machine",
         description="Start an embedded PostgreSQL, simulate a job system with the seed's race, "
-        "and run the real service against it. Ctrl-C stops it. Needs the `demo` extra.",
+        "and run the real service against it. Ctrl-C stops it. Needs the `demo` extra. With "
+        "--gate-period, the demo also tells the release manager's story: the old build "
+        "retires part-way, the gate goes from blocked to not yet to open, and the demo "
+        "applies and rolls back drop_counter_columns, then ends (exit 0).",
     )  # fmt: skip
     demo.add_argument("--duration", metavar="DURATION", help="stop after this long, e.g. 40s")
     demo.add_argument(
         "--metrics-port", type=port, metavar="N",
         help=f"port of the metrics endpoint (default: $DQ_METRICS_PORT or {DEFAULT_METRICS_PORT}, "
         "or a free port if that one is taken)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--gate-period", metavar="DURATION",
+        help="the gate's required clean period for this demo, e.g. 2m (shorter than the default "
+        "7d, so accepted with gate.accept_weaker_settings); the old build retires after a "
+        "quarter of it (at least 20s); the gate opens about 1.75 times the period after the "
+        "start and the demo ends after the migration's rollback",
     )  # fmt: skip
     demo.add_argument(
         "--keep", action="store_true",
@@ -39,5 +49,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             duration = parse_duration(args.duration)
         except ValueError as exc:
             raise ConfigError(f"--duration: {exc}") from None
+    gate_period = None
+    if args.gate_period is not None:
+        try:
+            gate_period = parse_duration(args.gate_period)
+        except ValueError as exc:
+            raise ConfigError(f"--gate-period: {exc}") from None
+        if not gate_period:
+            raise ConfigError("--gate-period: must be longer than 0s, e.g. 2m")
     configure_logging("WARNING")
-    return Demo(args.config, duration, args.metrics_port, args.keep, args.clock).run()
+    return Demo(
+        args.config, duration, args.metrics_port, args.keep, args.clock, gate_period=gate_period
+    ).run()

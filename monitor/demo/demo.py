@@ -15,14 +15,25 @@ from checks import REGISTRY, reference_schema
 from config import ConfigError, Settings, format_duration, load_settings
 from monitor.demo.embedded import EmbeddedPostgres, free_port
 from monitor.demo.simulator import Simulator
+from monitor.demo.story import GateStory, remember_writes
 from monitor.service import Periodic, Service
 
 
-def demo_settings(base: Settings, url: str, metrics_port: int) -> Settings:
-    """The user's settings (routes included) with the demo's database and quick timings."""
+def demo_settings(
+    base: Settings, url: str, metrics_port: int, gate_period: dt.timedelta | None = None
+) -> Settings:
+    """The user's settings (routes included) with the demo's database and quick timings.
+
+    With `gate_period`, the gate requires that clean period: shorter than the default, so
+    accepted only with gate.accept_weaker_settings (every report then says so).
+    """
     checks: dict[str, Any] = {name: {"interval": "3s"} for name in REGISTRY}
     checks["stale_partitions"]["threshold"] = "10s"
     checks["counter_writes"]["remember"] = "2m"
+    gate: dict[str, Any] = {"evaluate_interval": "10s"}
+    if gate_period is not None:
+        checks["counter_writes"]["remember"] = remember_writes(gate_period)
+        gate |= {"required_clean_period": gate_period, "accept_weaker_settings": True}
     routes = [{"name": "console", "type": "console", "min_severity": "info"}]
     routes += [r.model_dump() for r in base.alerts.routes if r.name != "console"]
     overrides: dict[str, Any] = {
@@ -33,20 +44,26 @@ def demo_settings(base: Settings, url: str, metrics_port: int) -> Settings:
                      "metrics_refresh_interval": "1s"},
         "alerts": {"routes": routes, "repeat_interval": "2m", "delivery_interval": "1s",
                    "warning_after": 1},
-        "gate": {"evaluate_interval": "10s"},
+        "gate": gate,
     }  # fmt: skip
     return type(base)(**overrides)
 
 
 class Demo:
-    """Runs until Ctrl-C or --duration; prints alerts and a status line as it goes."""
+    """Runs until Ctrl-C or --duration; prints alerts and a status line as it goes.
+
+    With a gate period (--gate-period) it also tells the release manager's story
+    (monitor/demo/story.py) and ends on its own once the migration is rolled back.
+    """
 
     def __init__(self, config: str | None, duration: dt.timedelta | None,
-                 metrics_port: int | None, keep: bool, clock: Clock) -> None:  # fmt: skip
+                 metrics_port: int | None, keep: bool, clock: Clock, *,
+                 gate_period: dt.timedelta | None = None) -> None:  # fmt: skip
         """metrics_port is --metrics-port (None: the settings' metrics_port, or a free one)."""
         self.base = load_settings(config)
         self.clock = clock
         self.duration = duration
+        self.gate_period = gate_period
         self.requested_port = metrics_port
         self.metrics_port = self.base.metrics_port
         self.keep = keep
@@ -104,10 +121,12 @@ class Demo:
         with psycopg.connect(server.url(), autocommit=True) as admin:
             admin.execute("CREATE DATABASE jobs")
         url = server.url("jobs")
+        with psycopg.connect(url, autocommit=True) as owner:  # the server preloads its library
+            owner.execute("CREATE EXTENSION pg_stat_statements")
         sim_conn = psycopg.connect(url, autocommit=True, application_name="job-system-simulator")
         sim_conn.execute(reference_schema())
         simulator = Simulator(sim_conn)
-        settings = demo_settings(self.base, url, self.metrics_port)
+        settings = demo_settings(self.base, url, self.metrics_port, self.gate_period)
         service = Service(settings, self.clock)
         say(f"simulating the job system; metrics on http://127.0.0.1:{self.metrics_port}/metrics,"
             f" status page on http://127.0.0.1:{self.metrics_port}/")  # fmt: skip
@@ -121,18 +140,31 @@ class Demo:
             timer = threading.Timer(self.duration.total_seconds(), service.stop)
             timer.daemon = True
             timer.start()
+        story, teller = None, None
+        if self.gate_period is not None:
+            story = GateStory(settings, self.clock, simulator, url,
+                              pause_checks=service.scheduler.pause, say=say)  # fmt: skip
+            teller = threading.Thread(target=story.run, args=(started, service.stop),
+                                      name="gate-story", daemon=True)  # fmt: skip
         ticker.start()
         status.start()
+        if teller is not None:
+            teller.start()
         try:
             code = service.run()
         finally:
             for thread in (ticker, status):
                 thread.stop()
+            if story is not None and teller is not None:
+                story.stop()
+                teller.join(30)
             if timer is not None:
                 timer.cancel()
             ticker.join(5)
             sim_conn.close()
         self._status(service, simulator, started, final=True)
+        if story is not None and story.code is not None:
+            return story.code
         return code
 
     def _status(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +38,16 @@ class Simulator:
         self.counts: dict[str, int] = {}
         # The scenarios in turn, so a short demo shows each defect early.
         self._plan = ["race", "stuck", "healthy", "old_build", "conflict", "healthy"]
+        self._retire = threading.Event()
+        self.retired = threading.Event()  # set once the old build is gone and the data repaired
+
+    def retire_old_build(self) -> None:
+        """Deploy the fix: from the next tick on, only healthy runs (see _retire_now)."""
+        self._retire.set()
 
     def tick(self) -> None:
+        if self._retire.is_set() and not self.retired.is_set():
+            self._retire_now()
         if self.started == 0 or self.rng.random() < 0.4:
             self._start(self._plan[self.started % len(self._plan)])
         for run in list(self.active):
@@ -90,6 +99,9 @@ class Simulator:
                 self.conn.execute(
                     "UPDATE run_metadata SET completed_workers = completed_workers + 1"
                     " WHERE run_id = %s", (run.run_id,))  # fmt: skip
+                # Its dashboard still reads the other counter: a reader for the gate to see.
+                self.conn.execute("SELECT failed_workers FROM run_metadata WHERE run_id = %s",
+                                  (run.run_id,))  # fmt: skip
 
     def _race(self, run: SimRun) -> None:
         """The seed's race: three workers fail, a retry deletes one's row, it fails again."""
@@ -112,3 +124,22 @@ class Simulator:
             "UPDATE partition_progress SET failed = true, updated_at = now()"
             " WHERE run_id = %s AND partition_id = 2", (rid,))  # fmt: skip
         run.pending = [p for p in run.pending if p not in (0, 1, 2)]
+
+    def _retire_now(self) -> None:
+        """The fixed build replaces every worker, and the damage the bugs left is repaired
+        (flags set by the old path, a retried partition's lost worker row), so the checks
+        can come clean; in this thread, so no old-build statement runs after it."""
+        self._plan = ["healthy"]
+        for run in self.active:
+            run.kind = "healthy"
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE partition_progress p SET failed = false, updated_at = now()"
+                " WHERE p.completed AND p.failed")  # fmt: skip
+            self.conn.execute(
+                "INSERT INTO worker_runs (run_id, partition_id, status, started_at, finished_at)"
+                " SELECT p.run_id, p.partition_id, CASE WHEN p.failed THEN 'failed'"
+                " ELSE 'completed' END, now(), now() FROM partition_progress p"
+                " WHERE (p.completed OR p.failed) AND NOT EXISTS (SELECT 1 FROM worker_runs w"
+                "  WHERE w.run_id = p.run_id AND w.partition_id = p.partition_id)")  # fmt: skip
+        self.retired.set()
