@@ -12,7 +12,7 @@ from alerts import Clock
 from config import DqError, Settings, format_duration
 from monitor.app import App
 from monitor.demo.simulator import Simulator
-from monitor.gate import Decision, Gatekeeper, GateReport, Migrator, make_plan, render_text
+from monitor.gate import Decision, Gatekeeper, GateReport, Migrator, make_plan
 
 EVALUATE_EVERY = 3.0  # seconds between the story's gate evaluations (each samples pgss too)
 OPERATOR = "dq-monitor demo"
@@ -33,11 +33,8 @@ def remember_writes(period: dt.timedelta) -> dt.timedelta:
 
 
 def headline(report: GateReport) -> str:
-    """The gate's headline as `dq-monitor gate` prints it (its text report's `gate:` line)."""
-    for line in render_text(report).splitlines():
-        if line.startswith("gate: "):
-            return line.removeprefix("gate: ")
-    return report.decision.value
+    """The gate's headline as `dq-monitor gate` prints it."""
+    return report.headline()
 
 
 class GateStory:
