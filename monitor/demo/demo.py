@@ -23,6 +23,7 @@ def demo_settings(base: Settings, url: str, metrics_port: int) -> Settings:
     checks: dict[str, Any] = {name: {"interval": "3s"} for name in REGISTRY}
     checks["stale_partitions"]["threshold"] = "10s"
     checks["counter_writes"]["remember"] = "2m"
+    checks["consolidation_missed"]["threshold"] = "5s"
     routes = [{"name": "console", "type": "console", "min_severity": "info"}]
     routes += [r.model_dump() for r in base.alerts.routes if r.name != "console"]
     overrides: dict[str, Any] = {
