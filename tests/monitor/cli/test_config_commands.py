@@ -96,8 +96,15 @@ def problems(err: str) -> list[str]:
 # --- config check ---------------------------------------------------------------------------
 
 
+def without_consolidation_checks(monkeypatch) -> None:
+    """The counts below predate the two consolidation checks: they stay off in these tests."""
+    monkeypatch.setenv("DQ_CHECKS__CONSOLIDATION_MISSED__ENABLED", "false")
+    monkeypatch.setenv("DQ_CHECKS__PREMATURE_CONSOLIDATION__ENABLED", "false")
+
+
 def test_check_ok_counts_enabled_checks_and_routes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DQ_DATABASE_URL", DB_URL)
+    without_consolidation_checks(monkeypatch)
     code, out, err = run_cli(capsys, "config", "check", "--config", write_config(tmp_path))
     assert (code, err) == (0, "")
     # 5 built-ins minus stale_partitions, plus one enabled custom check; one console route.
@@ -106,6 +113,7 @@ def test_check_ok_counts_enabled_checks_and_routes(tmp_path, monkeypatch, capsys
 
 def test_check_ok_with_defaults(monkeypatch, capsys):
     monkeypatch.setenv("DQ_DATABASE_URL", DB_URL)
+    without_consolidation_checks(monkeypatch)
     assert run_cli(capsys, "config", "check") == (
         0, "configuration ok: 5 checks enabled, 0 alert routes\n", ""
     )  # fmt: skip
