@@ -594,6 +594,9 @@ class Scale:
         terminal = {"terminal": ["completed", "failed"], "cutoff": self.cutoff}
         with monitor.transaction():
             found["plan_missed"] = plan_shape(monitor, missed.open_runs_sql(), terminal)
+            open_runs = [r for (r, _) in monitor.execute(missed.open_runs_sql(), terminal)]
+            found["plan_missed"] += plan_shape(monitor, missed.partitions_sql(), {
+                "runs": open_runs, "cutoff": self.cutoff})
             found["plan_premature_full"] = plan_shape(
                 monitor, premature.premature_sql(incremental=False), terminal
             )

@@ -55,14 +55,17 @@ class ConsolidationMissed(SingleCheckProbe):
     def judge(self, snap: Snapshot, window: Window) -> Evaluation:
         cutoff = snap.now - self.env.settle_time
         before = snap.now - self.settings.threshold
-        rows = snap.fetch(
-            self.open_runs_sql(),
-            {"terminal": list(self.env.tables.run_metadata.terminal_statuses), "cutoff": cutoff},
-        )
-        unsettled = frozenset(run_key(run) for run, _, _, last, _ in rows if last > cutoff)
+        terminal = list(self.env.tables.run_metadata.terminal_statuses)
+        # Two steps: the planner cannot estimate how few runs are open, and a join would scan
+        # every partition; an explicit list of runs goes through the (run_id, ...) index.
+        open_runs = snap.fetch(self.open_runs_sql(), {"terminal": terminal})
+        status = {run_key(run): state for run, state in open_runs}
+        params = {"runs": [run for run, _ in open_runs], "cutoff": cutoff}
+        rows = snap.fetch(self.partitions_sql(), params) if open_runs else []
+        unsettled = frozenset(run_key(run) for run, _, last, _ in rows if last > cutoff)
         findings = tuple(
-            RunFindings(run_key(run), 1, (self._sample(run, status, count, last),))
-            for run, status, count, last, finished in rows
+            RunFindings(run_key(run), 1, (self._sample(run, status[run_key(run)], count, last),))
+            for run, count, last, finished in rows
             if finished and last < before and run_key(run) not in unsettled
         )
         return Evaluation(
@@ -83,22 +86,28 @@ class ConsolidationMissed(SingleCheckProbe):
         }
 
     def open_runs_sql(self) -> sql.Composed:
-        """Runs whose status is not terminal that are finished or still settling: run id,
-        status, partitions, last partition change, whether every partition finished."""
-        rm, pp = self.rm, self.pp
+        """The runs whose status is not terminal, and their status (as text)."""
+        rm = self.rm
         # status::text: the column may be an enum, and the values travel as text[].
         return sql.SQL(
-            "SELECT rm.{run}, rm.{status}, count(*), max(pp.{upd}),"
-            " bool_and(coalesce(pp.{done}, false) OR coalesce(pp.{failed}, false))"
-            " FROM {rm} AS rm JOIN {pp} AS pp ON pp.{pp_run} = rm.{run}"
-            " WHERE NOT coalesce(rm.{status}::text = ANY(%(terminal)s::text[]), false)"
-            " GROUP BY rm.{run}, rm.{status}"
-            " HAVING bool_and(coalesce(pp.{done}, false) OR coalesce(pp.{failed}, false))"
-            " OR max(pp.{upd}) > %(cutoff)s ORDER BY 1"
+            "SELECT {run}, {status}::text FROM {rm}"
+            " WHERE NOT coalesce({status}::text = ANY(%(terminal)s::text[]), false)"
+        ).format(run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident)
+
+    def partitions_sql(self) -> sql.Composed:
+        """Of the runs in %(runs)s, those finished or still settling: run id, partitions, last
+        partition change, whether every partition finished."""
+        pp = self.pp
+        return sql.SQL(
+            "SELECT {run}, count(*), max({upd}),"
+            " bool_and(coalesce({done}, false) OR coalesce({failed}, false))"
+            " FROM {pp} WHERE {run} = ANY(%(runs)s)"
+            " GROUP BY 1"
+            " HAVING bool_and(coalesce({done}, false) OR coalesce({failed}, false))"
+            " OR max({upd}) > %(cutoff)s ORDER BY 1"
         ).format(
-            run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident, pp=pp.ident,
-            pp_run=pp.col("run_id"), upd=pp.col("updated_at"), done=pp.col("completed"),
-            failed=pp.col("failed"),
+            run=pp.col("run_id"), upd=pp.col("updated_at"), done=pp.col("completed"),
+            failed=pp.col("failed"), pp=pp.ident,
         )  # fmt: skip
 
     def reproduce_sql(self) -> str:
