@@ -38,6 +38,11 @@ figures come from the same minutes of the same run; the report gives medians:
                   minus incremental_overlap 5m>)), timed 5 times per round, the scales
                   taking turns.
 
+  (e1-e3) the consolidation checks, each through its own probe as dq-monitor builds it:
+                  consolidation_missed (the same exact pass in every mode),
+                  premature_consolidation as a full sweep and incremental (the touched runs).
+                  --only-consolidation times only (d) and (e), which skips the slow rest.
+
 Times are absolute seconds and ratios to (d) at the same scale. The findings are checked too:
 the sweep and the three queries must report exactly the seeded defects, the incremental run
 must judge exactly the touched runs and find the one conflict, else the script says so and
@@ -51,11 +56,14 @@ with a 'running' worker row); every partition has one worker row whose status ma
 about 1 in 128 also keeps the abandoned first attempt of a retry ('running', never finished).
 Rows are inserted in the order the job system writes them (progress rows by completion time,
 worker rows by start time), so neither table is clustered by run. Runs started more than 14
-days ago keep the deprecated counters in run_metadata (non-zero); newer runs have 0. Each scale
+days ago keep the deprecated counters in run_metadata (non-zero); newer runs have 0. A run's
+status is 'running' if it has a stuck partition, else 'completed'. Each scale
 seeds --defects runs of each defect kind: the seed's race (a failed partition whose worker row a
 retry deleted: dashboard_mismatch + missing_worker_runs), a flag conflict (flag_conflict +
 dashboard_mismatch), a worker row with the wrong status, and a worker row for a partition the
-run does not have (dashboard_mismatch each). Loading runs with session_replication_role=replica
+run does not have (dashboard_mismatch each); and, in the statuses only, a finished run left
+'running' (consolidation_missed) and a stuck run marked 'completed' (premature_consolidation).
+Loading runs with session_replication_role=replica
 (foreign-key triggers skipped; the data is consistent by construction), then VACUUM (ANALYZE).
 The probes run with a 10-minute statement_timeout so a slow variant is measured, not cancelled.
 
