@@ -38,6 +38,11 @@ figures come from the same minutes of the same run; the report gives medians:
                   minus incremental_overlap 5m>)), timed 5 times per round, the scales
                   taking turns.
 
+  (e1-e3) the consolidation checks, each through its own probe as dq-monitor builds it:
+                  consolidation_missed (the same exact pass in every mode),
+                  premature_consolidation as a full sweep and incremental (the touched runs).
+                  --only-consolidation times only (d) and (e), which skips the slow rest.
+
 Times are absolute seconds and ratios to (d) at the same scale. The findings are checked too:
 the sweep and the three queries must report exactly the seeded defects, the incremental run
 must judge exactly the touched runs and find the one conflict, else the script says so and
@@ -51,11 +56,14 @@ with a 'running' worker row); every partition has one worker row whose status ma
 about 1 in 128 also keeps the abandoned first attempt of a retry ('running', never finished).
 Rows are inserted in the order the job system writes them (progress rows by completion time,
 worker rows by start time), so neither table is clustered by run. Runs started more than 14
-days ago keep the deprecated counters in run_metadata (non-zero); newer runs have 0. Each scale
+days ago keep the deprecated counters in run_metadata (non-zero); newer runs have 0. A run's
+status is 'running' if it has a stuck partition, else 'completed'. Each scale
 seeds --defects runs of each defect kind: the seed's race (a failed partition whose worker row a
 retry deleted: dashboard_mismatch + missing_worker_runs), a flag conflict (flag_conflict +
 dashboard_mismatch), a worker row with the wrong status, and a worker row for a partition the
-run does not have (dashboard_mismatch each). Loading runs with session_replication_role=replica
+run does not have (dashboard_mismatch each); and, in the statuses only, a finished run left
+'running' (consolidation_missed) and a stuck run marked 'completed' (premature_consolidation).
+Loading runs with session_replication_role=replica
 (foreign-key triggers skipped; the data is consistent by construction), then VACUUM (ANALYZE).
 The probes run with a 10-minute statement_timeout so a slow variant is measured, not cancelled.
 
@@ -92,17 +100,21 @@ if str(ROOT) not in sys.path:
 from checks import (  # noqa: E402
     Evaluation,
     Mode,
+    Probe,
     Window,
     build_probes,
     reference_schema,
     select_checks,
 )
 from checks.consistency import ConsistencyProbe  # noqa: E402
+from checks.consolidation_missed import ConsolidationMissed  # noqa: E402
+from checks.premature_consolidation import PrematureConsolidation  # noqa: E402
 from config import Settings, TablesSettings  # noqa: E402
 from monitor.db import connect  # noqa: E402
 from monitor.demo.embedded import EmbeddedPostgres  # noqa: E402
 
 CHECKS = ("dashboard_mismatch", "missing_worker_runs", "flag_conflict")
+CONSOLIDATION = ("consolidation_missed", "premature_consolidation")
 
 SERVER_SETTINGS = {
     "shared_buffers": "8GB",  # a third of the RAM: all scales (about 6 GB at 1M+5M+10M) stay cached
@@ -148,6 +160,11 @@ class Expected:
     dashboard_mismatch: int = 0
     missing_worker_runs: int = 0
     flag_conflict: int = 0
+    consolidation_missed: int = 0
+    premature_consolidation: int = 0
+
+    def consolidation(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in CONSOLIDATION}
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in CHECKS}
@@ -213,7 +230,8 @@ class Dataset:
             cur.execute(
                 "INSERT INTO run_metadata (run_id, started_at, status, completed_workers,"
                 " failed_workers)"
-                " SELECT run_id, run_start, 'completed',"
+                " SELECT run_id, run_start,"
+                "  CASE WHEN bool_or(stuck) THEN 'running' ELSE 'completed' END,"
                 "  CASE WHEN run_start < %(fix)s THEN count(*) FILTER (WHERE is_completed)"
                 "  ELSE 0 END,"
                 "  CASE WHEN run_start < %(fix)s THEN count(*) FILTER (WHERE is_failed) ELSE 0 END"
@@ -294,9 +312,26 @@ class Dataset:
         self.expected.dashboard_mismatch += 4 * count
         self.expected.missing_worker_runs += count
         self.expected.flag_conflict += count
+        # Statuses only (the consistency checks do not read them): finished runs left
+        # 'running' (consolidation missed), and runs with a stuck partition marked 'completed'.
+        for status, was in (("completed", "running"), ("running", "completed")):
+            cur.execute(
+                "UPDATE run_metadata SET status = %(status)s WHERE run_id IN (SELECT run_id"
+                " FROM run_metadata AS rm WHERE status = %(was)s AND NOT EXISTS (SELECT"
+                "  FROM partition_progress AS p WHERE p.run_id = rm.run_id"
+                "  AND NOT p.completed AND NOT p.failed AND %(was)s = 'completed')"
+                " ORDER BY md5(run_id) LIMIT %(n)s) RETURNING run_id",
+                {"status": status, "was": was, "n": count},
+            )
+            changed = [int(run.removeprefix("run-")) for (run,) in cur.fetchall()]
+            assert len(changed) == count, f"too few {was} runs"
+            self.defect_runs.update(changed)  # kept out of the touched runs
+        self.expected.consolidation_missed += count
+        self.expected.premature_consolidation += count
         say(
             f"  {self.schema}: seeded {count} runs of each defect kind "
-            "(race, flag conflict, wrong worker status, orphan worker row)"
+            "(race, flag conflict, wrong worker status, orphan worker row, consolidation "
+            "missed, premature consolidation)"
         )
 
     def vacuum(self) -> None:
@@ -423,6 +458,7 @@ class Scale:
     monitor: psycopg.Connection[Any]  # what dq-monitor opens: read-only, autocommit
     probe: ConsistencyProbe
     result: ScaleResult
+    consolidation: dict[str, Probe] = field(default_factory=dict)
     seed_sample: list[str] | None = None
     seed_factor: float = 1.0
     touched: list[str] = field(default_factory=list)
@@ -502,6 +538,23 @@ class Scale:
         self.result.found["incremental"] = violations(evaluation)
         self.result.found["incremental_judged"] = evaluation[CHECKS[0]].judged_count
 
+    def consolidation_checks(self) -> None:
+        """(e) the two consolidation checks: consolidation_missed (the same exact pass in
+        every mode), premature_consolidation full and incremental (the touched runs)."""
+        assert self.since is not None
+        missed, premature = (self.consolidation[n] for n in CONSOLIDATION)
+        for key, probe, window in (
+            ("missed", missed, Window(Mode.FULL)),
+            ("premature_full", premature, Window(Mode.FULL)),
+            ("premature_inc", premature, Window(Mode.INCREMENTAL, since=self.since)),
+        ):
+            clock = time.perf_counter()
+            evaluation = probe.evaluate(self.monitor, window)
+            self.result.record(key, time.perf_counter() - clock)
+            (found,) = evaluation.values()
+            self.result.found[key] = sum(f.violations for f in found.findings)
+            self.result.found[f"{key}_judged"] = found.judged_count
+
     def changed_rows(self) -> None:
         """(c0): only reading the changed runs' rows (one heap column each) via the indexes."""
         clock = time.perf_counter()
@@ -512,9 +565,20 @@ class Scale:
         ).fetchall()
         self.result.record("changed_rows", time.perf_counter() - clock)
 
-    def check(self, touch_runs: int) -> None:
+    def check(self, touch_runs: int, only_consolidation: bool = False) -> None:
         """Compare what was found with what was seeded."""
         found, problems = self.result.found, self.result.problems
+        want = self.data.expected.consolidation()
+        for key, name in (("missed", CONSOLIDATION[0]), ("premature_full", CONSOLIDATION[1])):
+            if found.get(key) != want[name]:
+                problems.append(f"{name} found {found.get(key)}, expected {want[name]}")
+        if found.get("premature_inc") != 0 or found.get("premature_inc_judged") != touch_runs:
+            problems.append(
+                f"incremental premature_consolidation found {found.get('premature_inc')} in "
+                f"{found.get('premature_inc_judged')} runs, expected 0 in {touch_runs}"
+            )
+        if only_consolidation:
+            return
         expected = self.data.expected.as_dict()
         for key in ("first", "sweep", "surprise", "three"):  # no run is unsettled: all agree
             if found.get(key) != expected:
@@ -529,14 +593,29 @@ class Scale:
                 f"incremental judged {found.get('incremental_judged')} runs, expected {touch_runs}"
             )
 
-    def explain(self) -> None:
+    def explain(self, only_consolidation: bool = False) -> None:
         """Record the plan shapes of the sweep, the changed-runs query and the floor."""
+        found, monitor = self.result.found, self.monitor
+        missed, premature = (self.consolidation[n] for n in CONSOLIDATION)
+        assert isinstance(missed, ConsolidationMissed)
+        assert isinstance(premature, PrematureConsolidation)
+        terminal = {"terminal": ["completed", "failed"], "cutoff": self.cutoff}
+        with monitor.transaction():
+            found["plan_missed"] = plan_shape(monitor, missed.open_runs_sql(), terminal)
+            open_runs = [r for (r, _) in monitor.execute(missed.open_runs_sql(), terminal)]
+            found["plan_missed"] += plan_shape(monitor, missed.partitions_sql(), {
+                "runs": open_runs, "cutoff": self.cutoff})
+            found["plan_premature_full"] = plan_shape(
+                monitor, premature.premature_sql(incremental=False), terminal
+            )
+        if only_consolidation:
+            return
         params = {
             "cutoff": self.cutoff, "limit": self.probe.env.sample_limit,
             "completed_status": "completed", "failed_status": "failed",
             "runs": self.touched, "since": self.since,
         }  # fmt: skip
-        found, probe, monitor = self.result.found, self.probe, self.monitor
+        probe = self.probe
         with monitor.transaction():
             # The daily full sweep: one signature of each table, then the known runs exactly.
             found["plan_signature"] = plan_shape(
@@ -605,10 +684,26 @@ LABELS = {
     "three": "(b3) three straightforward queries",
     "incremental": "(c) incremental, N runs changed",
     "changed_rows": "(c0) only reading their rows",
+    "missed": "(e1) consolidation_missed, any mode",
+    "premature_full": "(e2) premature_consolidation, full",
+    "premature_inc": "(e3) premature_consol., N runs changed",
 }
 
 
-def report(results: list[ScaleResult], main_rows: int, args: argparse.Namespace) -> list[str]:
+def consolidation_plans(main: ScaleResult, main_rows: int) -> list[str]:
+    out = [f"Plans of the consolidation checks at {main_rows / 1e6:g}M rows:"]
+    for key, title in (
+        ("plan_missed", "consolidation_missed"),
+        ("plan_premature_full", "premature_consolidation, full"),
+    ):
+        out.append(f"  {title}:")
+        out.extend("    " + line for line in main.found[key])
+    return out
+
+
+def report(  # noqa: PLR0912 - one branch per optional part of the report
+    results: list[ScaleResult], main_rows: int, args: argparse.Namespace
+) -> list[str]:
     out = []
     width = 40
     header = f"{'':{width}}" + "".join(f" | {f'{r.rows / 1e6:g}M rows':>20}" for r in results)
@@ -628,14 +723,19 @@ def report(results: list[ScaleResult], main_rows: int, args: argparse.Namespace)
     for r in results:
         out.append(
             f"{r.rows / 1e6:g}M: {r.runs:,} runs, worker_runs {r.worker_rows:,} rows; medians of "
-            f"{args.repeat} rounds ((c): {len(r.times['incremental'])} runs)"
+            f"{args.repeat} rounds ((c): {len(r.times.get('incremental', []))} runs)"
         )
         spread = ", ".join(f"{k} {min(v):.3f}-{max(v):.3f}" for k, v in r.times.items())
         out.append(f"  min-max seconds: {spread}")
+        if "three" not in r.times:
+            continue
         three = ", ".join(f"{k} {median(v):.3f}" for k, v in r.parts.items())
         out.append(f"  (b3) per query, median seconds: {three}")
         out.extend(f"  note: {n}" for n in r.notes)
     main = next(r for r in results if r.rows == main_rows)
+    out.extend(consolidation_plans(main, main_rows))
+    if "sweep" not in main.times:
+        return out
     sweep, floor = main.med("sweep"), main.med("floor")
     out.append("")
     out.append(f"Targets at the main scale ({main_rows / 1e6:g}M partition rows):")
@@ -744,6 +844,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="time the seed's queries at the main scale only",
     )
+    parser.add_argument(
+        "--only-consolidation",
+        action="store_true",
+        help="time only the floor and the two consolidation checks (e1-e3)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="random seed")
     parser.add_argument(
         "--pg-setting",
@@ -778,6 +883,18 @@ def probe_for(schema: str) -> ConsistencyProbe:
     return probe
 
 
+def consolidation_probes(schema: str) -> dict[str, Probe]:
+    """The probes dq-monitor builds for the two consolidation checks (one each)."""
+    settings = Settings(
+        tables=TablesSettings(schema_name=schema),
+        settle_time=SETTLE_TIME,
+        sample_limit=20,
+        statement_timeout=dt.timedelta(minutes=10),
+    )
+    probes = build_probes(select_checks(settings, CONSOLIDATION))
+    return {probe.names[0]: probe for probe in probes}
+
+
 def measure(scales: list[Scale], args: argparse.Namespace, main_rows: int) -> None:
     """One warm-up round, then --repeat rounds of every task at every scale.
 
@@ -789,11 +906,14 @@ def measure(scales: list[Scale], args: argparse.Namespace, main_rows: int) -> No
         for scale in scales:
             scale.data.use()
             scale.floor()
+            scale.consolidation_checks()
+            if args.only_consolidation:
+                continue
             scale.sweep()
             scale.three()
             if scale.result.rows == main_rows or not args.seed_main_only:
                 scale.seed()
-        for _ in range(INCREMENTAL_PER_ROUND):
+        for _ in range(0 if args.only_consolidation else INCREMENTAL_PER_ROUND):
             for scale in scales:
                 scale.data.use()
                 scale.incremental()
@@ -848,6 +968,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load_seconds[schema] = time.perf_counter() - clock
                 result = ScaleResult(rows=runs * args.partitions, runs=runs)
                 scale = Scale(data, admin, monitor, probe_for(schema), result)
+                scale.consolidation = consolidation_probes(schema)
                 if args.seed_sample < 1.0:
                     rng = random.Random(f"{args.seed}-sample-{runs}")
                     k = max(1, round(runs * args.seed_sample))
@@ -876,8 +997,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure(scales, args, main_rows)
             for scale in scales:
                 scale.data.use()
-                scale.check(args.touch_runs)
-                scale.explain()
+                scale.check(args.touch_runs, args.only_consolidation)
+                scale.explain(args.only_consolidation)
                 for problem in scale.result.problems:
                     say(f"PROBLEM at {scale.result.rows:,} rows: {problem}")
             sizes = admin.execute(

@@ -34,5 +34,6 @@ def table_ref(tables: TablesSettings, key: str) -> TableRef:
     names = getattr(tables, key)
     fields = names.model_dump()
     fields.pop("name")
-    columns = {k: v for k, v in fields.items() if not k.endswith("_status")}
+    # Status values (`*_status`, `terminal_statuses`) are parameters, not names.
+    columns = {k: v for k, v in fields.items() if not k.endswith(("_status", "_statuses"))}
     return TableRef(schema=tables.schema_name, name=names.name, columns=columns)

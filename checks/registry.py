@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from config import CheckSettings, CriticalCheckSettings, register_builtin
 
 from .check import Check
+from .consolidation_missed import ConsolidationMissed, ConsolidationMissedSettings
 from .counter_writes import CounterWrites, CounterWritesSettings
 from .dashboard_mismatch import DashboardMismatch
 from .flag_conflict import FlagConflict
 from .missing_worker_runs import MissingWorkerRuns
+from .premature_consolidation import PrematureConsolidation
 from .stale_partitions import StalePartitions, StalePartitionsSettings
 
 
@@ -73,6 +75,8 @@ REGISTRY = Registry(
     BuiltinCheck("flag_conflict", FlagConflict, CriticalCheckSettings, gating=True),
     BuiltinCheck("stale_partitions", StalePartitions, StalePartitionsSettings),
     BuiltinCheck("counter_writes", CounterWrites, CounterWritesSettings, gating=True),
+    BuiltinCheck("consolidation_missed", ConsolidationMissed, ConsolidationMissedSettings),
+    BuiltinCheck("premature_consolidation", PrematureConsolidation, CriticalCheckSettings),
 )
 
 for _entry in REGISTRY.values():

@@ -42,6 +42,12 @@ class RunMetadataNames(_Names):
     failed_workers: SqlName = Field(
         default="failed_workers", description="Column: the deprecated failed-workers counter."
     )
+    # Values of the status column, not names: they travel as query parameters.
+    terminal_statuses: tuple[str, ...] = Field(
+        default=("completed", "failed"),
+        min_length=1,
+        description="Status values of a consolidated run (sent as query parameters).",
+    )
 
 
 class PartitionProgressNames(_Names):

@@ -22,11 +22,12 @@ def add_run(
     completed_workers: int = 0,
     failed_workers: int = 0,
     started_at: dt.datetime | None = None,
+    status: str = "running",
 ) -> None:
     conn.execute(
-        "INSERT INTO run_metadata (run_id, started_at, completed_workers, failed_workers)"
-        " VALUES (%s, %s, %s, %s)",
-        (run_id, started_at or OLD, completed_workers, failed_workers),
+        "INSERT INTO run_metadata (run_id, started_at, completed_workers, failed_workers, status)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (run_id, started_at or OLD, completed_workers, failed_workers, status),
     )
 
 
@@ -74,9 +75,10 @@ def healthy_run(
     failed: Iterable[int] = (),
     at: dt.datetime | None = None,
 ) -> None:
-    """A consistent run: every partition terminal, one worker row matching each flag."""
+    """A consistent run: every partition terminal, one worker row matching each flag, and
+    consolidated (status completed)."""
     failed = set(failed)
-    add_run(conn, run_id, started_at=at)
+    add_run(conn, run_id, started_at=at, status="completed")
     for pid in range(partitions):
         is_failed = pid in failed
         add_partition(conn, run_id, pid, completed=not is_failed, failed=is_failed, updated_at=at)
@@ -88,7 +90,7 @@ def seed_race(conn: psycopg.Connection, run_id: str, *, at: dt.datetime | None =
 
     partition_progress says 3 failed; worker_runs says 2 (and partition 2 has no row at all).
     """
-    add_run(conn, run_id, failed_workers=3, started_at=at)
+    add_run(conn, run_id, failed_workers=3, started_at=at, status="completed")
     for pid in range(4):
         add_partition(conn, run_id, pid, completed=pid == 3, failed=pid != 3, updated_at=at)
     add_worker(conn, run_id, 0, "failed", started_at=at)

@@ -33,3 +33,15 @@ def test_seed_drift_query_reports_expected_drift_that_counter_writes_does_not(
     )
     assert results["seed_counts_per_run"].violations == 2
     assert results["counter_writes"].violations == 0
+
+
+def test_example_shows_every_built_in_check_but_those_without_settings_of_their_own():
+    import tomllib
+
+    from checks import REGISTRY
+
+    shown = set(tomllib.loads(EXAMPLE.read_text())["checks"]) - {"custom"}
+    assert shown <= set(REGISTRY)
+    # The consistency parts sharing the defaults may be left out; every other check is shown.
+    assert {"stale_partitions", "counter_writes", "consolidation_missed",
+            "premature_consolidation"} <= shown  # fmt: skip

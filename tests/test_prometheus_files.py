@@ -19,7 +19,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts import SystemClock
-from checks import all_checks
+from checks import REGISTRY, all_checks
 from config import load_settings
 from monitor.service.metrics import StatsCache, StatsSnapshot, build_registry
 from monitor.store import DURATION_BUCKETS, CheckStats, StateStore, StoreStats
@@ -351,3 +351,60 @@ def test_dashboard_queries_parse_as_promql(dashboard, tmp_path):
     rules_file.write_text("\n".join(lines) + "\n")
     result = promtool("check", "rules", str(rules_file))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Every built-in check, from the registry: a new check cannot be left out.
+
+VIOLATION_ALERTS = {"critical": "DqCriticalCheckViolations", "warning": "DqWarningCheckViolations"}
+
+
+def test_every_built_in_check_alerts_by_its_default_severity(rules, tmp_path):
+    """A promtool test generated from the registry: each built-in check with violations
+    fires the alert of its default severity (and not the other one)."""
+    by_name = {r["alert"]: r for r in rules if "alert" in r}
+    settings = load_settings()
+    builtins = [c for c in all_checks(settings) if c.name in REGISTRY]
+    assert [c.name for c in builtins] == list(REGISTRY)
+    series, asserts = [], []
+    for check in builtins:
+        severity = check.severity.value
+        labels = f'job="dq-monitor", instance="a:8477", check="{check.name}"'
+        series.append({"series": f'dq_check_info{{{labels}, severity="{severity}"}}',
+                       "values": "1+0x60"})  # fmt: skip
+        series.append({"series": f"dq_check_violations{{{labels}}}", "values": "2+0x60"})
+        for level, alert in VIOLATION_ALERTS.items():
+            rule = by_name[alert]
+            expected = []
+            if level == severity:
+                expected.append({
+                    "exp_labels": {"severity": level, "check": check.name},
+                    "exp_annotations": {
+                        key: text.replace("{{ $labels.check }}", check.name)
+                        .replace("{{ $value }}", "2")
+                        for key, text in rule["annotations"].items()
+                    },
+                })  # fmt: skip
+            asserts.append({"eval_time": "45m", "alertname": alert, "exp_alerts": expected})
+    # One test per check keeps promtool's comparison to that check's alerts.
+    tests = [
+        {"interval": "1m", "input_series": series[2 * k : 2 * k + 2],
+         "alert_rule_test": asserts[2 * k : 2 * k + 2]}
+        for k in range(len(builtins))
+    ]  # fmt: skip
+    shutil.copy(RULES, tmp_path / RULES.name)
+    generated = tmp_path / "registry.test.yml"
+    generated.write_text(
+        yaml.safe_dump({"rule_files": [RULES.name], "evaluation_interval": "1m", "tests": tests})
+    )
+    result = promtool("test", "rules", generated.name, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+
+
+def test_dashboard_and_rules_name_no_check(rules, dashboard):
+    """Per-check panels and rules select by the `check` label, never by a check's name, so
+    every check in the registry (and every custom check) is on them."""
+    exprs = [r["expr"] for r in rules] + [expr for _, expr in _panel_exprs(dashboard)]
+    for expr in exprs:
+        assert not re.search(r"\bcheck\s*(=|!=|=~|!~)", expr), expr
+        assert not any(name in expr for name in REGISTRY), expr

@@ -30,6 +30,7 @@ def demo_settings(
     checks: dict[str, Any] = {name: {"interval": "3s"} for name in REGISTRY}
     checks["stale_partitions"]["threshold"] = "10s"
     checks["counter_writes"]["remember"] = "2m"
+    checks["consolidation_missed"]["threshold"] = "5s"
     gate: dict[str, Any] = {"evaluate_interval": "10s"}
     if gate_period is not None:
         checks["counter_writes"]["remember"] = remember_writes(gate_period)

@@ -1,4 +1,5 @@
-"""A toy job system for the demo: healthy runs, the seed's retry race, stuck workers, old builds.
+"""A toy job system for the demo: healthy runs, the seed's race, stuck workers, old builds, and
+consolidation too early or never.
 
 It is the monitored application, not the monitor: it writes run_metadata, partition_progress
 and worker_runs the way the real workers do, bugs included.
@@ -22,7 +23,7 @@ PARTITIONS = 6
 @dataclass
 class SimRun:
     run_id: str
-    kind: str  # healthy, race, stuck, old_build, conflict
+    kind: str  # healthy, race, stuck, old_build, conflict, missed, premature
     pending: list[int] = field(default_factory=lambda: list(range(PARTITIONS)))
     step: int = 0
 
@@ -37,7 +38,9 @@ class Simulator:
         self.started = 0
         self.counts: dict[str, int] = {}
         # The scenarios in turn, so a short demo shows each defect early.
-        self._plan = ["race", "stuck", "healthy", "old_build", "conflict", "healthy"]
+        self._plan = [
+            "race", "stuck", "missed", "old_build", "conflict", "premature", "healthy", "healthy",
+        ]  # fmt: skip
         self._retire = threading.Event()
         self.retired = threading.Event()  # set once the old build is gone and the data repaired
 
@@ -53,8 +56,12 @@ class Simulator:
         for run in list(self.active):
             self._advance(run)
             if not run.pending:
-                self.conn.execute("UPDATE run_metadata SET status = 'finished' WHERE run_id = %s",
-                                  (run.run_id,))  # fmt: skip
+                # The worker's partition count says the run is complete: it consolidates,
+                # except where the count is wrong and it never sees the run complete.
+                if run.kind != "missed":
+                    self.conn.execute(
+                        "UPDATE run_metadata SET status = 'completed' WHERE run_id = %s",
+                        (run.run_id,))  # fmt: skip
                 self.active.remove(run)
 
     def _start(self, kind: str) -> None:
@@ -94,6 +101,10 @@ class Simulator:
                 " WHERE run_id = %s AND partition_id = %s",
                 (not failed or both, failed or both, run.run_id, pid),
             )
+            if run.kind == "premature" and pid == 1:
+                # A wrong count: the run is consolidated now, and the messages of the other
+                # partitions are dropped, so they stay pending under a completed run.
+                run.pending.clear()
             if run.kind == "old_build":
                 # An old worker build still increments the deprecated counter.
                 self.conn.execute(

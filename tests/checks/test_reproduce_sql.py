@@ -24,6 +24,9 @@ def test_reproduce_sql_lists_the_findings(db, name, rows):
     db.execute(
         "INSERT INTO worker_runs (run_id, partition_id, status) VALUES ('odd', 0, 'completed')"
     )
+    # race finished but was never consolidated; odd was, with a partition still pending.
+    db.execute("UPDATE run_metadata SET status = 'running' WHERE run_id = 'race'")
+    db.execute("UPDATE run_metadata SET status = 'completed' WHERE run_id = 'odd'")
     check = next(c for c in all_checks(load_settings()) if c.name == name)
     found = db.execute(check.reproduce_sql()).fetchall()  # type: ignore[arg-type]
     assert len(found) >= rows

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from checks import REGISTRY
 from config import Settings, load_settings
 from tests.helpers import run_cli
 
@@ -96,8 +97,15 @@ def problems(err: str) -> list[str]:
 # --- config check ---------------------------------------------------------------------------
 
 
+def without_consolidation_checks(monkeypatch) -> None:
+    """The counts below predate the two consolidation checks: they stay off in these tests."""
+    monkeypatch.setenv("DQ_CHECKS__CONSOLIDATION_MISSED__ENABLED", "false")
+    monkeypatch.setenv("DQ_CHECKS__PREMATURE_CONSOLIDATION__ENABLED", "false")
+
+
 def test_check_ok_counts_enabled_checks_and_routes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DQ_DATABASE_URL", DB_URL)
+    without_consolidation_checks(monkeypatch)
     code, out, err = run_cli(capsys, "config", "check", "--config", write_config(tmp_path))
     assert (code, err) == (0, "")
     # 5 built-ins minus stale_partitions, plus one enabled custom check; one console route.
@@ -105,9 +113,10 @@ def test_check_ok_counts_enabled_checks_and_routes(tmp_path, monkeypatch, capsys
 
 
 def test_check_ok_with_defaults(monkeypatch, capsys):
+    """Every built-in is enabled by default."""
     monkeypatch.setenv("DQ_DATABASE_URL", DB_URL)
     assert run_cli(capsys, "config", "check") == (
-        0, "configuration ok: 5 checks enabled, 0 alert routes\n", ""
+        0, f"configuration ok: {len(REGISTRY)} checks enabled, 0 alert routes\n", ""
     )  # fmt: skip
 
 

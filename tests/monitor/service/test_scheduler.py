@@ -23,7 +23,14 @@ from monitor.service.scheduler import build_scheduler, job_specs, skip_listener
 NOW = dt.datetime(2031, 3, 9, 12, 0, tzinfo=dt.UTC)
 
 
-def test_consistency_checks_on_one_schedule_share_a_job():
+def without_consolidation_checks(monkeypatch) -> None:
+    """The job lists below predate the two consolidation checks: they stay off here."""
+    monkeypatch.setenv("DQ_CHECKS__CONSOLIDATION_MISSED__ENABLED", "false")
+    monkeypatch.setenv("DQ_CHECKS__PREMATURE_CONSOLIDATION__ENABLED", "false")
+
+
+def test_consistency_checks_on_one_schedule_share_a_job(monkeypatch):
+    without_consolidation_checks(monkeypatch)
     specs = job_specs(load_settings())
     assert [s.key for s in specs] == [
         "dashboard_mismatch+missing_worker_runs+flag_conflict", "stale_partitions",
@@ -34,6 +41,7 @@ def test_consistency_checks_on_one_schedule_share_a_job():
 def test_a_consistency_check_with_its_own_schedule_gets_its_own_job(monkeypatch):
     monkeypatch.setenv("DQ_CHECKS__FLAG_CONFLICT__INTERVAL", "1m")
     monkeypatch.setenv("DQ_CHECKS__COUNTER_WRITES__ENABLED", "false")
+    without_consolidation_checks(monkeypatch)
     keys = [s.key for s in job_specs(load_settings())]
     assert keys == ["dashboard_mismatch+missing_worker_runs", "flag_conflict", "stale_partitions"]
 

@@ -1,0 +1,131 @@
+"""consolidation_missed: runs whose partitions all finished long ago, never consolidated."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from psycopg import sql
+from pydantic import Field, field_validator
+
+from config import CheckSettings, Duration
+
+from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
+from .identifiers import table_ref
+from .result import Evaluation, RunFindings, Sample, run_key, to_json_value
+from .snapshot import Snapshot
+
+__all__ = ["ConsolidationMissed", "ConsolidationMissedSettings"]
+
+
+class ConsolidationMissedSettings(CheckSettings):
+    threshold: Duration = Field(
+        default=dt.timedelta(minutes=15),
+        description="How long after its last partition finished a run may stay unconsolidated.",
+    )
+
+    @field_validator("threshold")
+    @classmethod
+    def _positive(cls, value: dt.timedelta) -> dt.timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+
+class ConsolidationMissed(SingleCheckProbe):
+    """Every evaluation, incremental or full, judges every run exactly.
+
+    Only a run whose status is not terminal can be a violation, and a status change leaves no
+    timestamp: so each evaluation reads run_metadata for the runs not yet consolidated and
+    judges their partitions, which also clears a finding the moment its run is consolidated.
+    """
+
+    default_description = (
+        "Runs whose partitions are all completed or failed, the last of them longer ago than "
+        "the threshold, while run_metadata.status is not terminal: the run was never consolidated."
+    )
+    key_fields = ("run_id",)
+
+    settings: ConsolidationMissedSettings
+
+    def __init__(self, name: str, settings: ConsolidationMissedSettings, env: CheckEnv) -> None:
+        super().__init__(name, settings, env)
+        self.rm = table_ref(env.tables, "run_metadata")
+        self.pp = table_ref(env.tables, "partition_progress")
+
+    def judge(self, snap: Snapshot, window: Window) -> Evaluation:
+        cutoff = snap.now - self.env.settle_time
+        before = snap.now - self.settings.threshold
+        terminal = list(self.env.tables.run_metadata.terminal_statuses)
+        # Two steps: the planner cannot estimate how few runs are open, and a join would scan
+        # every partition; an explicit list of runs goes through the (run_id, ...) index.
+        open_runs = snap.fetch(self.open_runs_sql(), {"terminal": terminal})
+        status = {run_key(run): state for run, state in open_runs}
+        params = {"runs": [run for run, _ in open_runs], "cutoff": cutoff}
+        rows = snap.fetch(self.partitions_sql(), params) if open_runs else []
+        unsettled = frozenset(run_key(run) for run, _, last, _ in rows if last > cutoff)
+        findings = tuple(
+            RunFindings(run_key(run), 1, (self._sample(run, status[run_key(run)], count, last),))
+            for run, count, last, finished in rows
+            if finished and last < before and run_key(run) not in unsettled
+        )
+        return Evaluation(
+            mode=window.mode,
+            snapshot_at=snap.now,
+            watermark=cutoff,
+            findings=findings,
+            unsettled=unsettled,
+        )
+
+    @staticmethod
+    def _sample(run: object, status: object, count: int, last: dt.datetime) -> Sample:
+        return {
+            "run_id": to_json_value(run),
+            "status": to_json_value(status),
+            "partitions": int(count),
+            "finished_at": last.isoformat(),
+        }
+
+    def open_runs_sql(self) -> sql.Composed:
+        """The runs whose status is not terminal, and their status (as text)."""
+        rm = self.rm
+        # status::text: the column may be an enum, and the values travel as text[].
+        return sql.SQL(
+            "SELECT {run}, {status}::text FROM {rm}"
+            " WHERE NOT coalesce({status}::text = ANY(%(terminal)s::text[]), false)"
+        ).format(run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident)
+
+    def partitions_sql(self) -> sql.Composed:
+        """Of the runs in %(runs)s, those finished or still settling: run id, partitions, last
+        partition change, whether every partition finished."""
+        pp = self.pp
+        return sql.SQL(
+            "SELECT {run}, count(*), max({upd}),"
+            " bool_and(coalesce({done}, false) OR coalesce({failed}, false))"
+            " FROM {pp} WHERE {run} = ANY(%(runs)s)"
+            " GROUP BY 1"
+            " HAVING bool_and(coalesce({done}, false) OR coalesce({failed}, false))"
+            " OR max({upd}) > %(cutoff)s ORDER BY 1"
+        ).format(
+            run=pp.col("run_id"), upd=pp.col("updated_at"), done=pp.col("completed"),
+            failed=pp.col("failed"), pp=pp.ident,
+        )  # fmt: skip
+
+    def reproduce_sql(self) -> str:
+        rm, pp = self.rm, self.pp
+        return sql.SQL(
+            "SELECT rm.{run}, rm.{status}, count(*) AS partitions, max(pp.{upd}) AS finished_at"
+            " FROM {rm} AS rm JOIN {pp} AS pp ON pp.{pp_run} = rm.{run}"
+            " WHERE NOT coalesce(rm.{status}::text = ANY({terminal}::text[]), false)"
+            " GROUP BY 1, 2"
+            " HAVING bool_and(coalesce(pp.{done}, false) OR coalesce(pp.{failed}, false))"
+            " AND max(pp.{upd}) < now() - {threshold}::interval ORDER BY 1;"
+        ).format(
+            run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident, pp=pp.ident,
+            pp_run=pp.col("run_id"), upd=pp.col("updated_at"), done=pp.col("completed"),
+            failed=pp.col("failed"),
+            terminal=sql.Literal(list(self.env.tables.run_metadata.terminal_statuses)),
+            threshold=sql.Literal(f"{int(self.settings.threshold.total_seconds())} seconds"),
+        ).as_string(None)  # fmt: skip
+
+    def indexes(self) -> tuple[IndexSpec, ...]:
+        return (IndexSpec("partition_progress", ("run_id", "partition_id"), "judge one run"),)
