@@ -30,8 +30,9 @@ def add_parsers(
     gate = commands.add_parser(
         "gate", parents=[common], help="may a migration plan run yet?",
         description="Evaluate a migration plan's gate (every plan's without PLAN). Exit 0: "
-        "open; 1: blocked by findings; 4: clean so far but the period is not complete (without "
-        "PLAN: the worst of the plans); 2: configuration error; 3: a database cannot be "
+        "open; 1: blocked (findings, errors, gaps, or evidence that time alone will not supply); "
+        "4: not yet, only time is missing (without PLAN: the worst of the plans); "
+        "2: configuration error; 3: a database cannot be "
         f"reached. Plans: {plans}.",
     )  # fmt: skip
     gate.add_argument("plan", nargs="?", metavar="PLAN", help=f"one of: {plans}")
