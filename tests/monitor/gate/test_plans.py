@@ -235,6 +235,7 @@ def test_a_conflicting_row_makes_validate_fail_with_nothing_left(open_gate, db, 
     assert "VALIDATE failed" in audit["error"]
 
 
+@pytest.mark.pg_timers  # lock_timeout never fires under libfaketime (see .ci/run)
 def test_a_held_lock_makes_apply_retry_then_give_up_without_changes(
     open_gate, db, capsys, monkeypatch, partition_lock
 ):
