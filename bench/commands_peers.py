@@ -1,7 +1,6 @@
 """The five checks as the peers express them (SodaCL, query-exporter, psql), and their findings.
 
-bench/commands_bench.py writes these files, runs the tools and reads back what each found;
-tests/bench/test_commands_peers.py runs the same definitions on a tiny dataset.
+bench/commands_bench.py writes these files, runs the tools and reads back what each found.
 
 Every peer reads the same obvious SQL, one statement per check, unqualified table names (the
 search_path picks the scale's schema) and one parameter, the date the counters stopped
