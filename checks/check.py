@@ -90,6 +90,9 @@ class Check:
     #: memory (Window.memory) and its evaluation the changes (Evaluation.memory), which the
     #: state store keeps in the transaction that records the run.
     keeps_memory: ClassVar[bool] = False
+    #: True when the store should load only the memory's summary, the check asking for the
+    #: entries it needs through Memory.get (a memory too large to load every cycle).
+    lazy_memory: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: CheckSettings, env: CheckEnv) -> None:
         self.name = name

@@ -91,7 +91,7 @@ class ConsolidationMissed(SingleCheckProbe):
         # status::text: the column may be an enum, and the values travel as text[].
         return sql.SQL(
             "SELECT {run}, {status}::text FROM {rm}"
-            " WHERE NOT coalesce({status}::text = ANY(%(terminal)s::text[]), false)"
+            " WHERE ({status}::text = ANY(%(terminal)s::text[])) IS NOT TRUE"
         ).format(run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident)
 
     def partitions_sql(self) -> sql.Composed:
@@ -115,7 +115,7 @@ class ConsolidationMissed(SingleCheckProbe):
         return sql.SQL(
             "SELECT rm.{run}, rm.{status}, count(*) AS partitions, max(pp.{upd}) AS finished_at"
             " FROM {rm} AS rm JOIN {pp} AS pp ON pp.{pp_run} = rm.{run}"
-            " WHERE NOT coalesce(rm.{status}::text = ANY({terminal}::text[]), false)"
+            " WHERE (rm.{status}::text = ANY({terminal}::text[])) IS NOT TRUE"
             " GROUP BY 1, 2"
             " HAVING bool_and(coalesce(pp.{done}, false) OR coalesce(pp.{failed}, false))"
             " AND max(pp.{upd}) < now() - {threshold}::interval ORDER BY 1;"

@@ -93,7 +93,7 @@ class PrematureConsolidation(SingleCheckProbe):
             "SELECT rm.{run}, rm.{status}, count(*) FROM {rm} AS rm"
             " JOIN {pp} AS pp ON pp.{pp_run} = rm.{run}"
             " WHERE rm.{status}::text = ANY(%(terminal)s::text[])"
-            " AND NOT coalesce(pp.{done}, false) AND NOT coalesce(pp.{failed}, false){run_filter}"
+            " AND pp.{done} IS NOT TRUE AND pp.{failed} IS NOT TRUE{run_filter}"
             " GROUP BY rm.{run}, rm.{status} ORDER BY 1"
         ).format(
             run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident, pp=pp.ident,
@@ -107,7 +107,7 @@ class PrematureConsolidation(SingleCheckProbe):
             "SELECT rm.{run}, rm.{status}, count(*) AS pending_partitions FROM {rm} AS rm"
             " JOIN {pp} AS pp ON pp.{pp_run} = rm.{run}"
             " WHERE rm.{status}::text = ANY({terminal}::text[])"
-            " AND NOT coalesce(pp.{done}, false) AND NOT coalesce(pp.{failed}, false)"
+            " AND pp.{done} IS NOT TRUE AND pp.{failed} IS NOT TRUE"
             " GROUP BY 1, 2 ORDER BY 1;"
         ).format(
             run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident, pp=pp.ident,

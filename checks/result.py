@@ -6,7 +6,7 @@ import datetime as dt
 import decimal
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
@@ -43,6 +43,22 @@ class Memory:
     JSON values by key, kept by the state store without knowing what they mean."""
 
     entries: Mapping[str, JsonValue] = field(default_factory=dict)
+    #: A small summary kept beside the entries and always loaded whole (MemoryUpdate.summary_*).
+    summary: Mapping[str, JsonValue] = field(default_factory=dict)
+    #: For a check with `lazy_memory`: the store's lookup of entries by key (None: every
+    #: entry), since loading them all each cycle would cost what the memory's size costs.
+    #: `entries` is then empty.
+    lookup: Callable[[Collection[str] | None], Mapping[str, JsonValue]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def get(self, keys: Collection[str] | None = None) -> Mapping[str, JsonValue]:
+        """The entries of `keys` that exist (None: every entry), from the store if lazy."""
+        if self.lookup is not None:
+            return self.lookup(keys)
+        if keys is None:
+            return self.entries
+        return {k: self.entries[k] for k in keys if k in self.entries}
 
 
 @dataclass(frozen=True)
@@ -54,9 +70,12 @@ class MemoryUpdate:
     put: Mapping[str, JsonValue] = field(default_factory=dict)
     drop: frozenset[str] = frozenset()
     replace: bool = False
+    #: The summary's change, key by key like put and drop (`replace` forgets it too).
+    summary_put: Mapping[str, JsonValue] = field(default_factory=dict)
+    summary_drop: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.drop & self.put.keys():
+        if self.drop & self.put.keys() or self.summary_drop & self.summary_put.keys():
             raise ValueError("a key cannot be both put and dropped")
 
 

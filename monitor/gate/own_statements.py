@@ -80,6 +80,9 @@ def statements(settings: Settings) -> list[sql.Composed]:
     return [
         writes.baseline_sql(),
         writes.diff_sql(),
+        writes.total_sql(),
+        writes.buckets_sql(),
+        writes.bucket_rows_sql(),
         table_checksum_sql(ref),
         copy_out_sql(ref),
         restore_update_sql(ref),

@@ -93,7 +93,11 @@ class StateStore:
     def memory(self, check: Check) -> Memory | None:
         """What a check that keeps memory remembers (None: nothing, for its settings)."""
         with self.session(f'reading the memory of "{check.name}"') as conn:
-            return store_memory.load(conn, self.schema, check.name, check.fingerprint())
+            return store_memory.load(
+                conn, self.schema, check.name, check.fingerprint(),
+                lazy_via=(lambda: self.session(f'looking up the memory of "{check.name}"'))
+                if check.lazy_memory else None,
+            )  # fmt: skip
 
     def record(
         self,
