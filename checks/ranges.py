@@ -133,5 +133,6 @@ class ProgressReport:
         self._send()
 
     def _send(self) -> None:
-        if self.report is not None:
+        # A sweep not started yet (no ranges planned) reports nothing.
+        if self.report is not None and self.total > 0:
             self.report(self.name, self.done, self.total)
