@@ -31,20 +31,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.checks_bench import CHECKS, SETTLE_TIME, Dataset, plan_shape, say, server
 from checks import Mode, Window, build_probes, select_checks
 from checks.consistency import ConsistencyProbe
+from checks.premature_consolidation import PrematureConsolidation
 from checks.ranges import plan_ranges
 from checks.snapshot import snapshot
+from checks.stale_partitions import StalePartitions
 from config import Settings, TablesSettings
 from monitor.db import connect
 
 
-def probe(schema: str, chunk_rows: int) -> ConsistencyProbe:
-    settings = Settings(
+def settings_for(schema: str, chunk_rows: int) -> Settings:
+    return Settings(
         tables=TablesSettings(schema_name=schema), settle_time=SETTLE_TIME, sample_limit=20,
         statement_timeout=dt.timedelta(seconds=30), sweep_chunk_rows=chunk_rows,
     )  # fmt: skip
-    (made,) = build_probes(select_checks(settings, CHECKS))
+
+
+def probe(schema: str, chunk_rows: int) -> ConsistencyProbe:
+    (made,) = build_probes(select_checks(settings_for(schema, chunk_rows), CHECKS))
     assert isinstance(made, ConsistencyProbe)
     return made
+
+
+def single_checks(schema: str, chunk_rows: int) -> tuple[StalePartitions, PrematureConsolidation]:
+    settings = settings_for(schema, chunk_rows)
+    stale, premature = select_checks(settings, ("stale_partitions", "premature_consolidation"))
+    assert isinstance(stale, StalePartitions)
+    assert isinstance(premature, PrematureConsolidation)
+    return stale, premature
 
 
 def explain(conn: psycopg.Connection[Any], schema: str, chunk_rows: int) -> dict[str, Any]:
@@ -55,11 +68,19 @@ def explain(conn: psycopg.Connection[Any], schema: str, chunk_rows: int) -> dict
         params = p._params(snap.now, None) | middle.params()
         integer = p._integer_partition_ids(snap)
         cur = snap.cursor.connection
+        stale, premature = single_checks(schema, chunk_rows)
+        terminal = list(premature.env.tables.run_metadata.terminal_statuses)
         return {
             "ranges": len(ranges),
             "screen": plan_shape(cur, p.screen_sql(integer, bounds=middle), params),
             "signature": plan_shape(cur, p.signature_sql(integer, focused=False, bounds=middle),
                                     params),
+            "stale_partitions": plan_shape(
+                cur, stale.stale_sql(incremental=False, bounds=middle),
+                {"before": snap.now, "limit": 20, "runs": None} | middle.params()),
+            "premature_consolidation": plan_shape(
+                cur, premature.premature_sql(incremental=False, bounds=middle),
+                {"terminal": terminal, "runs": None} | middle.params()),
         }  # fmt: skip
 
 
@@ -97,8 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 schemas.append(schema)
             plans = explain(monitor, schemas[0], args.explain_chunk)
             say(f"{schemas[0]}, {plans['ranges']} ranges of {args.explain_chunk:,} rows; "
-                "one range's screen:\n  " + "\n  ".join(plans["screen"])
-                + "\nits signature:\n  " + "\n  ".join(plans["signature"]))  # fmt: skip
+                "the middle range's plans:")
+            for what, shape in plans.items():
+                if what != "ranges":
+                    say(f"{what}:\n  " + "\n  ".join(shape))
             results["plans"] = plans
             times: dict[str, dict[str, list[float]]] = {s: {} for s in schemas}
             found: dict[str, dict[str, Any]] = {s: {} for s in schemas}
