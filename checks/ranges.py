@@ -13,7 +13,7 @@ from psycopg import sql
 from .identifiers import TableRef
 from .snapshot import Snapshot
 
-__all__ = ["MAX_RANGES", "Progress", "ProgressReport", "RunRange", "plan_ranges"]
+__all__ = ["MAX_RANGES", "SAMPLE_RUNS", "Progress", "ProgressReport", "RunRange", "plan_ranges"]
 
 #: Called after each range of a sweep with (check or probe name, ranges done, ranges total).
 Progress = Callable[[str, int, int], None]
@@ -21,6 +21,11 @@ Progress = Callable[[str, int, int], None]
 #: However small the chunk size, a sweep is split into at most this many statements: beyond
 #: that the per-statement overhead outweighs the scan, and the bounds array stays small.
 MAX_RANGES = 10_000
+
+#: Runs of run_metadata the bounds are chosen from: beyond this many, a block sample of about
+#: this size, so choosing the bounds costs the same at any size (any bounds give the same
+#: findings; the sample only makes the ranges a little less even).
+SAMPLE_RUNS = 200_000
 
 # Bytes per row assumed while a table has never been analysed (reltuples -1): about the
 # width of a partition_progress row with its tuple header, so the guess errs on more ranges.
@@ -71,26 +76,35 @@ WHOLE = RunRange()
 
 
 def plan_ranges(
-    snap: Snapshot, runs: TableRef, tables: Sequence[TableRef], chunk_rows: int
+    snap: Snapshot,
+    runs: TableRef,
+    tables: Sequence[TableRef],
+    chunk_rows: int,
+    *,
+    sample_runs: int = SAMPLE_RUNS,
 ) -> list[RunRange]:
     """Ranges of runs holding about `chunk_rows` rows of the largest of `tables` each.
 
     The row count is the planner's estimate (pg_class.reltuples); up to `chunk_rows` the
     sweep stays one statement over the whole tables, with the plan it always had. Beyond it,
-    the bounds are run ids of `runs` (run_metadata) at even quantiles, read in the snapshot,
-    so each range holds about as many runs; rows per run are assumed even.
+    the bounds are run ids of `runs` (run_metadata) at even quantiles, read in the snapshot
+    (from a repeatable block sample when it holds more than `sample_runs`), so each range
+    holds about as many runs; rows per run are assumed even.
     """
     estimate = _estimate_rows(snap, tables)
     count = min(MAX_RANGES, math.ceil(estimate / chunk_rows)) if estimate > 0 else 1
     if count <= 1:
         return [WHOLE]
     fractions = [i / count for i in range(1, count)]
+    known_runs = _estimate_rows(snap, (runs,))
+    sampled = known_runs > sample_runs
+    sample = sql.SQL(" TABLESAMPLE SYSTEM (%(percent)s::float4) REPEATABLE (0)")
     rows = snap.fetch(
         sql.SQL(
             "SELECT percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY {run})"
-            " FROM {rm}"
-        ).format(run=runs.col("run_id"), rm=runs.ident),
-        {"fractions": fractions},
+            " FROM {rm}{sample}"
+        ).format(run=runs.col("run_id"), rm=runs.ident, sample=sample if sampled else sql.SQL("")),
+        {"fractions": fractions, "percent": 100.0 * sample_runs / known_runs if sampled else None},
     )
     bounds = list(dict.fromkeys(b for b in (rows[0][0] or ()) if b is not None))
     if not bounds:

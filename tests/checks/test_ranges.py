@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 
 import pytest
+from psycopg import sql
 
 from checks import Mode, Window, build_probes, select_checks
 from checks.consistency import ConsistencyProbe
@@ -190,8 +191,6 @@ def test_a_range_is_a_condition_on_the_run_id():
 
 
 def sql_name(name):
-    from psycopg import sql
-
     return sql.Identifier(name)
 
 
@@ -203,3 +202,36 @@ def test_the_chunk_size_rejects_bad_values_in_one_line(monkeypatch, value):
     (line,) = str(info.value).splitlines()
     assert line.startswith("sweep_chunk_rows: ")
     assert value not in line.removeprefix("sweep_chunk_rows: ")
+
+
+@pytest.mark.parametrize("sample_runs", [10**6, 500])
+def test_bounds_from_a_sample_still_cover_every_row_once(monkeypatch, db_url, db, sample_runs):
+    db.execute(
+        "INSERT INTO run_metadata (run_id, started_at, completed_workers, failed_workers, status)"
+        " SELECT 'r' || lpad(i::text, 5, '0'), now(), 0, 0, 'running'"
+        " FROM generate_series(1, 2000) AS i"
+    )
+    db.execute(
+        "INSERT INTO partition_progress (run_id, partition_id, completed, failed, updated_at)"
+        " SELECT run_id, p, false, false, now() FROM run_metadata, generate_series(0, 1) AS p"
+    )
+    db.execute("ANALYZE")
+    settings = settings_for(monkeypatch, db_url)
+    (probe,) = build_probes(select_checks(settings, CONSISTENCY))
+    assert isinstance(probe, ConsistencyProbe)
+    with (
+        connect(settings.database_url, purpose="database",
+                connect_timeout=settings.connect_timeout) as conn,
+        snapshot(conn, settings.statement_timeout) as snap,
+    ):  # fmt: skip
+        ranges = plan_ranges(snap, probe.rm, (probe.pp,), 400, sample_runs=sample_runs)
+        counts = [snap.fetch(count_sql(r), r.params())[0][0] for r in ranges]
+    assert len(ranges) > 3
+    assert sum(counts) == 4000
+    assert max(counts) < 4000
+
+
+def count_sql(bounds):
+    return sql.SQL("SELECT count(*) FROM partition_progress{}").format(
+        bounds.where(sql.Identifier("run_id"))
+    )
