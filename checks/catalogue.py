@@ -18,6 +18,7 @@ def check_env(settings: Settings) -> CheckEnv:
         sample_limit=settings.sample_limit,
         settle_time=settings.settle_time,
         statement_timeout=settings.statement_timeout,
+        chunk_rows=settings.sweep_chunk_rows,
     )
 
 

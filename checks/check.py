@@ -25,8 +25,12 @@ from config import (
 )
 
 from . import pgerrors
+from .ranges import Progress
 from .result import Evaluation, Memory, Mode, Sample
 from .snapshot import Snapshot, snapshot
+
+#: Partition rows a full sweep reads in one statement (Settings.sweep_chunk_rows).
+DEFAULT_CHUNK_ROWS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class CheckEnv:
     sample_limit: int
     settle_time: dt.timedelta
     statement_timeout: dt.timedelta
+    #: Full sweeps over more partition rows than this run in ranges of runs, one statement each.
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,16 @@ class Window:
 
     `memory` holds, by check name, what the probe's checks that keep memory remembered; a
     check missing from it remembers nothing (its first run, or its settings changed).
+
+    `progress`, when given, is told after each range of a sweep split into ranges how many
+    of them are done; it shapes no result.
     """
 
     mode: Mode
     since: dt.datetime | None = None
     known: frozenset[str] | None = None
     memory: Mapping[str, Memory] = field(default_factory=dict)
+    progress: Progress | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if (self.mode is Mode.INCREMENTAL) != (self.since is not None):
@@ -142,6 +152,11 @@ class Probe(ABC):
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.checks)
+
+    @property
+    def label(self) -> str:
+        """The name progress reports use."""
+        return ", ".join(self.names)
 
     @property
     def related(self) -> tuple[str, ...]:

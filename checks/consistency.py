@@ -18,6 +18,7 @@ import datetime as dt
 import math
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import psycopg
@@ -33,6 +34,7 @@ from .consistency_terms import (
     terminal_signature,
 )
 from .identifiers import table_ref
+from .ranges import ProgressReport, RunRange, plan_ranges
 from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
@@ -162,6 +164,10 @@ class ConsistencyProbe(ConsistencySql, Probe):
     def related(self) -> tuple[str, ...]:
         return self._related
 
+    @property
+    def label(self) -> str:
+        return "consistency sweep"
+
     def _evaluate(self, snap: Snapshot, window: Window) -> dict[str, Evaluation]:
         cutoff = snap.now - self.env.settle_time
         judged: frozenset[str] | None = None
@@ -175,11 +181,18 @@ class ConsistencyProbe(ConsistencySql, Probe):
             rows = self._screen_runs(snap, cutoff, settled) if settled else []
         else:
             integer_ids = self._integer_partition_ids(snap)
+            ranges = plan_ranges(snap, self.rm, (self.pp, self.wr), self.env.chunk_rows)
+            progress = ProgressReport(window.progress, self.label, 0)
             verified, screen = None, "signature"
             if window.known is not None:
-                verified = self._verify_known(snap, cutoff, window.known, integer_ids)
+                verified = self._verify_known(
+                    snap, cutoff, window.known, integer_ids, ranges=ranges, progress=progress
+                )
             if verified is None:
-                verified, screen = self._screen_every_run(snap, cutoff, integer_ids), "per-run"
+                verified = self._screen_every_run(
+                    snap, cutoff, integer_ids, ranges=ranges, progress=progress
+                )
+                screen = "per-run"
             rows, unsettled = verified
         results = {}
         for part in self.parts:
@@ -196,13 +209,31 @@ class ConsistencyProbe(ConsistencySql, Probe):
         return results
 
     def _screen_every_run(
-        self, snap: Snapshot, cutoff: dt.datetime, integer_ids: bool
+        self,
+        snap: Snapshot,
+        cutoff: dt.datetime,
+        integer_ids: bool,
+        *,
+        ranges: Sequence[RunRange],
+        progress: ProgressReport,
     ) -> tuple[list[dict[str, Any]], frozenset[str]]:
-        """Screen every run with per-run signatures, then judge the suspects exactly."""
-        screened = snap.fetch(self.screen_sql(integer_ids), self._params(cutoff, None))
-        unsettled = frozenset(run_key(r) for r, last, _ in screened if (last or _NEVER) > cutoff)
-        suspects = [r for r, last, suspect in screened if suspect and (last or _NEVER) <= cutoff]
-        return (self._sweep(snap, cutoff, suspects) if suspects else []), unsettled
+        """Screen every run with per-run signatures, then judge the suspects exactly; range
+        by range, so only one range's suspects are held at a time."""
+        progress.extend(len(ranges))
+        rows: list[dict[str, Any]] = []
+        unsettled: set[str] = set()
+        for bounds in ranges:
+            params = self._params(cutoff, None) | bounds.params()
+            screened = snap.fetch(self.screen_sql(integer_ids, bounds=bounds), params)
+            unsettled.update(run_key(r) for r, last, _ in screened if (last or _NEVER) > cutoff)
+            suspects = [
+                r for r, last, suspect in screened if suspect and (last or _NEVER) <= cutoff
+            ]
+            del screened
+            if suspects:
+                rows.extend(self._sweep(snap, cutoff, suspects))
+            progress.step()
+        return rows, frozenset(unsettled)
 
     def _screen_runs(
         self, snap: Snapshot, cutoff: dt.datetime, runs: list[Any]
@@ -215,7 +246,14 @@ class ConsistencyProbe(ConsistencySql, Probe):
         return self._sweep(snap, cutoff, suspects) if suspects else []
 
     def _verify_known(
-        self, snap: Snapshot, cutoff: dt.datetime, known: frozenset[str], integer_ids: bool
+        self,
+        snap: Snapshot,
+        cutoff: dt.datetime,
+        known: frozenset[str],
+        integer_ids: bool,
+        *,
+        ranges: Sequence[RunRange],
+        progress: ProgressReport,
     ) -> tuple[list[dict[str, Any]], frozenset[str]] | None:
         """Judge the known runs exactly and prove all others clean, or None if that fails.
 
@@ -233,14 +271,21 @@ class ConsistencyProbe(ConsistencySql, Probe):
         changed = snap.fetch(self.changed_runs_sql(), {"since": cutoff})
         unsettled = frozenset(run_key(r) for r, last in changed if (last or _NEVER) > cutoff)
         params = self._params(cutoff, None)
-        whole = snap.fetch(self.signature_sql(integer_ids, focused=False), params)[0]
+        progress.extend(len(ranges))
+        whole: tuple[Any, ...] = ()
+        for bounds in ranges:
+            query = self.signature_sql(integer_ids, focused=False, bounds=bounds)
+            numbers = _exact(snap.fetch(query, params | bounds.params())[0])
+            whole = tuple(map(sum, zip(whole, numbers, strict=True))) if whole else numbers
+            progress.step()
         focus = known | unsettled
         share: tuple[Any, ...] = (0,) * len(whole)
         if focus:
             params["runs"] = array_literal(focus)
             try:
                 with snap.cursor.connection.transaction():
-                    share = snap.fetch(self.signature_sql(integer_ids, focused=True), params)[0]
+                    query = self.signature_sql(integer_ids, focused=True)
+                    share = _exact(snap.fetch(query, params)[0])
             except psycopg.errors.DataError:
                 return None
         if any(w != s for w, s in zip(whole, share, strict=True)):
@@ -289,6 +334,14 @@ class ConsistencyProbe(ConsistencySql, Probe):
              "wr": self.wr.ident.as_string(None), "wr_col": self.wr.columns["partition_id"]},
         )  # fmt: skip
         return bool(rows and rows[0][0] == 2)
+
+def _exact(numbers: Sequence[Any]) -> tuple[Any, ...]:
+    """Whole numerics as Python ints: summing them over ranges as Decimals would round past
+    28 digits, which sums of 64-bit hashes over many rows reach."""
+    return tuple(
+        int(n) if isinstance(n, Decimal) and n == n.to_integral_value() else n for n in numbers
+    )
+
 
 def array_literal(keys: Iterable[str]) -> str:
     """A PostgreSQL array literal of run keys (sorted, so the query text is stable).

@@ -14,6 +14,7 @@ from .consistency_terms import (
     unique_named,
 )
 from .identifiers import TableRef
+from .ranges import WHOLE, RunRange
 
 if TYPE_CHECKING:
     from .consistency import ConsistencyPart
@@ -26,9 +27,11 @@ class ConsistencySql:
     pp: TableRef
     wr: TableRef
 
-    def screen_sql(self, integer_ids: bool = False, *, focused: bool = False) -> sql.Composed:
-        """Every run (or every run in %(runs)s) that is unsettled or may hold a violation,
-        with its last change and whether it is a suspect.
+    def screen_sql(
+        self, integer_ids: bool = False, *, focused: bool = False, bounds: RunRange = WHOLE
+    ) -> sql.Composed:
+        """Every run (or every run in %(runs)s, or in `bounds`) that is unsettled or may hold a
+        violation, with its last change and whether it is a suspect.
 
         Per run and table, the aggregates the parts' screen terms declare (for the three
         built-ins: completed and failed counts, conflicting flags, and the sum of a 64-bit
@@ -53,16 +56,20 @@ class ConsistencySql:
         ).format(
             pp=pp.ident, pp_run=pp.col("run_id"), upd=pp.col("updated_at"),
             p_terms=leading(terms.progress, reserved=("run_id", "pchg")),
-            pp_filter=_run_filter(pp) if focused else sql.SQL(""),
+            pp_filter=_run_filter(pp) if focused else bounds.where(pp.col("run_id")),
             wr=wr.ident, wr_run=wr.col("run_id"),
             start=wr.col("started_at"), fin=wr.col("finished_at"),
             w_terms=leading(terms.workers, reserved=("run_id", "wchg")),
-            wr_filter=_run_filter(wr) if focused else sql.SQL(""),
+            wr_filter=_run_filter(wr) if focused else bounds.where(wr.col("run_id")),
             suspect=suspect,
         )  # fmt: skip
 
-    def signature_sql(self, integer_ids: bool = False, *, focused: bool) -> sql.Composed:
-        """The whole database's signature difference, or the runs in %(runs)s's share of it.
+    def signature_sql(
+        self, integer_ids: bool = False, *, focused: bool, bounds: RunRange = WHOLE
+    ) -> sql.Composed:
+        """The whole database's signature difference, or the runs in %(runs)s's share of it
+        (or the share of the runs in `bounds`: each number is a sum over runs, so the shares
+        of ranges that cover every run add up to the whole).
 
         The numbers the parts' signature terms declare, over one plain aggregate of each
         table. For the three built-ins: failed partitions' hash sum in partition_progress
@@ -80,7 +87,8 @@ class ConsistencySql:
         sources = [
             sql.SQL("(SELECT {} FROM {}{}) AS {}").format(
                 aliased(aggregates), table.ident,
-                _run_filter(table) if focused else sql.SQL(""), sql.SQL(alias),
+                _run_filter(table) if focused else bounds.where(table.col("run_id")),
+                sql.SQL(alias),
             )
             for alias, table, aggregates in (("p", self.pp, terms.progress),
                                              ("w", self.wr, terms.workers))

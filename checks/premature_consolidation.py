@@ -10,6 +10,7 @@ from config import CriticalCheckSettings
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
+from .ranges import WHOLE, ProgressReport, RunRange, plan_ranges
 from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
@@ -48,14 +49,8 @@ class PrematureConsolidation(SingleCheckProbe):
         else:
             recent = snap.fetch(self.changed_sql(), {"since": cutoff})
             unsettled = frozenset(run_key(r) for r, last in recent if last > cutoff)
-        rows = (
-            []
-            if runs == []
-            else snap.fetch(
-                self.premature_sql(incremental=runs is not None),
-                {"terminal": list(self.env.tables.run_metadata.terminal_statuses), "runs": runs},
-            )
-        )
+        params = {"terminal": list(self.env.tables.run_metadata.terminal_statuses), "runs": runs}
+        rows = self._premature_rows(snap, window, params)
         findings = tuple(
             RunFindings(
                 run_key(run),
@@ -78,6 +73,23 @@ class PrematureConsolidation(SingleCheckProbe):
             unsettled=unsettled,
         )
 
+    def _premature_rows(
+        self, snap: Snapshot, window: Window, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Terminal runs with pending partitions: of the given runs, or of every run range by
+        range (in run order, so the rows stay ordered)."""
+        if params["runs"] is not None:
+            runs = params["runs"]
+            return snap.fetch(self.premature_sql(incremental=True), params) if runs else []
+        ranges = plan_ranges(snap, self.rm, (self.pp,), self.env.chunk_rows)
+        progress = ProgressReport(window.progress, self.label, len(ranges))
+        rows: list[tuple[Any, ...]] = []
+        for bounds in ranges:
+            query = self.premature_sql(incremental=False, bounds=bounds)
+            rows.extend(snap.fetch(query, params | bounds.params()))
+            progress.step()
+        return rows
+
     def changed_sql(self) -> sql.Composed:
         """Each run with a partition changed since %(since)s, and its last change."""
         pp = self.pp
@@ -85,9 +97,16 @@ class PrematureConsolidation(SingleCheckProbe):
             "SELECT {run}, max({upd}) FROM {pp} WHERE {upd} >= %(since)s GROUP BY 1"
         ).format(run=pp.col("run_id"), upd=pp.col("updated_at"), pp=pp.ident)
 
-    def premature_sql(self, *, incremental: bool) -> sql.Composed:
+    def premature_sql(self, *, incremental: bool, bounds: RunRange = WHOLE) -> sql.Composed:
         rm, pp = self.rm, self.pp
         run_filter = sql.SQL(" AND rm.{} = ANY(%(runs)s)").format(rm.col("run_id"))
+        if not incremental:
+            # The planner carries equalities across the join, not ranges: bound both sides so
+            # each range reads only its own slice of partition_progress.
+            run_filter = sql.Composed([
+                bounds.and_(sql.SQL("rm.{}").format(rm.col("run_id"))),
+                bounds.and_(sql.SQL("pp.{}").format(pp.col("run_id"))),
+            ])  # fmt: skip
         # status::text: the column may be an enum, and the values travel as text[].
         return sql.SQL(
             "SELECT rm.{run}, rm.{status}, count(*) FROM {rm} AS rm"
@@ -98,7 +117,7 @@ class PrematureConsolidation(SingleCheckProbe):
         ).format(
             run=rm.col("run_id"), status=rm.col("status"), rm=rm.ident, pp=pp.ident,
             pp_run=pp.col("run_id"), done=pp.col("completed"), failed=pp.col("failed"),
-            run_filter=run_filter if incremental else sql.SQL(""),
+            run_filter=run_filter,
         )  # fmt: skip
 
     def reproduce_sql(self) -> str:

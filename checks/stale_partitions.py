@@ -12,6 +12,7 @@ from config import CheckSettings, Duration
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
+from .ranges import WHOLE, ProgressReport, RunRange, plan_ranges
 from .result import Evaluation, Mode, RunFindings, Sample, run_key, to_json_value
 from .snapshot import Snapshot
 
@@ -44,6 +45,7 @@ class StalePartitions(SingleCheckProbe):
     def __init__(self, name: str, settings: StalePartitionsSettings, env: CheckEnv) -> None:
         super().__init__(name, settings, env)
         self.pp = table_ref(env.tables, "partition_progress")
+        self.rm = table_ref(env.tables, "run_metadata")
 
     def judge(self, snap: Snapshot, window: Window) -> Evaluation:
         threshold = self.settings.threshold
@@ -58,16 +60,9 @@ class StalePartitions(SingleCheckProbe):
                 r for (r,) in snap.fetch(self.changed_sql(), {"since": window.since - threshold})
             ]
             judged = frozenset(run_key(r) for r in runs)
-        rows = (
-            []
-            if runs == []
-            else snap.fetch(
-                self.stale_sql(incremental=runs is not None),
-                {"before": stale_before, "limit": self.env.sample_limit, "runs": runs},
-            )
-        )
+        params = {"before": stale_before, "limit": self.env.sample_limit, "runs": runs}
         findings = []
-        for run, count, ids, stamps in rows:
+        for run, count, ids, stamps in self._stale_rows(snap, window, params):
             samples = tuple(
                 self._sample(run, pid, stamp, snap.now)
                 for pid, stamp in zip(ids, stamps, strict=True)
@@ -80,6 +75,22 @@ class StalePartitions(SingleCheckProbe):
             findings=tuple(findings),
             judged=judged,
         )
+
+    def _stale_rows(
+        self, snap: Snapshot, window: Window, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The stale partitions per run: of the given runs, or of every run range by range."""
+        if params["runs"] is not None:
+            runs = params["runs"]
+            return snap.fetch(self.stale_sql(incremental=True), params) if runs else []
+        ranges = plan_ranges(snap, self.rm, (self.pp,), self.env.chunk_rows)
+        progress = ProgressReport(window.progress, self.label, len(ranges))
+        rows: list[tuple[Any, ...]] = []
+        for bounds in ranges:
+            query = self.stale_sql(incremental=False, bounds=bounds)
+            rows.extend(snap.fetch(query, params | bounds.params()))
+            progress.step()
+        return rows
 
     @staticmethod
     def _sample(run: Any, pid: Any, stamp: dt.datetime, now: dt.datetime) -> Sample:
@@ -102,7 +113,7 @@ class StalePartitions(SingleCheckProbe):
             run=self.pp.col("run_id"), pp=self.pp.ident, upd=self.pp.col("updated_at")
         )
 
-    def stale_sql(self, *, incremental: bool) -> sql.Composed:
+    def stale_sql(self, *, incremental: bool, bounds: RunRange = WHOLE) -> sql.Composed:
         pp = self.pp
         run_filter = sql.SQL(" AND {} = ANY(%(runs)s)").format(pp.col("run_id"))
         # `IS NOT TRUE` treats NULL as "not yet" as coalesce(flag, false) did, but the planner
@@ -119,7 +130,7 @@ class StalePartitions(SingleCheckProbe):
         ).format(
             run=pp.col("run_id"), part=pp.col("partition_id"), upd=pp.col("updated_at"),
             pp=pp.ident, done=pp.col("completed"), failed=pp.col("failed"),
-            run_filter=run_filter if incremental else sql.SQL(""),
+            run_filter=run_filter if incremental else bounds.and_(pp.col("run_id")),
         )  # fmt: skip
 
     def reproduce_sql(self) -> str:

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     sample_limit: int = Field(
         default=20, ge=1, le=1000, description="Most sample rows kept per check result."
     )
+    sweep_chunk_rows: int = Field(
+        default=10_000_000,
+        ge=1,
+        le=10**12,
+        description="Partition rows a full sweep reads in one statement: larger tables are swept "
+        "in ranges of runs of about this many rows each, inside the same snapshot, so each "
+        "statement stays within statement_timeout whatever the size.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     metrics_host: str = Field(
         default="0.0.0.0",  # noqa: S104 - a container's scrape endpoint must be reachable

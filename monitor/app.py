@@ -11,7 +11,7 @@ from alerts import AlertBook, Clock, OutboxSender
 from alerts.heartbeat import Heartbeat
 from config import ConfigError, Settings
 from monitor.db import ConnectionSource, Watchdog, reply_limit, store_setting
-from monitor.pipeline import Pipeline
+from monitor.pipeline import Pipeline, ProgressListener
 from monitor.store import StateStore
 
 
@@ -37,6 +37,7 @@ class App:
         alerts: bool = True,
         deliver_in_cycle: bool = True,
         console: TextIO | None = None,
+        progress: ProgressListener | None = None,
     ) -> App:
         """Prepare the state store (creating or upgrading its schema), pipeline and outbox.
 
@@ -45,7 +46,7 @@ class App:
         advancing alerts, delivering messages or pinging the heartbeat. `deliver_in_cycle=False`
         leaves delivery to the caller (the service's own delivery loop). Raises ConfigError
         when no database URL is set, StoreUnavailable/StoreError when the state store cannot
-        be prepared.
+        be prepared. `progress` hears how far each check's evaluation got (Pipeline).
         """
         if settings.database_url is None:
             raise ConfigError(
@@ -86,7 +87,7 @@ class App:
         pipeline = Pipeline(
             settings, store, monitored, clock, alerts=book,
             deliver=outbox.deliver_due if alerts and deliver_in_cycle else None,
-            heartbeat=heartbeat if alerts else None,
+            heartbeat=heartbeat if alerts else None, progress=progress,
         )  # fmt: skip
         return cls(
             settings=settings, store=store, pipeline=pipeline, outbox=outbox,

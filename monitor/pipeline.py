@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -27,6 +28,9 @@ from monitor.db import ConnectionSource
 from monitor.store import StateStore
 
 log = logging.getLogger(__name__)
+
+#: Told how far each probe's evaluation got: (its checks, its name, ranges done, ranges total).
+ProgressListener = Callable[[tuple[str, ...], str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class Pipeline:
     `alerts` (None: results only) advances alert state in the transaction that records each
     result; `deliver` is the cycle's delivery step (the CLI delivers the due messages, the
     service wakes its delivery loop); `heartbeat` is pinged after a cycle without errors.
+    `progress` hears each evaluation start (0 of 1), each range of a sweep split into ranges,
+    and each evaluation that succeeded end (done == total).
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class Pipeline:
         alerts: AlertBook | None = None,
         deliver: Callable[[], DeliveryReport | None] | None = None,
         heartbeat: Heartbeat | None = None,
+        progress: ProgressListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -76,6 +83,7 @@ class Pipeline:
         self.alerts = alerts
         self.deliver = deliver
         self.heartbeat = heartbeat
+        self.progress = progress
         self._stopping = threading.Event()
 
     def run(
@@ -126,11 +134,16 @@ class Pipeline:
         if self._stopping.is_set():
             return []
         window = self._window(probe, full)
+        report = _ProbeProgress(self.progress, probe)
+        if self.progress is not None:
+            window = dataclasses.replace(window, progress=report)
         started = self.clock.now()
         clock = self.clock.monotonic()
         outcome = known_down or self._evaluate(probe, window)
         if outcome is None:
             return []
+        if not isinstance(outcome, DqError):
+            report.finish()
         duration = self.clock.monotonic() - clock
         finished = self.clock.now()
         self._publish_database_state(outcome, finished)
@@ -195,3 +208,26 @@ class Pipeline:
     def _full_window(self, probe: Probe, memory: dict[str, Memory]) -> Window:
         known = self.store.known_runs(probe.related)
         return Window(Mode.FULL, known=known, memory=memory)
+
+
+class _ProbeProgress:
+    """A probe's checks.Progress callback, forwarding to the listener with the probe's checks."""
+
+    def __init__(self, listener: ProgressListener | None, probe: Probe) -> None:
+        self.listener = listener
+        self.names = probe.names
+        self.label = probe.label
+        self.last = (0, 1)
+        if listener is not None:
+            listener(self.names, self.label, 0, 1)
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        self.label, self.last = name, (done, total)
+        if self.listener is not None:
+            self.listener(self.names, name, done, total)
+
+    def finish(self) -> None:
+        """Done, for probes that report no ranges of their own (or not the last one)."""
+        done, total = self.last
+        if done < total:
+            self(self.label, total, total)

@@ -14,6 +14,7 @@ from monitor.app import App
 from monitor.cli.logs import configure_logging
 from monitor.cli.options import port
 from monitor.cli.output import render_json, render_table
+from monitor.cli.progress import ProgressLine
 
 log = logging.getLogger("dq-monitor")
 
@@ -62,9 +63,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
     # Console alerts go to stderr under --format json, so stdout stays one JSON document.
     console = sys.stderr if args.format == "json" else sys.stdout
-    app = App.open(settings, clock=args.clock, alerts=not args.no_alerts, console=console)
+    progress = ProgressLine(sys.stderr, args.clock)
+    app = App.open(
+        settings, clock=args.clock, alerts=not args.no_alerts, console=console, progress=progress
+    )
     try:
-        cycle = app.pipeline.run(args.checks, full=args.full)
+        try:
+            cycle = app.pipeline.run(args.checks, full=args.full)
+        finally:
+            progress.close()
         for line in cycle.delivery.lines if cycle.delivery else ():
             print(f"dq-monitor: alert {line}", file=sys.stderr)
         # Index advice needs the monitored database; when it was unreachable, asking it again

@@ -40,9 +40,11 @@ class Endpoints:
         scheduler_running: Callable[[], bool],
         is_leader: Callable[[], bool],
         check_names: list[str],
+        progress_version: Callable[[], int] = lambda: 0,
     ) -> None:
         self.exposition = CachedExposition(
-            registry, lambda: (cache.snapshot.loaded_at, cache.store_up, is_leader())
+            registry,
+            lambda: (cache.snapshot.loaded_at, cache.store_up, is_leader(), progress_version()),
         )
         self.cache = cache
         self.scheduler_running = scheduler_running

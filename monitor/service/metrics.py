@@ -62,6 +62,31 @@ class StatsCache:
         return True
 
 
+class SweepProgress:
+    """How far this replica's current (or latest) evaluation of each check got, 0..1.
+
+    The pipeline's progress listener: a sweep split into ranges moves it range by range, any
+    other evaluation from 0 to 1; it stays where a failed evaluation stopped. `version` moves
+    with every change, so a cached exposition knows to render again.
+    """
+
+    def __init__(self) -> None:
+        self._ratios: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.version = 0
+
+    def __call__(self, checks: tuple[str, ...], name: str, done: int, total: int) -> None:
+        ratio = min(1.0, done / total) if total > 0 else 1.0
+        with self._lock:
+            for check in checks:
+                self._ratios[check] = ratio
+            self.version += 1
+
+    def ratio(self, check: str) -> float:
+        with self._lock:
+            return self._ratios.get(check, 0.0)
+
+
 def _ts(value: dt.datetime | None) -> float:
     return value.timestamp() if value else 0.0
 
@@ -70,9 +95,14 @@ class DqCollector(Collector):
     """Builds fresh metric families per scrape from the cached snapshot."""
 
     def __init__(
-        self, settings: Settings, cache: StatsCache, is_leader: Callable[[], bool]
+        self,
+        settings: Settings,
+        cache: StatsCache,
+        is_leader: Callable[[], bool],
+        progress: SweepProgress | None = None,
     ) -> None:
         self.cache = cache
+        self.progress = progress or SweepProgress()
         self.is_leader = is_leader
         self.checks: list[Check] = [c for c in all_checks(settings) if c.settings.enabled]
         self.routes = [r.name for r in settings.alerts.routes]
@@ -116,6 +146,11 @@ class DqCollector(Collector):
             "info": GaugeMetricFamily(
                 "dq_check_info", "Configured checks and their severity (always 1).",
                 labels=["check", "severity"]),
+            "progress": GaugeMetricFamily(
+                "dq_check_progress_ratio",
+                "Share of the check's current or latest evaluation done on this replica, by "
+                "ranges of runs for a full sweep split into ranges (sweep_chunk_rows); 1 once it "
+                "finished, 0 before this replica ran it.", labels=label),
         }  # fmt: skip
         duration = HistogramMetricFamily(
             "dq_check_duration_seconds", f"How long check runs took. {c}", labels=label
@@ -134,6 +169,7 @@ class DqCollector(Collector):
             interval = 0.0 if check.settings.cron else check.settings.interval.total_seconds()
             fam["interval"].add_metric(name, interval)
             fam["info"].add_metric([check.name, check.severity.value], 1)
+            fam["progress"].add_metric(name, self.progress.ratio(check.name))
             duration.add_metric(name, _cumulative(row.duration_buckets), row.duration_sum)
         yield from fam.values()
         yield duration
@@ -226,11 +262,14 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 def build_registry(
-    settings: Settings, cache: StatsCache, is_leader: Callable[[], bool]
+    settings: Settings,
+    cache: StatsCache,
+    is_leader: Callable[[], bool],
+    progress: SweepProgress | None = None,
 ) -> CollectorRegistry:
     """A registry of our own (never the global one) holding dq-monitor's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DqCollector(settings, cache, is_leader))
+    registry.register(DqCollector(settings, cache, is_leader, progress))
     return registry
 
 

@@ -18,7 +18,7 @@ from monitor.app import App
 from monitor.gate import PLANS, Gatekeeper, service_key
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.leadership import Leadership
-from monitor.service.metrics import StatsCache, build_registry
+from monitor.service.metrics import StatsCache, SweepProgress, build_registry
 from monitor.service.periodic import Periodic
 from monitor.service.scheduler import JobSpec, build_scheduler, job_specs
 
@@ -57,9 +57,10 @@ class Service:
         # Two jobs per spec may run at once, plus the index of a scrape-time read. Delivery
         # is the delivery loop's, every alerts.delivery_interval: a slow receiver never holds
         # a check's thread, and one thread paces each route.
+        self.progress = SweepProgress()
         self.app = App.open(
             settings, clock=clock, pool_size=2 * len(self.specs) + 2, upgrade=False,
-            deliver_in_cycle=False,
+            deliver_in_cycle=False, progress=self.progress,
         )  # fmt: skip
         self.leadership = Leadership(settings, clock)
         self.cache = StatsCache(self.app.store, clock)
@@ -80,12 +81,15 @@ class Service:
             settings, self.specs, now=clock.now(), run=self._run_job,
             skipped=self._record_skip, first_full_sweep=self._first_full_sweep,
         )  # fmt: skip
-        registry = build_registry(settings, self.cache, lambda: self.leadership.is_leader)
+        registry = build_registry(
+            settings, self.cache, lambda: self.leadership.is_leader, self.progress
+        )
         endpoints = Endpoints(
             registry, self.cache,
             scheduler_running=lambda: bool(self.scheduler.running) and not self._stopping.is_set(),
             is_leader=lambda: self.leadership.is_leader,
             check_names=[c.name for spec in self.specs for c in spec.checks],
+            progress_version=lambda: self.progress.version,
         )  # fmt: skip
         self.http = HttpServer(endpoints, settings.metrics_host, settings.metrics_port)
         sched = settings.schedule

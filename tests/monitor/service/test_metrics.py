@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 
 import pytest
 from prometheus_client import generate_latest
@@ -12,9 +13,10 @@ from alerts import SystemClock
 from config import load_settings
 from monitor.app import App
 from monitor.db import ConnectionSource
-from monitor.service.metrics import StatsCache, build_registry
+from monitor.service.metrics import StatsCache, SweepProgress, build_registry
 from monitor.store.state_store import StateStore
-from tests.factories import seed_race
+from tests.factories import healthy_run, seed_race
+from tests.monitor.service_harness import start_service
 
 
 @pytest.fixture
@@ -143,3 +145,46 @@ def test_gate_series_carry_the_plan(app):
     assert registry.get_sample_value("dq_gate_open", drop) == 0
     assert registry.get_sample_value("dq_gate_clean_seconds", drop) == 0
     assert registry.get_sample_value("dq_gate_required_seconds", drop) == 7 * 86400
+
+
+def test_the_progress_gauge_follows_each_range_of_a_sweep(monkeypatch, db_url, db):
+    for i in range(10):
+        healthy_run(db, f"r{i}", partitions=3)
+    seed_race(db, "race")
+    db.execute("ANALYZE")
+    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
+    monkeypatch.setenv("DQ_SWEEP_CHUNK_ROWS", "4")
+    progress = SweepProgress()
+    seen: list[float] = []
+
+    def listen(checks, name, done, total):
+        progress(checks, name, done, total)
+        seen.append(progress.ratio("flag_conflict"))
+
+    application = App.open(load_settings(), clock=SystemClock(), progress=listen)
+    try:
+        cache = StatsCache(application.store, application.clock)
+        registry = build_registry(application.settings, cache, lambda: True, progress)
+        for check in ("dashboard_mismatch", "stale_partitions", "counter_writes"):
+            assert registry.get_sample_value("dq_check_progress_ratio", {"check": check}) == 0
+        application.pipeline.run(["dashboard_mismatch", "flag_conflict", "counter_writes"])
+    finally:
+        application.close()
+    assert 0 < min(r for r in seen if r > 0) < 0.5  # the sweep moved it range by range
+    assert seen == sorted(seen)
+    for check in ("dashboard_mismatch", "flag_conflict", "counter_writes"):
+        assert registry.get_sample_value("dq_check_progress_ratio", {"check": check}) == 1
+    assert registry.get_sample_value("dq_check_progress_ratio", {"check": "stale_partitions"}) == 0
+
+
+def test_the_service_serves_the_progress_gauge(tmp_path, db_url, db):
+    for i in range(6):
+        healthy_run(db, f"r{i}", partitions=3)
+    db.execute("ANALYZE")
+    svc = start_service(tmp_path, db_url, env={"DQ_SWEEP_CHUNK_ROWS": "2"})
+    try:
+        key = 'dq_check_progress_ratio{check="dashboard_mismatch"}'
+        svc.wait_for("a finished sweep", lambda: svc.metrics().get(key) == 1)
+        assert 'dq_check_progress_ratio{check="stale_partitions"}' in svc.metrics()
+    finally:
+        svc.stop(signal.SIGKILL)
