@@ -127,7 +127,7 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
                 dashboard_url=settings.alerts.dashboard_url,
             )  # fmt: skip
             outcome = deliver(
-                route, message, app.outbox.client, clock=app.clock, console=sys.stderr
+                route, message, lambda: app.outbox.client, clock=app.clock, console=sys.stderr
             )
             print(f"route {route.name} ({route.type.value}): {outcome.describe()}")
             failed += not outcome.delivered
