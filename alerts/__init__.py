@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
-from .book import AlertBook, AlertRecords
-from .clock import Clock, SystemClock
-from .delivery import (
-    RETRY_AFTER_CAP,
-    Outcome,
-    Reachability,
-    deliver,
-    parse_retry_after,
-    reachability,
+from typing import TYPE_CHECKING
+
+from config.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .book import AlertBook, AlertRecords
+    from .clock import Clock, SystemClock
+    from .delivery import (
+        RETRY_AFTER_CAP,
+        Outcome,
+        Reachability,
+        deliver,
+        parse_retry_after,
+        reachability,
+    )
+    from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
+    from .notification import Kind, Notification
+    from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
+
+# Each name loads its module on first use: a `check` with nothing to send loads no httpx.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "book": ("AlertBook", "AlertRecords"),
+        "clock": ("Clock", "SystemClock"),
+        "delivery": (
+            "RETRY_AFTER_CAP",
+            "Outcome",
+            "Reachability",
+            "deliver",
+            "parse_retry_after",
+            "reachability",
+        ),
+        "lifecycle": ("Alert", "Observation", "State", "advance", "fingerprint", "sample_keys"),
+        "notification": ("Kind", "Notification"),
+        "outbox": ("DeliveryReport", "OutboxClaim", "OutboxSender", "OutboxStore", "QueuedMessage"),
+    },
 )
-from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
-from .notification import Kind, Notification
-from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
 
 __all__ = [
     "RETRY_AFTER_CAP",

@@ -7,11 +7,10 @@ import email.utils
 import logging
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
-
-import httpx
 
 from config import RouteSettings, RouteType, redact
 
@@ -20,6 +19,9 @@ from .clock import Clock
 from .console import console_text
 from .notification import Notification
 from .secrets import route_secrets
+
+if TYPE_CHECKING:  # loaded by the functions that send: a console route never needs it
+    import httpx
 
 _REASON_LIMIT = 300
 #: The longest wait a receiver's Retry-After can impose; a longer one is cut to this. An
@@ -53,7 +55,7 @@ class Outcome:
 def deliver(
     route: RouteSettings,
     message: Notification,
-    client: httpx.Client,
+    client: Callable[[], httpx.Client],
     *,
     clock: Clock,
     console: TextIO | None = None,
@@ -61,16 +63,19 @@ def deliver(
     """Send `message` to `route` once. Never raises for a receiver's answer or a network error.
 
     The route's URL and header values are secrets: they never appear in the outcome.
+    `client()` gives the HTTP client; a console route never asks for it.
     """
     request = CHANNELS[route.type].request
     if request is None:
         print(console_text(message), file=console or sys.stdout, flush=True)
         return Outcome(delivered=True, reason="printed")
     assert route.url is not None
+    import httpx
+
     secrets = route_secrets(route)
     payload, headers = request(message, route)
     try:
-        response = client.post(route.url.get_secret_value(), json=payload, headers=headers)
+        response = client().post(route.url.get_secret_value(), json=payload, headers=headers)
     except httpx.TimeoutException:
         return Outcome(delivered=False, reason="network error: the receiver did not answer in time")
     except (httpx.InvalidURL, UnicodeError):  # IDNA hosts and header values fail as Unicode
@@ -143,6 +148,8 @@ def reachability(route: RouteSettings, client: httpx.Client) -> Reachability:
     """
     if route.type is RouteType.CONSOLE or route.url is None:
         return Reachability(True, None, "prints to the console, nothing to reach")
+    import httpx
+
     secrets = route_secrets(route)
     parts = urlsplit(route.url.get_secret_value())
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import SecretStr
 
 from config import redact
@@ -12,14 +13,24 @@ from config import redact
 from .clock import Clock
 from .secrets import url_secrets
 
+if TYPE_CHECKING:  # loaded by ping(): without a heartbeat URL, never
+    import httpx
+
 log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Pings `url` at most once per `min_interval` seconds; a failed ping is logged, not fatal."""
+    """Pings `url` at most once per `min_interval` seconds; a failed ping is logged, not fatal.
+
+    `client()` gives the HTTP client, asked for only when there is a URL to ping.
+    """
 
     def __init__(
-        self, url: SecretStr | None, client: httpx.Client, clock: Clock, min_interval: float = 30.0
+        self,
+        url: SecretStr | None,
+        client: Callable[[], httpx.Client],
+        clock: Clock,
+        min_interval: float = 30.0,
     ) -> None:
         self.url = url
         self.clock = clock
@@ -35,9 +46,11 @@ class Heartbeat:
         if self._last is not None and now - self._last < self.min_interval:
             return False
         self._last = now
+        import httpx
+
         secret = self.url.get_secret_value()
         try:
-            response = self.client.get(secret)
+            response = self.client().get(secret)
         except httpx.HTTPError as exc:
             detail = redact(str(exc), url_secrets(secret)) or type(exc).__name__
             log.warning("heartbeat ping failed: %s", detail)

@@ -7,9 +7,7 @@ import logging
 import random
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
-
-import httpx
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from checks import JsonValue
 from config import AlertsSettings, RouteSettings, RouteType, format_duration
@@ -17,6 +15,9 @@ from config import AlertsSettings, RouteSettings, RouteType, format_duration
 from .clock import Clock
 from .delivery import RETRY_AFTER_CAP, Outcome, deliver
 from .notification import Notification
+
+if TYPE_CHECKING:  # loaded by the client property: a cycle with nothing to send never needs it
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,22 @@ class OutboxSender:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.client = client or httpx.Client(
-            timeout=settings.request_timeout.total_seconds(), follow_redirects=False
-        )
+        self._client = client
         self.console = console
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._last_post: dict[str, float] = {}
+
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client, made on first use: loading httpx and building its TLS context
+        cost more than a cycle's SQL, and most cycles have nothing to send."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(
+                timeout=self.settings.request_timeout.total_seconds(), follow_redirects=False
+            )
+        return self._client
 
     def deliver_due(self, limit: int = 100) -> DeliveryReport:
         """Deliver up to `limit` due messages. Raises the store's errors (StoreError,
@@ -126,7 +137,7 @@ class OutboxSender:
             return
         self._pace(route)
         outcome = deliver(
-            route, Notification.from_json(message.payload), self.client,
+            route, Notification.from_json(message.payload), lambda: self.client,
             clock=self.clock, console=self.console,
         )  # fmt: skip
         if outcome.delivered:
@@ -185,4 +196,5 @@ class OutboxSender:
         log.error("alert to route %s: %s; marked dead, not retried", route, outcome.reason)
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()

@@ -2,42 +2,97 @@
 
 from __future__ import annotations
 
-from .alerts import AlertsSettings, RouteSettings, RouteType
-from .checks import (
-    BUILTIN_CATALOGUE,
-    BuiltinCatalogue,
-    CheckSettings,
-    ChecksSettings,
-    CriticalCheckSettings,
-    CustomCheckSettings,
-    Severity,
-    register_builtin,
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .alerts import AlertsSettings, RouteSettings, RouteType
+    from .checks import (
+        BUILTIN_CATALOGUE,
+        BuiltinCatalogue,
+        CheckSettings,
+        ChecksSettings,
+        CriticalCheckSettings,
+        CustomCheckSettings,
+        Severity,
+        register_builtin,
+    )
+    from .durations import Duration, format_duration, parse_duration
+    from .errors import (
+        EXIT_CONFIG,
+        EXIT_NOT_YET,
+        EXIT_OK,
+        EXIT_UNAVAILABLE,
+        EXIT_VIOLATIONS,
+        ConfigError,
+        DatabaseError,
+        DatabaseUnavailable,
+        DqError,
+        GateError,
+        QueryFailed,
+        QueryTimeout,
+        SetupError,
+        StoreError,
+        StoreUnavailable,
+        exit_code_of_kinds,
+    )
+    from .gate import GateSettings
+    from .loading import database_url_configured, format_validation_error, load_settings
+    from .ports import DEFAULT_METRICS_PORT
+    from .redaction import redact
+    from .schedule import ScheduleSettings
+    from .settings import Settings
+    from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
+
+# Each name loads its module on first use: `--help` needs no pydantic.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "alerts": ("AlertsSettings", "RouteSettings", "RouteType"),
+        "checks": (
+            "BUILTIN_CATALOGUE",
+            "BuiltinCatalogue",
+            "CheckSettings",
+            "ChecksSettings",
+            "CriticalCheckSettings",
+            "CustomCheckSettings",
+            "Severity",
+            "register_builtin",
+        ),
+        "durations": ("Duration", "format_duration", "parse_duration"),
+        "errors": (
+            "EXIT_CONFIG",
+            "EXIT_NOT_YET",
+            "EXIT_OK",
+            "EXIT_UNAVAILABLE",
+            "EXIT_VIOLATIONS",
+            "ConfigError",
+            "DatabaseError",
+            "DatabaseUnavailable",
+            "DqError",
+            "GateError",
+            "QueryFailed",
+            "QueryTimeout",
+            "SetupError",
+            "StoreError",
+            "StoreUnavailable",
+            "exit_code_of_kinds",
+        ),
+        "gate": ("GateSettings",),
+        "loading": ("database_url_configured", "format_validation_error", "load_settings"),
+        "redaction": ("redact",),
+        "ports": ("DEFAULT_METRICS_PORT",),
+        "schedule": ("ScheduleSettings",),
+        "settings": ("Settings",),
+        "tables": (
+            "PartitionProgressNames",
+            "RunMetadataNames",
+            "TablesSettings",
+            "WorkerRunsNames",
+        ),
+    },
 )
-from .durations import Duration, format_duration, parse_duration
-from .errors import (
-    EXIT_CONFIG,
-    EXIT_NOT_YET,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    EXIT_VIOLATIONS,
-    ConfigError,
-    DatabaseError,
-    DatabaseUnavailable,
-    DqError,
-    GateError,
-    QueryFailed,
-    QueryTimeout,
-    SetupError,
-    StoreError,
-    StoreUnavailable,
-    exit_code_of_kinds,
-)
-from .gate import GateSettings
-from .loading import database_url_configured, format_validation_error, load_settings
-from .redaction import redact
-from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
-from .settings import Settings
-from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
 
 __all__ = [
     "BUILTIN_CATALOGUE",

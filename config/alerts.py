@@ -7,7 +7,6 @@ from datetime import timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from .checks import Severity
@@ -27,6 +26,8 @@ def url_problem(url: str) -> str | None:
     problem = _host_problem(url)
     if problem is not None:
         return problem
+    import httpx  # only settings with a URL pay for loading the HTTP client
+
     try:
         # .host decodes an IDNA host (xn--...), as httpx does when it builds the request.
         host = httpx.URL(url).host

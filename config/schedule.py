@@ -8,10 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .durations import Duration
 
-# Outside Prometheus's default port allocations (9090-9094 for its own components,
-# 9100-9999 for exporters), so it collides with no well-known exporter.
-DEFAULT_METRICS_PORT = 8477
-
 
 class ScheduleSettings(BaseModel):
     """Service timing; each check's own interval or cron lives in its check settings."""

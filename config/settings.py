@@ -16,7 +16,8 @@ from .alerts import AlertsSettings
 from .checks import ChecksSettings
 from .durations import Duration, format_duration
 from .gate import GateSettings
-from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
+from .ports import DEFAULT_METRICS_PORT
+from .schedule import ScheduleSettings
 from .tables import SqlName, TablesSettings
 
 _LONGEST_TIMEOUT = timedelta(days=24)

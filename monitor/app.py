@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TextIO
 
-import httpx
-
 from alerts import AlertBook, Clock, OutboxSender
 from alerts.heartbeat import Heartbeat
 from config import ConfigError, Settings
@@ -77,13 +75,9 @@ class App:
             watchdog=Watchdog("database", reply_limit(settings), clock),
         )
         book = AlertBook(settings.alerts, clock) if alerts else None
-        client = httpx.Client(
-            timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
-        )
-        outbox = OutboxSender(
-            store.outbox, settings.alerts, clock, client=client, console=console
-        )
-        heartbeat = Heartbeat(settings.alerts.heartbeat_url, client, clock)
+        # One HTTP client for both, made when the first message or ping needs it.
+        outbox = OutboxSender(store.outbox, settings.alerts, clock, console=console)
+        heartbeat = Heartbeat(settings.alerts.heartbeat_url, lambda: outbox.client, clock)
         pipeline = Pipeline(
             settings, store, monitored, clock, alerts=book,
             deliver=outbox.deliver_due if alerts and deliver_in_cycle else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,21 @@ def test_module_is_small_and_says_what_it_is(path: Path):
     assert doc.splitlines()[0].strip(), "the docstring's first line is the summary"
 
 
+def _front_door_imports(tree: ast.Module) -> set[str]:
+    """Names a front door imports at its top, or under `if TYPE_CHECKING:` for a lazy one
+    (its module-level __getattr__ loads them on first use; the test below resolves each)."""
+    body = list(tree.body)
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            body.extend(node.body)
+    return {
+        alias.asname or alias.name
+        for node in body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
 @pytest.mark.parametrize("package", SUBPACKAGES, ids=lambda p: p.name)
 def test_each_monitor_subpackage_has_a_front_door(package: Path):
     """`__init__` names what the subpackage offers in `__all__`, and every name is defined."""
@@ -41,15 +57,43 @@ def test_each_monitor_subpackage_has_a_front_door(package: Path):
         and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
     ]
     assert exported, f"monitor/{package.name}/__init__.py has no __all__"
-    imported = {
-        alias.asname or alias.name
-        for node in tree.body
-        if isinstance(node, ast.ImportFrom)
-        for alias in node.names
-    }
     names = ast.literal_eval(exported[0])
     assert names
-    assert set(names) <= imported
+    assert set(names) <= _front_door_imports(tree)
+
+
+LAZY_FRONT_DOORS = sorted(
+    p.parent
+    for p in [
+        *(ROOT / pkg / "__init__.py" for pkg in PACKAGES),
+        *(ROOT / "monitor").glob("*/__init__.py"),
+    ]
+    if "lazy_exports(" in p.read_text()
+)
+
+
+def test_some_front_doors_are_lazy():
+    assert {p.relative_to(ROOT).as_posix() for p in LAZY_FRONT_DOORS} >= {"config", "monitor/gate"}
+
+
+@pytest.mark.parametrize("package", LAZY_FRONT_DOORS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_a_lazy_front_door_serves_every_name_it_exports(package: Path):
+    """Each name of `__all__` resolves, to the object of the module its import names, and the
+    front door imports (for type checkers) exactly the names it exports."""
+    dotted = ".".join(package.relative_to(ROOT).parts)
+    module = importlib.import_module(dotted)
+    tree = ast.parse((package / "__init__.py").read_text())
+    assert _front_door_imports(tree) - {"annotations", "TYPE_CHECKING", "lazy_exports"} == set(
+        module.__all__
+    )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            origin = importlib.import_module(f"{dotted}.{node.module}")
+            for alias in node.names:
+                assert getattr(module, alias.name) is getattr(origin, alias.name), alias.name
+    assert set(module.__all__) <= set(dir(module))
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        _ = module.no_such_name
 
 
 def test_tests_mirror_the_packages():

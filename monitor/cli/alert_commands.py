@@ -7,10 +7,7 @@ import os
 import pwd
 import sys
 
-from alerts import Kind, Notification, deliver, fingerprint
-from config import ConfigError, Severity, load_settings, parse_duration
-from monitor.app import App
-from monitor.store import Silences
+# The handlers import what they use when they run: the parsers, and so `--help`, need none of it.
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -48,6 +45,10 @@ def _operator(given: str | None) -> str:
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
+    from config import ConfigError, load_settings, parse_duration
+    from monitor.app import App
+    from monitor.store import Silences
+
     try:
         duration = parse_duration(args.duration)
     except ValueError as exc:
@@ -64,6 +65,10 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_list(args: argparse.Namespace) -> int:
+    from config import load_settings
+    from monitor.app import App
+    from monitor.store import Silences
+
     app = App.open(load_settings(args.config), clock=args.clock)
     try:
         now = app.clock.now()
@@ -78,6 +83,10 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_remove(args: argparse.Namespace) -> int:
+    from config import load_settings
+    from monitor.app import App
+    from monitor.store import Silences
+
     app = App.open(load_settings(args.config), clock=args.clock)
     try:
         now = app.clock.now()
@@ -89,6 +98,10 @@ def cmd_silence_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_test(args: argparse.Namespace) -> int:
+    from alerts import Kind, Notification, deliver, fingerprint
+    from config import ConfigError, Severity, load_settings
+    from monitor.app import App
+
     settings = load_settings(args.config)
     routes = settings.alerts.routes
     if args.route is not None:
@@ -114,7 +127,7 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
                 dashboard_url=settings.alerts.dashboard_url,
             )  # fmt: skip
             outcome = deliver(
-                route, message, app.outbox.client, clock=app.clock, console=sys.stderr
+                route, message, lambda: app.outbox.client, clock=app.clock, console=sys.stderr
             )
             print(f"route {route.name} ({route.type.value}): {outcome.describe()}")
             failed += not outcome.delivered

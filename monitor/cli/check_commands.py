@@ -6,15 +6,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from checks import Check, Status
-from checks.indexes import missing_index_hints
-from config import DEFAULT_METRICS_PORT, load_settings
-from monitor.app import App
+from config import DEFAULT_METRICS_PORT
 from monitor.cli.logs import configure_logging
 from monitor.cli.options import port
-from monitor.cli.output import render_json, render_table
-from monitor.cli.progress import ProgressLine
+
+if TYPE_CHECKING:  # the handlers import these when they run: `--help` needs none of them
+    from checks import Check
+    from monitor.app import App
 
 log = logging.getLogger("dq-monitor")
 
@@ -57,6 +57,12 @@ def add_parsers(
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from checks import Status
+    from config import load_settings
+    from monitor.app import App
+    from monitor.cli.output import render_json, render_table
+    from monitor.cli.progress import ProgressLine
+
     settings = load_settings(args.config)
     configure_logging(settings.log_level)
     # The results carry each check's error; the pipeline's own warning line would repeat it.
@@ -93,6 +99,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _hints(app: App, checks: Sequence[Check]) -> list[str]:
+    from checks.indexes import missing_index_hints
+
     try:
         with app.pipeline.source.connection() as conn:
             return missing_index_hints(conn, checks, app.settings.tables)
@@ -102,6 +110,8 @@ def _hints(app: App, checks: Sequence[Check]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from config import load_settings
+
     settings = load_settings(args.config)
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from config import DEFAULT_METRICS_PORT, ConfigError, parse_duration
+from config import DEFAULT_METRICS_PORT
 from monitor.cli.logs import configure_logging
 from monitor.cli.options import port
 
@@ -41,6 +41,7 @@ def add_parsers(
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from config import ConfigError, parse_duration
     from monitor.demo import Demo  # loads the embedded server's support only for the demo
 
     duration = None

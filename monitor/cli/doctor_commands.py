@@ -6,9 +6,10 @@ import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from config import EXIT_CONFIG, EXIT_OK, load_settings
-from monitor.doctor import DoctorItem, ItemStatus, diagnose, healthy
+if TYPE_CHECKING:  # the handler imports the doctor when it runs: `--help` needs none of it
+    from monitor.doctor import DoctorItem
 
 _DESCRIPTION = """\
 Check, without writing anything, what this deployment needs: each database's server version,
@@ -45,6 +46,9 @@ def add_parsers(
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the diagnosis; raises ConfigError when the settings are invalid or incomplete."""
+    from config import EXIT_CONFIG, EXIT_OK, load_settings
+    from monitor.doctor import diagnose, healthy
+
     items = diagnose(load_settings(args.config), routes=args.routes)
     print(render_json(items) if args.format == "json" else render_text(items, args.routes))
     return EXIT_OK if healthy(items) else EXIT_CONFIG
@@ -52,6 +56,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def render_text(items: Sequence[DoctorItem], routes_checked: bool) -> str:
     """One line per item: status, name, detail and, when there is something to do, a hint."""
+    from monitor.doctor import ItemStatus
+
     width = max(len(item.name) for item in items)
     lines = []
     for item in items:
@@ -66,4 +72,6 @@ def render_text(items: Sequence[DoctorItem], routes_checked: bool) -> str:
 
 def render_json(items: Sequence[DoctorItem]) -> str:
     """One object: `ok` and the `items`, each with name, status, detail and hint."""
+    from monitor.doctor import healthy
+
     return json.dumps({"ok": healthy(items), "items": [asdict(item) for item in items]}, indent=2)

@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from config import ConfigError, load_settings
-from monitor.app import App
-from monitor.gate import (
-    DROP_COUNTER_COLUMNS,
-    PLANS,
-    RENDERERS,
-    Decision,
-    Gatekeeper,
-    GateReport,
-    load_plan,
-    migrator_for,
-    plan_spec,
-)
+# Names only (monitor.gate.names): the parsers, and so `--help`, load none of the gate.
+from monitor.gate import DROP_COUNTER_COLUMNS, PLAN_NAMES, REPORT_FORMATS
 
-# Without a plan, `gate` exits with the worst decision of all plans.
-_WORST_FIRST = (Decision.BLOCKED, Decision.NOT_YET, Decision.OPEN)
+if TYPE_CHECKING:
+    from monitor.gate import Decision, GateReport
 
 
 def add_parsers(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    plans = ", ".join(PLANS)
+    plans = ", ".join(PLAN_NAMES)
     gate = commands.add_parser(
         "gate", parents=[common], help="may a migration plan run yet?",
         description="Evaluate a migration plan's gate (every plan's without PLAN). Exit 0: "
@@ -36,7 +26,7 @@ def add_parsers(
         f"reached. Plans: {plans}.",
     )  # fmt: skip
     gate.add_argument("plan", nargs="?", metavar="PLAN", help=f"one of: {plans}")
-    gate.add_argument("--format", choices=tuple(RENDERERS), default="text")
+    gate.add_argument("--format", choices=REPORT_FORMATS, default="text")
     gate.set_defaults(handler=cmd_gate)
 
     migrate = commands.add_parser(
@@ -58,6 +48,10 @@ def add_parsers(
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from config import ConfigError, load_settings
+    from monitor.app import App
+    from monitor.gate import load_plan, migrator_for
+
     settings = load_settings(args.config)
     plan = load_plan(settings, args.plan, args.sql)
     if not (args.apply or args.rollback):
@@ -81,6 +75,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from config import load_settings
+    from monitor.app import App
+    from monitor.gate import PLANS, Gatekeeper, plan_spec
+
     names = [plan_spec(args.plan).name] if args.plan else list(PLANS)
     app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
     try:
@@ -97,13 +95,19 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def worst(reports: list[GateReport]) -> Decision:
     """BLOCKED over NOT_YET over OPEN."""
-    return min((r.decision for r in reports), key=_WORST_FIRST.index)
+    from monitor.gate import Decision
+
+    # Without a plan, `gate` exits with the worst decision of all plans.
+    worst_first = (Decision.BLOCKED, Decision.NOT_YET, Decision.OPEN)
+    return min((r.decision for r in reports), key=worst_first.index)
 
 
 def render_all(reports: list[GateReport], fmt: str) -> str:
     """One plan's report as it always was; several one after the other (text, Markdown) or,
     in JSON, migration 005's report at the top level (so scripts that read it keep working)
     with `overall` (the worst decision, the exit code) and every plan's under `plans`."""
+    from monitor.gate import RENDERERS
+
     if len(reports) == 1:
         return RENDERERS[fmt](reports[0])
     if fmt == "json":

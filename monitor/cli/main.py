@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import checks  # noqa: F401 - registers the built-in checks, which loading the settings needs
-from alerts import Clock, SystemClock
-from config import DqError
 from monitor import __version__
 from monitor.cli import (
     alert_commands,
@@ -18,6 +16,10 @@ from monitor.cli import (
     doctor_commands,
     gate_commands,
 )
+
+if TYPE_CHECKING:
+    from alerts import Clock
+    from config import DqError
 
 
 def _global_options(*, top_level: bool) -> argparse.ArgumentParser:
@@ -61,7 +63,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     The application's one clock is made here (tests pass their own) and handed down.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and --version end here, before anything heavy loads
+    # Loaded only now, for a command that runs: the parser above needs none of them.
+    import checks  # noqa: F401 - registers the built-in checks, which loading the settings needs
+    from alerts import SystemClock
+    from config import DqError
+
     args.clock = clock or SystemClock()
     try:
         code: int = args.handler(args)

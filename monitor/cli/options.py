@@ -1,8 +1,23 @@
-"""Argument types the commands share."""
+"""Argument types and handler references the commands share."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def lazy_handler(module: str, name: str) -> Handler:
+    """The handler `module.name`, imported only when its command runs: building the parser
+    (and so `--help`) never loads the libraries a handler needs."""
+
+    def run(args: argparse.Namespace) -> int:
+        handler: Handler = getattr(importlib.import_module(module), name)
+        return handler(args)
+
+    return run
 
 
 def port(text: str) -> int:

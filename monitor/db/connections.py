@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 
 from config import (
@@ -31,6 +30,9 @@ from monitor.db.targets import (
     translate,
 )
 from monitor.db.watchdog import ABANDONED, CANCELLED, Watchdog, WatchedConnection
+
+if TYPE_CHECKING:  # only the service pools; a command keeps one connection per database
+    from psycopg_pool import ConnectionPool
 
 
 def connect(
@@ -98,6 +100,8 @@ class ConnectionSource:
             if parse_conninfo(url.get_secret_value()) is None:
                 # The pool would only log the parse error, over and over, in the background.
                 raise ConfigError(f"{self.target.setting} is not a valid PostgreSQL URL")
+            from psycopg_pool import ConnectionPool
+
             self._pool = ConnectionPool(
                 url.get_secret_value(),
                 connection_class=WatchedConnection,

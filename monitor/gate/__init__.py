@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
-from .flags_migration import ConstraintMigrator
-from .flags_plan import ConstraintPlan, make_constraint_plan
-from .gatekeeper import Gatekeeper
-from .migration import Migrator
-from .named import AnyPlan, load_plan, migrator_for
-from .plans import (
-    DROP_COUNTER_COLUMNS,
-    PARTITION_FLAGS_EXCLUSIVE,
-    PLANS,
-    Plan,
-    PlanSpec,
-    make_plan,
-    plan_spec,
-    service_key,
+from typing import TYPE_CHECKING
+
+from config.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .flags_migration import ConstraintMigrator
+    from .flags_plan import ConstraintPlan, make_constraint_plan
+    from .gatekeeper import Gatekeeper
+    from .migration import Migrator
+    from .named import AnyPlan, load_plan, migrator_for
+    from .names import DROP_COUNTER_COLUMNS, PARTITION_FLAGS_EXCLUSIVE, PLAN_NAMES, REPORT_FORMATS
+    from .plans import (
+        PLANS,
+        Plan,
+        PlanSpec,
+        make_plan,
+        plan_spec,
+        service_key,
+    )
+    from .report import RENDERERS, render_json, render_markdown, render_text
+    from .verdict import Decision, GateReport
+
+# Each name loads its module on first use: `gate --help` needs no psycopg.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "flags_migration": ("ConstraintMigrator",),
+        "flags_plan": ("ConstraintPlan", "make_constraint_plan"),
+        "gatekeeper": ("Gatekeeper",),
+        "migration": ("Migrator",),
+        "named": ("AnyPlan", "load_plan", "migrator_for"),
+        "names": (
+            "DROP_COUNTER_COLUMNS",
+            "PARTITION_FLAGS_EXCLUSIVE",
+            "PLAN_NAMES",
+            "REPORT_FORMATS",
+        ),
+        "plans": ("PLANS", "Plan", "PlanSpec", "make_plan", "plan_spec", "service_key"),
+        "report": ("RENDERERS", "render_json", "render_markdown", "render_text"),
+        "verdict": ("Decision", "GateReport"),
+    },
 )
-from .report import RENDERERS, render_json, render_markdown, render_text
-from .verdict import Decision, GateReport
 
 __all__ = [
     "DROP_COUNTER_COLUMNS",
     "PARTITION_FLAGS_EXCLUSIVE",
     "PLANS",
+    "PLAN_NAMES",
     "RENDERERS",
+    "REPORT_FORMATS",
     "AnyPlan",
     "ConstraintMigrator",
     "ConstraintPlan",

@@ -17,7 +17,8 @@ from psycopg import sql
 
 from checks import table_ref
 from config import Settings, SetupError, format_duration
-from monitor.gate.plans import PARTITION_FLAGS_EXCLUSIVE, PLANS
+from monitor.gate.names import PARTITION_FLAGS_EXCLUSIVE
+from monitor.gate.plans import PLANS
 
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1: longer names are truncated silently
 

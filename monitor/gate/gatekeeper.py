@@ -12,7 +12,8 @@ from config import Settings, format_duration
 from monitor.db import ConnectionSource
 from monitor.gate import evidence, pgss
 from monitor.gate.flags_plan import constraint_evidence
-from monitor.gate.plans import DROP_COUNTER_COLUMNS, plan_spec, service_key
+from monitor.gate.names import DROP_COUNTER_COLUMNS
+from monitor.gate.plans import plan_spec, service_key
 from monitor.gate.rules import GateRules, ResolvedRules, resolve
 from monitor.gate.verdict import Finding, GateReport, Pending, Streak, analyse, decide, plural
 from monitor.store import GateHistory, PgssSamples, RunRecord, Sample, Silence, Silences, StateStore

@@ -16,7 +16,7 @@ from checks import describe_pg_error
 from config import GateError, Settings, format_duration
 from monitor.db import ConnectionSource, Target, connect, translate
 from monitor.gate.gatekeeper import Gatekeeper
-from monitor.gate.plans import DROP_COUNTER_COLUMNS
+from monitor.gate.names import DROP_COUNTER_COLUMNS
 from monitor.gate.verdict import Decision, GateReport
 from monitor.store import AuditStart, MigrationAudit, StateStore
 

@@ -9,7 +9,8 @@ from monitor.gate.flags_migration import ConstraintMigrator
 from monitor.gate.flags_plan import ConstraintPlan, make_constraint_plan
 from monitor.gate.guarded import Progress
 from monitor.gate.migration import Migrator
-from monitor.gate.plans import DROP_COUNTER_COLUMNS, Plan, make_plan, plan_spec
+from monitor.gate.names import DROP_COUNTER_COLUMNS
+from monitor.gate.plans import Plan, make_plan, plan_spec
 from monitor.store import StateStore
 
 AnyPlan = Plan | ConstraintPlan

@@ -21,12 +21,11 @@ from psycopg import sql
 
 from checks import REGISTRY, migration_005, table_ref
 from config import ConfigError, Settings, format_duration
+from monitor.gate.names import DROP_COUNTER_COLUMNS, PARTITION_FLAGS_EXCLUSIVE
 
 # The checks whose clean history migration 005 needs (the registry's gating ones);
 # gate.checks may add others, never remove one of these.
 GATING_CHECKS = REGISTRY.gating
-DROP_COUNTER_COLUMNS = "drop_counter_columns"
-PARTITION_FLAGS_EXCLUSIVE = "partition_flags_exclusive"
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,7 @@ def service_key(plan: str) -> str:
     """The service_state key the service publishes a plan's gate under ("gate" for 005, as
     before plans existed, so recorded rules keep their floor)."""
     return "gate" if plan == DROP_COUNTER_COLUMNS else f"gate:{plan}"
+
 
 _TRANSACTION_CONTROL = ("begin", "start", "commit", "end", "rollback", "abort", "savepoint",
                         "release", "prepare")  # fmt: skip
