@@ -77,8 +77,8 @@ class Settings(BaseSettings):
         ge=1,
         le=10**12,
         description="Partition rows a full sweep reads in one statement: tables past 1.5 times "
-        "this are swept in ranges of runs of about this many rows each, inside the same snapshot, so each "
-        "statement stays within statement_timeout whatever the size.",
+        "this are swept in ranges of runs of about this many rows each, inside the same "
+        "snapshot, so each statement stays within statement_timeout whatever the size.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     metrics_host: str = Field(
