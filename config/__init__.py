@@ -35,6 +35,7 @@ from .errors import (
 from .gate import GateSettings
 from .loading import database_url_configured, format_validation_error, load_settings
 from .redaction import redact
+from .retention import RetentionSettings, gate_history_floor, too_short
 from .schedule import DEFAULT_METRICS_PORT, ScheduleSettings
 from .settings import Settings
 from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
@@ -63,6 +64,7 @@ __all__ = [
     "PartitionProgressNames",
     "QueryFailed",
     "QueryTimeout",
+    "RetentionSettings",
     "RouteSettings",
     "RouteType",
     "RunMetadataNames",
@@ -78,8 +80,10 @@ __all__ = [
     "exit_code_of_kinds",
     "format_duration",
     "format_validation_error",
+    "gate_history_floor",
     "load_settings",
     "parse_duration",
     "redact",
     "register_builtin",
+    "too_short",
 ]
