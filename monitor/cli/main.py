@@ -17,6 +17,7 @@ from monitor.cli import (
     demo_commands,
     doctor_commands,
     gate_commands,
+    state_commands,
 )
 
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands.add_parsers(commands, common)
     doctor_commands.add_parsers(commands, common)
     demo_commands.add_parsers(commands, common)
+    state_commands.add_parsers(commands, common)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .flags_migration import ConstraintMigrator
 from .flags_plan import ConstraintPlan, make_constraint_plan
 from .gatekeeper import Gatekeeper
+from .horizon import evidence_floor, prune_history
 from .migration import Migrator
 from .named import AnyPlan, load_plan, migrator_for
 from .plans import (
@@ -34,11 +35,13 @@ __all__ = [
     "Migrator",
     "Plan",
     "PlanSpec",
+    "evidence_floor",
     "load_plan",
     "make_constraint_plan",
     "make_plan",
     "migrator_for",
     "plan_spec",
+    "prune_history",
     "render_json",
     "render_markdown",
     "render_text",
