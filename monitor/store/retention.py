@@ -95,30 +95,36 @@ class Pruner:
                 "  ORDER BY r.id DESC LIMIT 1)) AS l"
             ).format(stats=stats, runs=runs)
         ).fetchall()]  # fmt: skip
-        # Ids grow with time: the batches walk the primary key up to the first run that
-        # started after the cutoff, never through the history that stays.
-        row = self.conn.execute(
-            sql.SQL(
-                "SELECT coalesce((SELECT id FROM {0} WHERE started_at >= %s"
-                " ORDER BY started_at LIMIT 1), (SELECT max(id) FROM {0}), 0)"
-            ).format(runs),
-            (cutoff,),
-        ).fetchone()
-        upto = int(row[0]) if row else 0
+        # Keyset batches in (started_at, id) order: each starts where the previous one ended,
+        # so the runs that stay (protected, or still running at the cutoff) are read once, and
+        # the walk stops at the cutoff, never reading the history that stays.
         query = sql.SQL(
-            "WITH doomed AS (SELECT id FROM {runs} AS r WHERE id > %(after)s AND id <= %(upto)s"
-            " AND finished_at < %(cutoff)s AND id <> ALL(%(protected)s)"
+            "WITH doomed AS (SELECT id, started_at FROM {runs} AS r"
+            " WHERE (started_at, id) > (%(after_t)s, %(after)s) AND started_at < %(cutoff)s"
+            " ORDER BY started_at, id LIMIT %(n)s),"
+            " gone AS (DELETE FROM {runs} AS r USING doomed WHERE r.id = doomed.id"
+            " AND r.finished_at < %(cutoff)s AND r.id <> ALL(%(protected)s)"
             " AND NOT EXISTS (SELECT FROM {audit} AS a WHERE a.status = 'applied'"
             "  AND r.finished_at BETWEEN a.started_at - %(evidence)s::interval AND a.started_at)"
-            " ORDER BY id LIMIT %(n)s),"
-            " gone AS (DELETE FROM {runs} WHERE id IN (SELECT id FROM doomed) RETURNING id)"
-            " SELECT count(*), max(id) FROM gone"
+            " RETURNING r.id)"
+            " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM doomed),"
+            " last.started_at, last.id FROM (SELECT started_at, id FROM doomed"
+            "  ORDER BY started_at DESC, id DESC LIMIT 1) AS last"
         ).format(runs=runs, audit=self.t("migration_audit"))
-        self._by_key(
-            "check_runs",
-            query,
-            {"upto": upto, "cutoff": cutoff, "protected": protected, "evidence": evidence},
-        )
+        params: dict[str, Any] = {
+            "cutoff": cutoff, "protected": protected, "evidence": evidence, "n": self.batch_size,
+            "after_t": dt.datetime.min.replace(tzinfo=dt.UTC), "after": 0,
+        }  # fmt: skip
+        while True:
+            with self.conn.transaction():
+                row = self.conn.execute(query, params).fetchone()
+            if row is None:  # nothing left before the cutoff
+                return
+            deleted, walked, params["after_t"], params["after"] = row
+            if deleted:
+                self._count("check_runs", int(deleted))
+            if walked < self.batch_size:
+                return
 
     def outbox(self, cutoff: dt.datetime) -> None:
         """Delivered and dead messages queued or sent before `cutoff`; never pending ones."""

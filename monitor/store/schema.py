@@ -238,7 +238,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
-        "indexes for a year of history: the gate's window and each check's last full sweep",
+        "indexes for a year of history: the gate's window, each check's last full sweep, retention",
         """
         -- The gate reads its checks' runs since a horizon: without this it walked every run
         -- of each gating check through (check_name, id) and filtered on finished_at.
@@ -247,6 +247,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         -- retention keeps it however old.
         CREATE INDEX check_runs_full_sweeps_idx ON {s}.check_runs (check_name, id DESC)
             WHERE mode = 'full' AND status IN ('ok', 'violation');
+        -- Retention walks the old runs in (started_at, id) order, so each batch starts where
+        -- the last one ended; it replaces the index on started_at alone.
+        CREATE INDEX check_runs_started_id_idx ON {s}.check_runs (started_at, id);
+        DROP INDEX {s}.check_runs_started_at_idx;
         """,
     ),
 )
