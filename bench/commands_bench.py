@@ -278,7 +278,6 @@ class Bench:
         config = peers.write(
             self.work / f"dq-{state_schema}.toml",
             f'state_schema = "{state_schema}"\n'
-            'statement_timeout = "10m"\n'
             "[tables]\n"
             f'schema_name = "{schema}"\n'
             "[schedule]\n"

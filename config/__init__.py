@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .loading import database_url_configured, format_validation_error, load_settings
     from .ports import DEFAULT_METRICS_PORT
     from .redaction import redact
+    from .retention import RetentionSettings, gate_history_floor, too_short
     from .schedule import ScheduleSettings
     from .settings import Settings
     from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
@@ -82,6 +83,7 @@ __getattr__, __dir__ = lazy_exports(
         "gate": ("GateSettings",),
         "loading": ("database_url_configured", "format_validation_error", "load_settings"),
         "redaction": ("redact",),
+        "retention": ("RetentionSettings", "gate_history_floor", "too_short"),
         "ports": ("DEFAULT_METRICS_PORT",),
         "schedule": ("ScheduleSettings",),
         "settings": ("Settings",),
@@ -118,6 +120,7 @@ __all__ = [
     "PartitionProgressNames",
     "QueryFailed",
     "QueryTimeout",
+    "RetentionSettings",
     "RouteSettings",
     "RouteType",
     "RunMetadataNames",
@@ -133,8 +136,10 @@ __all__ = [
     "exit_code_of_kinds",
     "format_duration",
     "format_validation_error",
+    "gate_history_floor",
     "load_settings",
     "parse_duration",
     "redact",
     "register_builtin",
+    "too_short",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -13,14 +13,17 @@ from pydantic_settings import (
 )
 
 from .alerts import AlertsSettings
-from .checks import ChecksSettings
+from .checks import BUILTIN_CATALOGUE, ChecksSettings
 from .durations import Duration, format_duration
 from .gate import GateSettings
 from .ports import DEFAULT_METRICS_PORT
+from .retention import RetentionSettings, gate_history_floor, too_short
 from .schedule import ScheduleSettings
 from .tables import SqlName, TablesSettings
 
 _LONGEST_TIMEOUT = timedelta(days=24)
+# Not a clock read: the instant validation measures cron intervals from (see gate_history_floor).
+_REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Settings(BaseSettings):
@@ -97,6 +100,7 @@ class Settings(BaseSettings):
     gate: GateSettings = Field(default_factory=GateSettings)
     tables: TablesSettings = TablesSettings()
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
+    retention: RetentionSettings = RetentionSettings()
 
     @model_validator(mode="after")
     def _routes_name_known_checks(self) -> Settings:
@@ -110,7 +114,22 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"alerts route {route.name!r} names unknown checks: {', '.join(unknown)}"
                 )
+        problem = too_short(self.retention.history, self.gate_history_floor())
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def gate_history_floor(self, at: datetime = _REFERENCE) -> timedelta:
+        """The least history the state store must keep for the gate (see
+        config.gate_history_floor), from gate.checks and the built-in gating checks.
+
+        A cron schedule's interval is the gap after `at`; validation, which has no clock,
+        takes a fixed instant (a monthly cron's gaps differ by days, not by the 90d default).
+        """
+        gating = dict.fromkeys([*BUILTIN_CATALOGUE.gating, *self.gate.checks])
+        by_name = {**self.checks.builtins(), **{c.name: c for c in self.checks.custom}}
+        intervals = [by_name[n].typical_interval(at) for n in gating if n in by_name]
+        return gate_history_floor(self.gate, intervals)
 
     @field_validator("statement_timeout", "connect_timeout", "query_grace")
     @classmethod

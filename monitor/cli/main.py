@@ -15,6 +15,7 @@ from monitor.cli import (
     demo_commands,
     doctor_commands,
     gate_commands,
+    state_commands,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands.add_parsers(commands, common)
     doctor_commands.add_parsers(commands, common)
     demo_commands.add_parsers(commands, common)
+    state_commands.add_parsers(commands, common)
     return parser
 
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .flags_migration import ConstraintMigrator
     from .flags_plan import ConstraintPlan, make_constraint_plan
     from .gatekeeper import Gatekeeper
+    from .horizon import evidence_floor, prune_history
     from .migration import Migrator
     from .named import AnyPlan, load_plan, migrator_for
     from .names import DROP_COUNTER_COLUMNS, PARTITION_FLAGS_EXCLUSIVE, PLAN_NAMES, REPORT_FORMATS
@@ -31,6 +32,7 @@ __getattr__, __dir__ = lazy_exports(
         "flags_migration": ("ConstraintMigrator",),
         "flags_plan": ("ConstraintPlan", "make_constraint_plan"),
         "gatekeeper": ("Gatekeeper",),
+        "horizon": ("evidence_floor", "prune_history"),
         "migration": ("Migrator",),
         "named": ("AnyPlan", "load_plan", "migrator_for"),
         "names": (
@@ -61,11 +63,13 @@ __all__ = [
     "Migrator",
     "Plan",
     "PlanSpec",
+    "evidence_floor",
     "load_plan",
     "make_constraint_plan",
     "make_plan",
     "migrator_for",
     "plan_spec",
+    "prune_history",
     "render_json",
     "render_markdown",
     "render_text",

@@ -24,7 +24,7 @@ from checks import Check, all_checks
 from config import DqError, Settings, format_duration
 from monitor import __version__
 from monitor.gate import PLANS, service_key
-from monitor.store import DURATION_BUCKETS, StateStore, StoreStats
+from monitor.store import DURATION_BUCKETS, PRUNED, RETENTION_KEY, StateStore, StoreStats
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class DqCollector(Collector):
         self.checks: list[Check] = [c for c in all_checks(settings) if c.settings.enabled]
         self.routes = [r.name for r in settings.alerts.routes]
         self.gate_every = format_duration(settings.gate.evaluate_interval)
+        self.prune_every = format_duration(settings.retention.interval)
         self.gate_required = settings.gate.required_clean_period.total_seconds()
         full = format_duration(settings.schedule.full_sweep_interval)
         self.cadence = (
@@ -187,6 +188,7 @@ class DqCollector(Collector):
                      snap.loaded_at)  # fmt: skip
         yield from self._alert_metrics(snap)
         yield from self._gate_metrics(snap)
+        yield from self._retention_metrics(snap)
         build = GaugeMetricFamily(
             "dq_build_info", "dq-monitor's version (always 1).", labels=["version", "python"]
         )
@@ -220,6 +222,23 @@ class DqCollector(Collector):
             fam["required"].add_metric([plan], float(gate.get("required_seconds",
                                                               self.gate_required)))  # fmt: skip
         yield from fam.values()
+
+    def _retention_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
+        pruned = snap.stats.service.get(RETENTION_KEY) or {}
+        deleted = CounterMetricFamily(
+            "dq_state_pruned_rows",
+            "State-store rows the leader's retention deleted, by table, all replicas (history "
+            f"past retention.history, every {self.prune_every}).",
+            labels=["table"],
+        )
+        totals = pruned.get("totals") or {}
+        for table in PRUNED:
+            deleted.add_metric([table], float(totals.get(table, 0)))
+        yield deleted
+        at = pruned.get("at")
+        yield _gauge("dq_state_last_prune_timestamp_seconds",
+                     "When the state store was last pruned (0: never).",
+                     dt.datetime.fromisoformat(at).timestamp() if at else 0.0)  # fmt: skip
 
     def _alert_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
         sent = CounterMetricFamily(

@@ -15,7 +15,7 @@ from types import FrameType
 from alerts import Clock
 from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
 from monitor.app import App
-from monitor.gate import PLANS, Gatekeeper, service_key
+from monitor.gate import PLANS, Gatekeeper, prune_history, service_key
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.leadership import Leadership
 from monitor.service.metrics import StatsCache, SweepProgress, build_registry
@@ -105,6 +105,9 @@ class Service:
         self.gate_loop = Periodic(
             "gate", settings.gate.evaluate_interval.total_seconds(), self._evaluate_gate
         )
+        self.retention_loop = Periodic(
+            "retention", settings.retention.interval.total_seconds(), self.prune
+        )
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the exit code, 0.
@@ -121,6 +124,7 @@ class Service:
         self.metrics_loop.start()
         self.delivery_loop.start()
         self.gate_loop.start()
+        self.retention_loop.start()
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
@@ -163,6 +167,7 @@ class Service:
         self.metrics_loop.stop()
         self.delivery_loop.stop()
         self.gate_loop.stop()
+        self.retention_loop.stop()
         self.http.stop()
         self.leadership.release()
         self.app.close()
@@ -260,6 +265,19 @@ class Service:
                 })  # fmt: skip
             except DqError as exc:
                 log.warning("gate evaluation (%s): %s", plan, exc)
+
+    def prune(self) -> bool:
+        """On the leader only: delete history past retention (see prune_history); returns
+        whether it pruned."""
+        if self._stopping.is_set() or not self.leadership.is_leader or not self._schema_ready:
+            return False
+        try:
+            result = prune_history(self.settings, self.app.store, self.clock.now())
+        except DqError as exc:
+            log.warning("retention: %s", exc)
+            return False
+        log.info("%s", result.summary())
+        return not result.skipped
 
     def _record_skip(self, spec: JobSpec, status: str, scheduled_at: dt.datetime) -> None:
         if not self._stopping.is_set() and self.leadership.is_leader:

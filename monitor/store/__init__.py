@@ -5,6 +5,8 @@ from __future__ import annotations
 from .audit import AppliedMigration, AuditStart, MigrationAudit
 from .gate_history import GateHistory, RunRecord
 from .pgss_samples import Counters, PgssSamples, Sample
+from .retention import PRUNED, PruneResult
+from .retention import SERVICE_KEY as RETENTION_KEY
 from .rows import (
     DURATION_BUCKETS,
     CheckStats,
@@ -21,6 +23,8 @@ from .tables import STATE_TABLES, qualified
 __all__ = [
     "DURATION_BUCKETS",
     "LATEST_VERSION",
+    "PRUNED",
+    "RETENTION_KEY",
     "STATE_TABLES",
     "AppliedMigration",
     "AuditStart",
@@ -30,6 +34,7 @@ __all__ = [
     "GateHistory",
     "MigrationAudit",
     "PgssSamples",
+    "PruneResult",
     "RouteDelivery",
     "RunRecord",
     "Sample",

@@ -44,9 +44,10 @@ class GateHistory:
         with self.store.session("reading the gate's history") as conn:
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT id, check_name, finished_at, mode, status, violations, samples, error,"
-                    " interval_seconds FROM {} WHERE check_name = ANY(%s) AND finished_at >= %s"
-                    " ORDER BY id"
+                    # Most runs have no samples: an empty list is not parsed row by row.
+                    "SELECT id, check_name, finished_at, mode, status, violations,"
+                    " nullif(samples::text, '[]')::json, error, interval_seconds FROM {}"
+                    " WHERE check_name = ANY(%s) AND finished_at >= %s ORDER BY id"
                 ).format(qualified(self.store.schema, "check_runs")),
                 (list(checks), since),
             ).fetchall()

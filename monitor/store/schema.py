@@ -237,6 +237,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX migration_audit_plan_idx ON {s}.migration_audit (plan, id DESC);
         """,
     ),
+    (
+        "indexes for a year of history: the gate's window, each check's last full sweep, retention",
+        """
+        -- The gate reads its checks' runs since a horizon: without this it walked every run
+        -- of each gating check through (check_name, id) and filtered on finished_at.
+        CREATE INDEX check_runs_check_finished_idx ON {s}.check_runs (check_name, finished_at);
+        -- A check's successful full sweeps (one a day): the last one is found at once, and
+        -- retention keeps it however old.
+        CREATE INDEX check_runs_full_sweeps_idx ON {s}.check_runs (check_name, id DESC)
+            WHERE mode = 'full' AND status IN ('ok', 'violation');
+        -- Retention walks the old runs in (started_at, id) order, so each batch starts where
+        -- the last one ended; it replaces the index on started_at alone.
+        CREATE INDEX check_runs_started_id_idx ON {s}.check_runs (started_at, id);
+        DROP INDEX {s}.check_runs_started_at_idx;
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

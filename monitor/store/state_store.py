@@ -28,6 +28,7 @@ from . import runs, stats
 from . import schema as store_schema
 from .alert_state import AlertRows
 from .outbox import OutboxRows
+from .retention import Progress, Pruner, PruneResult
 from .rows import StoreStats
 from .silences import SilenceRows
 from .tables import StateTables
@@ -201,3 +202,23 @@ class StateStore:
         with self.session("reading check stats") as conn:
             return stats.read_stats(conn, self._t)
 
+
+    def prune(
+        self, keep: dt.timedelta, evidence: dt.timedelta, batch_size: int,
+        progress: Progress | None = None,
+    ) -> PruneResult:  # fmt: skip
+        """Delete history older than `keep` (by the database's clock) in batches of at most
+        `batch_size` rows, each its own transaction; keep the runs within `evidence` before
+        each applied migration. One prune at a time per schema: another one returns skipped.
+        Raises StoreError or StoreUnavailable.
+        """
+        with self.session("pruning the state store") as conn:
+            pruner = Pruner(conn, self._t, batch_size, progress)
+            if not pruner.lock():
+                return PruneResult(None, None, skipped=True)
+            try:
+                result = pruner.run(keep, evidence, self.clock.monotonic)
+                pruner.publish(result)
+            finally:
+                pruner.unlock()
+        return result

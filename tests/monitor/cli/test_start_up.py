@@ -67,6 +67,8 @@ def test_the_wrapper_sees_what_a_command_imports():
                 ["silence", "add"],
                 ["silence", "list"],
                 ["alerts", "test"],
+                ["state"],
+                ["state", "prune"],
             )
         ),
     ],

@@ -1,0 +1,41 @@
+"""`dq-monitor state prune`: delete the state store's history past retention.history, once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: argparse.ArgumentParser) -> None:  # fmt: skip
+    state = commands.add_parser("state", parents=[common], help="dq-monitor's own state store")
+    actions = state.add_subparsers(dest="action", required=True, metavar="ACTION")
+    prune = actions.add_parser(
+        "prune", parents=[common],
+        help="delete history older than retention.history now (the service's leader does so "
+        "every retention.interval), in batches of retention.batch_size rows",
+    )  # fmt: skip
+    prune.set_defaults(handler=cmd_state_prune)
+
+
+def cmd_state_prune(args: argparse.Namespace) -> int:
+    # Imported here: `state --help` needs no psycopg or pydantic.
+    from config import load_settings
+    from monitor.app import App
+    from monitor.gate import prune_history
+
+    app = App.open(load_settings(args.config), clock=args.clock)
+    try:
+        tty = sys.stderr.isatty()
+
+        def progress(table: str, deleted: int) -> None:
+            if tty:
+                print(f"\rpruning {table}: {deleted} rows deleted", end="", file=sys.stderr)
+
+        result = prune_history(app.settings, app.store, app.clock.now(), progress)
+        if tty and result.batches:
+            print(file=sys.stderr)
+        print(result.summary())
+    finally:
+        app.close()
+    return 0
