@@ -39,12 +39,12 @@ class ConsolidationMissed(SingleCheckProbe):
     timestamp: so each evaluation reads run_metadata for the open runs, which also clears a
     finding the moment its run is consolidated. Most open runs are open because a partition
     is stuck, and reading their partitions every cycle grows with them. So the memory keeps
-    the open runs judged "blocked" (some partition unfinished, the last change settled, no
-    finding); an incremental evaluation skips a blocked run until a partition of it changes
-    (the updated_at index), since until then it stays blocked. A skipped run holds no finding,
-    so the evaluation still replaces every run's findings (`judged` None). A partition deleted
-    without a change to the others is seen by the next full sweep, which judges every open
-    run and writes the memory anew.
+    the open runs judged "blocked" (a partition unfinished or none yet, the last change
+    settled: no finding); an incremental evaluation skips a blocked run until a partition of
+    it changes (the updated_at index), since until then it stays blocked. A skipped run holds
+    no finding, so the evaluation still replaces every run's findings (`judged` None). A
+    partition deleted without a change to the others is seen by the next full sweep, which
+    judges every open run and writes the memory anew.
     """
 
     default_description = (
