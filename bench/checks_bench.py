@@ -39,7 +39,7 @@ figures come from the same minutes of the same run; the report gives medians:
                   taking turns.
 
   (e1-e3) the consolidation checks, each through its own probe as dq-monitor builds it:
-                  consolidation_missed (the same exact pass in every mode),
+                  consolidation_missed's full sweep (every open run judged),
                   premature_consolidation as a full sweep and incremental (the touched runs).
                   --only-consolidation times only (d) and (e), which skips the slow rest.
 
@@ -539,8 +539,8 @@ class Scale:
         self.result.found["incremental_judged"] = evaluation[CHECKS[0]].judged_count
 
     def consolidation_checks(self) -> None:
-        """(e) the two consolidation checks: consolidation_missed (the same exact pass in
-        every mode), premature_consolidation full and incremental (the touched runs)."""
+        """(e) the two consolidation checks: consolidation_missed's full sweep (every
+        open run judged), premature_consolidation full and incremental (the touched runs)."""
         assert self.since is not None
         missed, premature = (self.consolidation[n] for n in CONSOLIDATION)
         for key, probe, window in (
