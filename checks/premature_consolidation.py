@@ -10,7 +10,7 @@ from config import CriticalCheckSettings
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
-from .ranges import WHOLE, ProgressReport, RunRange, plan_ranges
+from .ranges import WHOLE, ProgressReport, RunRange, fetch_ranged, plan_ranges
 from .result import Evaluation, Mode, RunFindings, run_key, to_json_value
 from .snapshot import Snapshot
 
@@ -83,12 +83,10 @@ class PrematureConsolidation(SingleCheckProbe):
             return snap.fetch(self.premature_sql(incremental=True), params) if runs else []
         ranges = plan_ranges(snap, self.rm, (self.pp,), self.env.chunk_rows)
         progress = ProgressReport(window.progress, self.label, len(ranges))
-        rows: list[tuple[Any, ...]] = []
-        for bounds in ranges:
-            query = self.premature_sql(incremental=False, bounds=bounds)
-            rows.extend(snap.fetch(query, params | bounds.params()))
-            progress.step()
-        return rows
+        def query(bounds: RunRange) -> sql.Composed:
+            return self.premature_sql(incremental=False, bounds=bounds)
+
+        return fetch_ranged(snap, ranges, query, params, progress)
 
     def changed_sql(self) -> sql.Composed:
         """Each run with a partition changed since %(since)s, and its last change."""

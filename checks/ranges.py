@@ -13,7 +13,15 @@ from psycopg import sql
 from .identifiers import TableRef
 from .snapshot import Snapshot
 
-__all__ = ["MAX_RANGES", "SAMPLE_RUNS", "Progress", "ProgressReport", "RunRange", "plan_ranges"]
+__all__ = [
+    "MAX_RANGES",
+    "SAMPLE_RUNS",
+    "Progress",
+    "ProgressReport",
+    "RunRange",
+    "fetch_ranged",
+    "plan_ranges",
+]
 
 #: Called after each range of a sweep with (check or probe name, ranges done, ranges total).
 Progress = Callable[[str, int, int], None]
@@ -153,3 +161,19 @@ class ProgressReport:
         # A sweep not started yet (no ranges planned) reports nothing.
         if self.report is not None and self.total > 0:
             self.report(self.name, self.done, self.total)
+
+
+def fetch_ranged(
+    snap: Snapshot,
+    ranges: Sequence[RunRange],
+    query: Callable[[RunRange], sql.Composed],
+    params: dict[str, Any],
+    progress: ProgressReport,
+) -> list[tuple[Any, ...]]:
+    """Every range's rows, in range order (so rows ordered by run stay ordered), one
+    statement per range, reporting progress after each."""
+    rows: list[tuple[Any, ...]] = []
+    for bounds in ranges:
+        rows.extend(snap.fetch(query(bounds), params | bounds.params()))
+        progress.step()
+    return rows

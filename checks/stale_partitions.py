@@ -12,7 +12,7 @@ from config import CheckSettings, Duration
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
-from .ranges import WHOLE, ProgressReport, RunRange, plan_ranges
+from .ranges import WHOLE, ProgressReport, RunRange, fetch_ranged, plan_ranges
 from .result import Evaluation, Mode, RunFindings, Sample, run_key, to_json_value
 from .snapshot import Snapshot
 
@@ -85,12 +85,9 @@ class StalePartitions(SingleCheckProbe):
             return snap.fetch(self.stale_sql(incremental=True), params) if runs else []
         ranges = plan_ranges(snap, self.rm, (self.pp,), self.env.chunk_rows)
         progress = ProgressReport(window.progress, self.label, len(ranges))
-        rows: list[tuple[Any, ...]] = []
-        for bounds in ranges:
-            query = self.stale_sql(incremental=False, bounds=bounds)
-            rows.extend(snap.fetch(query, params | bounds.params()))
-            progress.step()
-        return rows
+        return fetch_ranged(
+            snap, ranges, lambda b: self.stale_sql(incremental=False, bounds=b), params, progress
+        )
 
     @staticmethod
     def _sample(run: Any, pid: Any, stamp: dt.datetime, now: dt.datetime) -> Sample:
