@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from checks_bench import THREE_QUERIES
+
 CHECKS = (
     "dashboard_mismatch",
     "missing_worker_runs",
@@ -28,25 +30,8 @@ STALE_AFTER = "30 minutes"  # checks.stale_partitions.threshold's default
 
 # {fix} is the place of the one parameter; each tool spells it its own way.
 OBVIOUS_SQL = {
-    "dashboard_mismatch": (
-        "SELECT run_id, p.completed, w.completed, p.failed, w.failed"
-        " FROM (SELECT run_id, count(*) FILTER (WHERE completed) AS completed,"
-        " count(*) FILTER (WHERE failed) AS failed"
-        " FROM partition_progress GROUP BY run_id) AS p"
-        " FULL JOIN (SELECT run_id, count(*) FILTER (WHERE status = 'completed') AS completed,"
-        " count(*) FILTER (WHERE status = 'failed') AS failed"
-        " FROM worker_runs GROUP BY run_id) AS w USING (run_id)"
-        " WHERE coalesce(p.completed, 0) <> coalesce(w.completed, 0)"
-        " OR coalesce(p.failed, 0) <> coalesce(w.failed, 0)"
-    ),
-    "missing_worker_runs": (
-        "SELECT run_id, partition_id FROM partition_progress AS p"
-        " WHERE (completed OR failed) AND NOT EXISTS (SELECT FROM worker_runs AS w"
-        " WHERE w.run_id = p.run_id AND w.partition_id = p.partition_id)"
-    ),
-    "flag_conflict": (
-        "SELECT run_id, partition_id FROM partition_progress WHERE completed AND failed"
-    ),
+    # The consistency checks as checks_bench times them, one straightforward query each.
+    **THREE_QUERIES,
     "stale_partitions": (
         "SELECT run_id, partition_id, updated_at FROM partition_progress"
         f" WHERE NOT completed AND NOT failed AND updated_at < now() - interval '{STALE_AFTER}'"
