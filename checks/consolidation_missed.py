@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from psycopg import sql
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from config import CheckSettings, Duration
+from config import CheckSettings, PositiveDuration
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
@@ -18,17 +18,10 @@ __all__ = ["ConsolidationMissed", "ConsolidationMissedSettings"]
 
 
 class ConsolidationMissedSettings(CheckSettings):
-    threshold: Duration = Field(
+    threshold: PositiveDuration = Field(
         default=dt.timedelta(minutes=15),
         description="How long after its last partition finished a run may stay unconsolidated.",
     )
-
-    @field_validator("threshold")
-    @classmethod
-    def _positive(cls, value: dt.timedelta) -> dt.timedelta:
-        if value.total_seconds() <= 0:
-            raise ValueError("must be longer than 0s")
-        return value
 
 
 class ConsolidationMissed(SingleCheckProbe):

@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Any
 
 from psycopg import sql
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from config import CheckSettings, Duration
+from config import CheckSettings, PositiveDuration
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
@@ -20,17 +20,10 @@ __all__ = ["StalePartitions", "StalePartitionsSettings"]
 
 
 class StalePartitionsSettings(CheckSettings):
-    threshold: Duration = Field(
+    threshold: PositiveDuration = Field(
         default=dt.timedelta(minutes=30),
         description="Age of `updated_at` that makes a pending partition stale.",
     )
-
-    @field_validator("threshold")
-    @classmethod
-    def _positive(cls, value: dt.timedelta) -> dt.timedelta:
-        if value.total_seconds() <= 0:
-            raise ValueError("must be longer than 0s")
-        return value
 
 
 class StalePartitions(SingleCheckProbe):

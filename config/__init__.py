@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         Severity,
         register_builtin,
     )
-    from .durations import Duration, format_duration, parse_duration
+    from .durations import Duration, PositiveDuration, format_duration, parse_duration
     from .errors import (
         EXIT_CONFIG,
         EXIT_NOT_YET,
@@ -61,7 +61,7 @@ __getattr__, __dir__ = lazy_exports(
             "Severity",
             "register_builtin",
         ),
-        "durations": ("Duration", "format_duration", "parse_duration"),
+        "durations": ("Duration", "PositiveDuration", "format_duration", "parse_duration"),
         "errors": (
             "EXIT_CONFIG",
             "EXIT_NOT_YET",
@@ -118,6 +118,7 @@ __all__ = [
     "GateError",
     "GateSettings",
     "PartitionProgressNames",
+    "PositiveDuration",
     "QueryFailed",
     "QueryTimeout",
     "RetentionSettings",

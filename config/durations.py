@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 # Microseconds per unit: exact integers, so "1h30m500ms" adds up without float error.
 _UNITS = {"ms": 1000, "s": 10**6, "m": 60 * 10**6, "h": 3600 * 10**6, "d": 86400 * 10**6,
@@ -91,3 +91,13 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value.total_seconds() <= 0:
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+#: A Duration that must be longer than 0s (a check's threshold).
+PositiveDuration = Annotated[Duration, AfterValidator(_longer_than_zero)]
