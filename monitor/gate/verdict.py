@@ -97,9 +97,9 @@ def analyse(  # noqa: PLR0912 - one branch per rule of the streak
             continue
         # The limit alone per run: the message is written only for a gap (a year of runs
         # a minute apart made formatting it half of an evaluation's time).
-        gap = t - last_ok.finished_at if last_ok is not None else None
-        if last_ok is not None and gap is not None and gap > _limit(last_ok, max_gap,
-                                                                    gap_intervals):
+        if last_ok is not None and (gap := t - last_ok.finished_at) > _limit(
+            last_ok, max_gap, gap_intervals
+        ):
             _, why = _allowed(last_ok, max_gap, gap_intervals)
             streak.start = None
             streak.restarts.append(Finding(
@@ -146,9 +146,9 @@ def _allowed(
     run: RunRecord, max_gap: dt.timedelta, gap_intervals: float
 ) -> tuple[dt.timedelta, str]:
     """The longest wait after `run` for the next successful one, and how it was reckoned."""
+    allowed = _limit(run, max_gap, gap_intervals)
     if run.interval is None:
-        return max_gap, _d(max_gap)
-    allowed = run.interval * gap_intervals
+        return allowed, _d(allowed)
     return allowed, f"{_d(allowed)}: {gap_intervals:g} x {_d(run.interval)} recorded"
 
 
