@@ -205,14 +205,25 @@ def _require_reachable(path: Path, user: str, as_user: dict[str, Any]) -> None:
     """
     resolved = path.resolve()
     chain = [str(p) for p in (*reversed(resolved.parents), resolved)]
-    script = 'for d do [ -x "$d" ] || { printf %s "$d"; exit 1; }; done'
-    result = subprocess.run(
-        ["/bin/sh", "-c", script, "sh", *chain], capture_output=True, text=True, check=False,
-        **as_user,
-    )  # fmt: skip
-    if result.returncode == 0:
-        return
-    blocked = Path(result.stdout or resolved)
+    script = 'for d do [ -x "$d" ] || { printf %s "$d"; exit 3; }; done'
+    for _attempt in range(2):
+        result = subprocess.run(
+            ["/bin/sh", "-c", script, "sh", *chain], capture_output=True, text=True,
+            check=False, **as_user,
+        )  # fmt: skip
+        if result.returncode == 0:
+            return
+        if result.returncode == 3 and result.stdout:
+            break
+        # The probe itself failed (it names no directory): once under CI's load it did, with
+        # nothing to say why, so it gets a second try and then its own words.
+    else:
+        raise ConfigError(
+            f"could not check, as the system user {user}, that it can reach the server "
+            f"directory {path}: /bin/sh exited {result.returncode}"
+            + (f" ({result.stderr.strip()})" if result.stderr.strip() else "")
+        )
+    blocked = Path(result.stdout)
     info = blocked.stat()
     raise ConfigError(
         f"the embedded PostgreSQL runs as the system user {user} (PostgreSQL refuses root), "

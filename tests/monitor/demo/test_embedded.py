@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from config import ConfigError
-from monitor.demo.embedded import EmbeddedPostgres, binaries
+from monitor.demo.embedded import EmbeddedPostgres, _require_reachable, binaries
 
 root_only = pytest.mark.skipif(
     os.geteuid() != 0, reason="only root hands the server to a service user"
@@ -114,6 +114,22 @@ def test_a_server_directory_the_service_user_cannot_reach_is_a_clear_error(priva
     assert f"dq-monitor-pg cannot enter {private} (drwx------" in message
     assert "use a server directory dq-monitor-pg can reach" in message
     assert modes(private) == before  # nothing changed, nothing left behind
+
+
+def test_a_reachability_probe_that_fails_itself_is_not_called_a_denied_directory(tmp_path):
+    # executable= runs /bin/false in place of /bin/sh: a probe that names no directory.
+    with pytest.raises(ConfigError) as raised:
+        _require_reachable(tmp_path, "someone", {"executable": "/bin/false"})
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"could not check, as the system user someone, that it can reach "
+                              f"the server directory {tmp_path}: /bin/sh exited 1")  # fmt: skip
+    assert "cannot enter" not in message
+
+
+def test_the_reachability_probe_passes_a_reachable_directory(tmp_path):
+    _require_reachable(tmp_path, "root", {})  # no ConfigError: every directory on the way is +x
 
 
 @root_only
