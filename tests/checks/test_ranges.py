@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from psycopg import sql
@@ -11,7 +13,7 @@ from psycopg import sql
 from checks import Mode, Window, build_probes, select_checks
 from checks.consistency import ConsistencyProbe
 from checks.ranges import WHOLE, RunRange, plan_ranges
-from checks.snapshot import snapshot
+from checks.snapshot import Snapshot, snapshot
 from config import ConfigError, load_settings
 from monitor.db import connect
 from tests.factories import add_partition, add_run, add_worker, ago, healthy_run, seed_race
@@ -137,13 +139,7 @@ def test_a_surprise_in_ranges_falls_back_to_the_screen_and_still_agrees(monkeypa
 def test_signature_numbers_of_the_ranges_add_up_to_the_whole(monkeypatch, db_url, db):
     defects_everywhere(db)
     settings = settings_for(monkeypatch, db_url, sweep_chunk_rows="5")
-    (probe,) = build_probes(select_checks(settings, CONSISTENCY))
-    assert isinstance(probe, ConsistencyProbe)
-    with (
-        connect(settings.database_url, purpose="database",
-                connect_timeout=settings.connect_timeout) as conn,
-        snapshot(conn, settings.statement_timeout) as snap,
-    ):  # fmt: skip
+    with consistency_snapshot(settings) as (probe, snap):
         ranges = plan_ranges(snap, probe.rm, (probe.pp, probe.wr), 5)
         assert len(ranges) > 3
         assert ranges[0].lo is None
@@ -171,13 +167,7 @@ def test_unanalysed_tables_are_sized_from_their_pages(monkeypatch, db_url, db):
     for i in range(40):
         healthy_run(db, f"r{i:02d}", partitions=10)
     settings = settings_for(monkeypatch, db_url)
-    (probe,) = build_probes(select_checks(settings, CONSISTENCY))
-    assert isinstance(probe, ConsistencyProbe)
-    with (
-        connect(settings.database_url, purpose="database",
-                connect_timeout=settings.connect_timeout) as conn,
-        snapshot(conn, settings.statement_timeout) as snap,
-    ):  # fmt: skip
+    with consistency_snapshot(settings) as (probe, snap):
         assert plan_ranges(snap, probe.rm, (probe.pp,), 10**9) == [WHOLE]
         ranges = plan_ranges(snap, probe.rm, (probe.pp,), 50)
     assert len(ranges) > 1
@@ -217,13 +207,7 @@ def test_bounds_from_a_sample_still_cover_every_row_once(monkeypatch, db_url, db
     )
     db.execute("ANALYZE")
     settings = settings_for(monkeypatch, db_url)
-    (probe,) = build_probes(select_checks(settings, CONSISTENCY))
-    assert isinstance(probe, ConsistencyProbe)
-    with (
-        connect(settings.database_url, purpose="database",
-                connect_timeout=settings.connect_timeout) as conn,
-        snapshot(conn, settings.statement_timeout) as snap,
-    ):  # fmt: skip
+    with consistency_snapshot(settings) as (probe, snap):
         ranges = plan_ranges(snap, probe.rm, (probe.pp,), 400, sample_runs=sample_runs)
         counts = [snap.fetch(count_sql(r), r.params())[0][0] for r in ranges]
     assert len(ranges) > 3
@@ -235,3 +219,16 @@ def count_sql(bounds):
     return sql.SQL("SELECT count(*) FROM partition_progress{}").format(
         bounds.where(sql.Identifier("run_id"))
     )
+
+
+@contextmanager
+def consistency_snapshot(settings) -> Iterator[tuple[ConsistencyProbe, Snapshot]]:
+    """The consistency probe these settings build, and a snapshot of the monitored database."""
+    (probe,) = build_probes(select_checks(settings, CONSISTENCY))
+    assert isinstance(probe, ConsistencyProbe)
+    with (
+        connect(settings.database_url, purpose="database",
+                connect_timeout=settings.connect_timeout) as conn,
+        snapshot(conn, settings.statement_timeout) as snap,
+    ):  # fmt: skip
+        yield probe, snap
