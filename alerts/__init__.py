@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         parse_retry_after,
         reachability,
     )
+    from .labels import TEST_ALERTNAME, alert_labels, alertname, label_fingerprint
     from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
     from .notification import Kind, Notification
     from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
@@ -29,12 +30,14 @@ __getattr__, __dir__ = lazy_exports(
         "clock": ("Clock", "SystemClock"),
         "delivery": (
             "RETRY_AFTER_CAP",
+    "TEST_ALERTNAME",
             "Outcome",
             "Reachability",
             "deliver",
             "parse_retry_after",
             "reachability",
         ),
+        "labels": ("TEST_ALERTNAME", "alert_labels", "alertname", "label_fingerprint"),
         "lifecycle": ("Alert", "Observation", "State", "advance", "fingerprint", "sample_keys"),
         "notification": ("Kind", "Notification"),
         "outbox": ("DeliveryReport", "OutboxClaim", "OutboxSender", "OutboxStore", "QueuedMessage"),
@@ -43,6 +46,7 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "RETRY_AFTER_CAP",
+    "TEST_ALERTNAME",
     "Alert",
     "AlertBook",
     "AlertRecords",
@@ -60,8 +64,11 @@ __all__ = [
     "State",
     "SystemClock",
     "advance",
+    "alert_labels",
+    "alertname",
     "deliver",
     "fingerprint",
+    "label_fingerprint",
     "parse_retry_after",
     "reachability",
     "sample_keys",

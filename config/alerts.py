@@ -133,6 +133,11 @@ class AlertsSettings(BaseModel):
     warning_after: int = Field(default=2, ge=1, description="Failing runs before warning fires.")
     info_after: int = Field(default=2, ge=1, description="Failing runs before info fires.")
     dashboard_url: str | None = Field(default=None, description="Link shown in every message.")
+    external_url: str | None = Field(
+        default=None,
+        description="Where people reach this dq-monitor (its status page), e.g. "
+        "https://dq-monitor.example.com; sent as externalURL and generatorURL.",
+    )
     heartbeat_url: SecretStr | None = Field(
         default=None, description="Pinged after each successful cycle (a dead man's switch)."
     )
@@ -154,6 +159,14 @@ class AlertsSettings(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _valid_external_url(cls, value: str | None) -> str | None:
+        problem = None if value is None else url_problem(value)
+        if problem is not None:
+            raise ValueError(problem.replace("url", "external_url", 1))
+        return value.rstrip("/") if value is not None else None
 
     @model_validator(mode="after")
     def _unique_route_names(self) -> AlertsSettings:

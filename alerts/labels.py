@@ -1,0 +1,47 @@
+"""An alert's identity on the wire: its labels, as the shipped Prometheus rules name them, and
+the fingerprint Alertmanager itself derives from those labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from config import Severity
+
+from .notification import Kind, Notification
+
+#: `alerts test` messages: an alertname no Prometheus rule or route matcher uses for a page.
+TEST_ALERTNAME = "DqMonitorTest"
+
+# prometheus/common model: FNV-1a 64 over the sorted label names and values, each followed by
+# the separator byte 0xff (LabelSet.Fingerprint, labelSetToFingerprint).
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
+_SEPARATOR = 0xFF
+_MASK = (1 << 64) - 1
+
+
+def alertname(severity: Severity, kind: Kind = Kind.FIRING) -> str:
+    """The rule name for a check's violations: DqCriticalCheckViolations, DqWarningCheckViolations
+    (both shipped in examples/prometheus/dq-monitor-rules.yml) or DqInfoCheckViolations."""
+    if kind is Kind.TEST:
+        return TEST_ALERTNAME
+    return f"Dq{severity.value.capitalize()}CheckViolations"
+
+
+def alert_labels(n: Notification) -> dict[str, str]:
+    """The alert's labels, the same set the shipped rule's alert carries (`max by (check)`
+    keeps only `check`; the rule adds `severity`), so either path deduplicates with the other."""
+    return {"alertname": alertname(n.severity, n.kind), "check": n.check,
+            "severity": n.severity.value}  # fmt: skip
+
+
+def label_fingerprint(labels: Mapping[str, str]) -> str:
+    """Alertmanager's fingerprint of a label set: 16 lower-case hex digits, independent of the
+    route, so every receiver sees one identity per alert."""
+    value = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode():
+                value = ((value ^ byte) * _FNV_PRIME) & _MASK
+            value = ((value ^ _SEPARATOR) * _FNV_PRIME) & _MASK
+    return f"{value:016x}"
