@@ -17,7 +17,13 @@ if TYPE_CHECKING:
         parse_retry_after,
         reachability,
     )
-    from .labels import TEST_ALERTNAME, alert_labels, alertname, label_fingerprint
+    from .labels import (
+        TEST_ALERTNAME,
+        alert_labels,
+        alertname,
+        generator_url,
+        label_fingerprint,
+    )
     from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
     from .notification import Kind, Notification
     from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
@@ -30,14 +36,20 @@ __getattr__, __dir__ = lazy_exports(
         "clock": ("Clock", "SystemClock"),
         "delivery": (
             "RETRY_AFTER_CAP",
-    "TEST_ALERTNAME",
+            "TEST_ALERTNAME",
             "Outcome",
             "Reachability",
             "deliver",
             "parse_retry_after",
             "reachability",
         ),
-        "labels": ("TEST_ALERTNAME", "alert_labels", "alertname", "label_fingerprint"),
+        "labels": (
+            "TEST_ALERTNAME",
+            "alert_labels",
+            "alertname",
+            "generator_url",
+            "label_fingerprint",
+        ),
         "lifecycle": ("Alert", "Observation", "State", "advance", "fingerprint", "sample_keys"),
         "notification": ("Kind", "Notification"),
         "outbox": ("DeliveryReport", "OutboxClaim", "OutboxSender", "OutboxStore", "QueuedMessage"),
@@ -68,6 +80,7 @@ __all__ = [
     "alertname",
     "deliver",
     "fingerprint",
+    "generator_url",
     "label_fingerprint",
     "parse_retry_after",
     "reachability",

@@ -4,6 +4,7 @@ the fingerprint Alertmanager itself derives from those labels."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from config import Severity
 
@@ -45,3 +46,8 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
                 value = ((value ^ byte) * _FNV_PRIME) & _MASK
             value = ((value ^ _SEPARATOR) * _FNV_PRIME) & _MASK
     return f"{value:016x}"
+
+
+def generator_url(external_url: str | None, check: str) -> str:
+    """The link back to this dq-monitor's status page for `check` ("" without external_url)."""
+    return f"{external_url}/?check={quote(check, safe='')}" if external_url else ""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alerts import Kind, alertname, label_fingerprint
+from alerts import Kind, alertname, generator_url, label_fingerprint
 from config import AlertsSettings, Severity
 
 RULES = Path(__file__).resolve().parents[2] / "examples" / "prometheus" / "dq-monitor-rules.yml"
@@ -39,3 +39,8 @@ def test_external_url_is_validated_and_normalised():
     assert AlertsSettings(external_url="https://dq.example/").external_url == "https://dq.example"
     with pytest.raises(ValueError, match="external_url must start with https:// or http://"):
         AlertsSettings(external_url="dq.example")
+
+
+def test_generator_url_points_at_the_status_page():
+    assert generator_url(None, "flag_conflict") == ""
+    assert generator_url("https://dq.example", "a b") == "https://dq.example/?check=a%20b"
