@@ -29,11 +29,16 @@ def alertname(severity: Severity, kind: Kind = Kind.FIRING) -> str:
     return f"Dq{severity.value.capitalize()}CheckViolations"
 
 
+#: A test message's severity label: no route matching on critical or warning picks it up.
+TEST_SEVERITY = "none"
+
+
 def alert_labels(n: Notification) -> dict[str, str]:
     """The alert's labels, the same set the shipped rule's alert carries (`max by (check)`
-    keeps only `check`; the rule adds `severity`), so either path deduplicates with the other."""
-    return {"alertname": alertname(n.severity, n.kind), "check": n.check,
-            "severity": n.severity.value}  # fmt: skip
+    keeps only `check`; the rule adds `severity`), so either path deduplicates with the other.
+    A test message is `DqMonitorTest` with severity `none`."""
+    severity = TEST_SEVERITY if n.kind is Kind.TEST else n.severity.value
+    return {"alertname": alertname(n.severity, n.kind), "check": n.check, "severity": severity}
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:

@@ -153,6 +153,7 @@ def _sent(
         reproduce_sql=obs.reproduce_sql if kind is not Kind.RESOLVED else "",
         runbook_url=obs.runbook_url,
         dashboard_url=settings.dashboard_url,
+        external_url=settings.external_url,
         ended_at=now if kind is Kind.RESOLVED else None,
     )
     updated = replace(

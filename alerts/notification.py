@@ -45,6 +45,7 @@ class Notification:
     reproduce_sql: str = ""
     runbook_url: str | None = None
     dashboard_url: str | None = None
+    external_url: str | None = None  # alerts.external_url: this dq-monitor's status page
     ended_at: dt.datetime | None = None
     extra: dict[str, JsonValue] = field(default_factory=dict)
 
@@ -72,7 +73,7 @@ class Notification:
             "new_keys": list(self.new_keys), "still_failing_keys": list(self.still_failing_keys),
             "fixed_keys": list(self.fixed_keys), "samples": list(self.samples),
             "reproduce_sql": self.reproduce_sql, "runbook_url": self.runbook_url,
-            "dashboard_url": self.dashboard_url,
+            "dashboard_url": self.dashboard_url, "external_url": self.external_url,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "extra": self.extra,
         }  # fmt: skip
@@ -102,6 +103,7 @@ class Notification:
             samples=keys("samples"), reproduce_sql=str(data.get("reproduce_sql") or ""),
             runbook_url=_opt(data.get("runbook_url")),
             dashboard_url=_opt(data.get("dashboard_url")),
+            external_url=_opt(data.get("external_url")),
             ended_at=when("ended_at"),
             extra=data["extra"] if isinstance(data.get("extra"), dict) else {},  # type: ignore[arg-type]
         )  # fmt: skip

@@ -125,6 +125,7 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
                 description="A test message from dq-monitor: this route is wired correctly.",
                 violations=0, previous_violations=0, active_since=now, created_at=now,
                 dashboard_url=settings.alerts.dashboard_url,
+                external_url=settings.alerts.external_url,
             )  # fmt: skip
             outcome = deliver(
                 route, message, lambda: app.outbox.client, clock=app.clock, console=sys.stderr

@@ -44,3 +44,20 @@ def test_external_url_is_validated_and_normalised():
 def test_generator_url_points_at_the_status_page():
     assert generator_url(None, "flag_conflict") == ""
     assert generator_url("https://dq.example", "a b") == "https://dq.example/?check=a%20b"
+
+
+def test_a_test_message_is_labelled_so_no_page_matches_it():
+    import datetime as dt
+
+    from alerts import Notification, alert_labels
+
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    n = Notification(
+        kind=Kind.TEST, check="dq_monitor_test", route="r", fingerprint="f", idempotency_key="k",
+        severity=Severity.CRITICAL, description="", violations=0, previous_violations=0,
+        active_since=now, created_at=now, external_url="https://dq.example",
+    )  # fmt: skip
+    assert alert_labels(n) == {
+        "alertname": "DqMonitorTest", "check": "dq_monitor_test", "severity": "none"
+    }  # fmt: skip
+    assert Notification.from_json(n.to_json()) == n
