@@ -36,7 +36,6 @@ __getattr__, __dir__ = lazy_exports(
         "clock": ("Clock", "SystemClock"),
         "delivery": (
             "RETRY_AFTER_CAP",
-            "TEST_ALERTNAME",
             "Outcome",
             "Reachability",
             "deliver",
