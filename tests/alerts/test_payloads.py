@@ -1,4 +1,4 @@
-"""Slack, webhook and console renderings of notifications: structure, limits and escaping."""
+"""Slack and console renderings of notifications: structure, limits and escaping."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from slack_sdk.models.blocks import Block
 from alerts.console import console_text
 from alerts.notification import Kind, Notification
 from alerts.slack import slack_payload
-from alerts.webhook import webhook_headers, webhook_payload
 from config import Severity
 
 ACTIVE = dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=dt.UTC)
@@ -265,99 +264,6 @@ def test_slack_drops_links_it_cannot_build_safely(url: str) -> None:
     assert [element["text"].rsplit("|", 1)[1] for element in context["elements"]] == ["Dashboard>"]
     none = slack_payload(notification(runbook_url=url, dashboard_url="https://d.example/|x"))
     assert all(block["type"] != "context" for block in none["blocks"])
-
-
-# Webhook
-
-TOP_KEYS = {
-    "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
-    "commonLabels", "commonAnnotations", "externalURL", "alerts",
-}  # fmt: skip
-ALERT_KEYS = {
-    "status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint",
-}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("kind", "status", "alertname"),
-    [
-        (Kind.FIRING, "firing", "DqCheckViolations"),
-        (Kind.REMINDER, "firing", "DqCheckViolations"),
-        (Kind.RESOLVED, "resolved", "DqCheckViolations"),
-        (Kind.TEST, "firing", "DqMonitorTest"),
-    ],
-)
-def test_webhook_v4_structure(kind: Kind, status: str, alertname: str) -> None:
-    n = notification(kind)
-    body = webhook_payload(n, "oncall-hook", "https://dq.example")
-    assert json.loads(json.dumps(body)) == body
-    assert set(body) == TOP_KEYS
-    assert body["version"] == "4"
-    assert body["truncatedAlerts"] == 0
-    assert body["status"] == status
-    assert body["receiver"] == "oncall-hook"
-    assert body["externalURL"] == "https://dq.example"
-    labels = {"alertname": alertname, "check": "stale_partitions", "severity": "critical"}
-    assert body["groupLabels"] == {"alertname": alertname, "check": "stale_partitions"}
-    assert body["commonLabels"] == labels
-    assert isinstance(body["groupKey"], str)
-    assert 'check="stale_partitions"' in body["groupKey"]
-    (alert,) = body["alerts"]
-    assert set(alert) == ALERT_KEYS
-    assert alert["status"] == status
-    assert alert["labels"] == labels
-    assert alert["startsAt"] == "2024-05-01T10:00:00Z"
-    assert alert["generatorURL"] == n.dashboard_url
-    assert alert["fingerprint"] == "f00dfeed"
-    assert body["commonAnnotations"] == alert["annotations"]
-
-
-def test_webhook_annotations() -> None:
-    annotations = webhook_payload(notification(), "r")["alerts"][0]["annotations"]
-    assert annotations == {
-        "summary": "[CRITICAL] stale_partitions is failing (3 violations)",
-        "description": "Partitions not updated for 30 minutes.",
-        "runbook_url": "https://runbooks.example/dq/stale_partitions",
-        "new_keys": '[{"run_id":"r2","partition_id":3}]',
-        "still_failing_keys": (
-            '[{"run_id":"r1","partition_id":1},{"run_id":"r1","partition_id":2}]'
-        ),
-        "fixed_keys": '[{"run_id":"r0","partition_id":7}]',
-        "reproduce_sql": "SELECT run_id, partition_id FROM partition_progress WHERE NOT completed",
-    }
-    bare = webhook_payload(notification(runbook_url=None, dashboard_url=None), "r")
-    assert "runbook_url" not in bare["alerts"][0]["annotations"]
-    assert bare["alerts"][0]["generatorURL"] == ""
-    assert bare["externalURL"] == ""
-    test = webhook_payload(notification(Kind.TEST), "r")["alerts"][0]["annotations"]
-    assert test["description"].startswith("Test message from dq-monitor for route oncall.")
-
-
-def test_webhook_ends_at() -> None:
-    assert webhook_payload(notification(), "r")["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
-    reminder = webhook_payload(notification(Kind.REMINDER, ended_at=ENDED), "r")
-    assert reminder["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
-    resolved = webhook_payload(notification(Kind.RESOLVED, ended_at=ENDED), "r")
-    assert resolved["alerts"][0]["endsAt"] == "2024-05-01T12:45:00Z"
-    fallback = webhook_payload(notification(Kind.RESOLVED), "r")
-    assert fallback["alerts"][0]["endsAt"] == "2024-05-01T12:30:00Z"
-    other_zone = dt.datetime(2024, 5, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    shifted = webhook_payload(notification(active_since=other_zone), "r")
-    assert shifted["alerts"][0]["startsAt"] == "2024-05-01T12:00:00Z"
-
-
-def test_webhook_headers() -> None:
-    assert webhook_headers(notification()) == {
-        "Idempotency-Key": "stale_partitions:f00dfeed:3",
-        "Content-Type": "application/json",
-    }
-
-
-def test_webhook_huge_notification_serialises() -> None:
-    body = webhook_payload(huge(), "r")
-    keys_json = body["alerts"][0]["annotations"]["new_keys"]
-    assert len(json.loads(keys_json)) == 10_000
-    json.dumps(body)
 
 
 # Console
