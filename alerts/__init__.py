@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         parse_retry_after,
         reachability,
     )
+    from .http import http_client, user_agent
     from .labels import (
         TEST_ALERTNAME,
         alert_labels,
@@ -43,6 +44,7 @@ __getattr__, __dir__ = lazy_exports(
             "parse_retry_after",
             "reachability",
         ),
+        "http": ("http_client", "user_agent"),
         "labels": (
             "TEST_ALERTNAME",
             "alert_labels",
@@ -81,8 +83,10 @@ __all__ = [
     "deliver",
     "fingerprint",
     "generator_url",
+    "http_client",
     "label_fingerprint",
     "parse_retry_after",
     "reachability",
     "sample_keys",
+    "user_agent",
 ]

@@ -14,6 +14,7 @@ from config import AlertsSettings, RouteSettings, RouteType, format_duration
 
 from .clock import Clock
 from .delivery import RETRY_AFTER_CAP, Outcome, deliver
+from .http import http_client
 from .notification import Notification
 
 if TYPE_CHECKING:  # loaded by the client property: a cycle with nothing to send never needs it
@@ -105,11 +106,7 @@ class OutboxSender:
         """The HTTP client, made on first use: loading httpx and building its TLS context
         cost more than a cycle's SQL, and most cycles have nothing to send."""
         if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(
-                timeout=self.settings.request_timeout.total_seconds(), follow_redirects=False
-            )
+            self._client = http_client(self.settings.request_timeout.total_seconds())
         return self._client
 
     def deliver_due(self, limit: int = 100) -> DeliveryReport:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from monitor import __version__
 from tests.factories import seed_race
 from tests.helpers import run_cli
 from tests.monitor.service_harness import start_service
@@ -109,6 +110,7 @@ def test_alerts_test_reports_the_receivers_answer(env, capsys, httpserver, monke
     ]))  # fmt: skip
     code, out, _ = run_cli(capsys, "alerts", "test", "--route", "good")
     assert (code, out.strip()) == (0, "route good (slack): delivered (HTTP 200)")
+    assert httpserver.log[0][0].headers["User-Agent"] == f"dq-monitor/{__version__}"
     code, out, _ = run_cli(capsys, "alerts", "test")
     assert code == 1
     assert "route archived (slack): HTTP 410: channel_is_archived" in out
@@ -125,6 +127,7 @@ def test_heartbeat_is_pinged_after_a_successful_check(env, capsys, httpserver, m
     code, _, err = run_cli(capsys, "check")
     assert code == 0
     assert len(httpserver.log) == 1
+    assert httpserver.log[0][0].headers["User-Agent"] == f"dq-monitor/{__version__}"
     assert "s3cr3t" not in err
 
 
