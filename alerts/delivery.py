@@ -19,6 +19,7 @@ from .clock import Clock
 from .console import console_text
 from .notification import Notification
 from .secrets import route_secrets
+from .slack import answer_problem
 
 if TYPE_CHECKING:  # loaded by the functions that send: a console route never needs it
     import httpx
@@ -85,7 +86,20 @@ def deliver(
     except httpx.HTTPError as exc:
         detail = redact(str(exc), secrets) or type(exc).__name__
         return Outcome(delivered=False, reason=f"network error: {detail}")
-    return classify(response, secrets, clock.now())
+    outcome = classify(response, secrets, clock.now())
+    if outcome.delivered and route.type is RouteType.SLACK:
+        return _slack_answer(response, secrets, outcome)
+    return outcome
+
+
+def _slack_answer(response: httpx.Response, secrets: list[str], outcome: Outcome) -> Outcome:
+    # Slack says some failures with a 200 (see slack.answer_problem).
+    problem = answer_problem(response.headers.get("Content-Type", ""), response.text)
+    if problem is None:
+        return outcome
+    reason, retry = problem
+    reason = redact(f"HTTP {outcome.status}: {reason}".replace("\n", " "), secrets)
+    return Outcome(False, permanent=not retry, status=outcome.status, reason=reason[:_REASON_LIMIT])
 
 
 def classify(response: httpx.Response, secrets: list[str], now: dt.datetime) -> Outcome:
