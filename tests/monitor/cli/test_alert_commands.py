@@ -119,6 +119,30 @@ def test_alerts_test_reports_the_receivers_answer(env, capsys, httpserver, monke
     assert "unknown route 'nope'; routes: good, archived" in err
 
 
+def test_alerts_test_to_a_webhook_pages_no_one(env, capsys, httpserver, monkeypatch):
+    httpserver.expect_request(HOOK).respond_with_data("ok")
+    monkeypatch.setenv("DQ_ALERTS__ROUTES", routes_env(httpserver))
+    code, out, _ = run_cli(capsys, "alerts", "test")
+    assert (code, out.strip()) == (0, "route hook (webhook): delivered (HTTP 200)")
+    body = json.loads(httpserver.log[0][0].get_data())
+    (alert,) = body["alerts"]
+    assert body["status"] == alert["status"] == "resolved"
+    assert alert["endsAt"] == alert["startsAt"]
+    assert alert["labels"] == {"alertname": "DqMonitorTest", "check": "dq_monitor_test",
+                               "severity": "none"}  # fmt: skip
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "alerts", "test", "--help")
+    assert "status resolved" in " ".join(capsys.readouterr().out.split())
+
+
+def test_alerts_test_unknown_route_is_one_line(env, capsys, httpserver, monkeypatch):
+    monkeypatch.setenv("DQ_ALERTS__ROUTES", routes_env(httpserver))
+    code, _, err = run_cli(capsys, "alerts", "test", "--route", "nope")
+    assert len(err.strip().splitlines()) == 1
+    assert code == 2
+    assert "unknown route 'nope'; routes: hook" in err
+
+
 def test_heartbeat_is_pinged_after_a_successful_check(env, capsys, httpserver, monkeypatch):
     httpserver.expect_request("/ping/s3cr3t", method="GET").respond_with_data("OK")
     # The receiver runs in this process; its own access log is not dq-monitor's output.
