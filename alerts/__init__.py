@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     )
     from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
     from .notification import Kind, Notification
-    from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
+    from .outbox import (
+        DeliveryReport,
+        OutboxBatch,
+        OutboxClaim,
+        OutboxSender,
+        OutboxStore,
+        QueuedMessage,
+    )
 
 # Each name loads its module on first use: a `check` with nothing to send loads no httpx.
 __getattr__, __dir__ = lazy_exports(
@@ -54,7 +61,14 @@ __getattr__, __dir__ = lazy_exports(
         ),
         "lifecycle": ("Alert", "Observation", "State", "advance", "fingerprint", "sample_keys"),
         "notification": ("Kind", "Notification"),
-        "outbox": ("DeliveryReport", "OutboxClaim", "OutboxSender", "OutboxStore", "QueuedMessage"),
+        "outbox": (
+            "DeliveryReport",
+            "OutboxBatch",
+            "OutboxClaim",
+            "OutboxSender",
+            "OutboxStore",
+            "QueuedMessage",
+        ),
     },
 )
 
@@ -69,6 +83,7 @@ __all__ = [
     "Kind",
     "Notification",
     "Observation",
+    "OutboxBatch",
     "OutboxClaim",
     "OutboxSender",
     "OutboxStore",

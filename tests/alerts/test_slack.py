@@ -85,3 +85,21 @@ def test_a_200_is_a_success_only_when_slack_says_ok(
     assert "s3cr3t" not in outcome.reason
     sent = json.loads(httpserver.log[0][0].get_data())
     assert blocks(sent)[0]["type"] == "header"
+
+
+def test_a_digest_of_a_hundred_alerts_stays_within_slacks_limits():
+    from alerts.digest import digest_payload
+
+    many = [notification(check=f"check_{i}&<x>", description="d" * 5000) for i in range(100)]
+    many[-1] = notification(Kind.RESOLVED, check="last")
+    payload = digest_payload(many)
+    assert_valid_slack(payload)
+    every = blocks(payload)
+    assert len(every) == 50
+    assert every[0]["text"]["text"] == "dq-monitor: 100 alerts changed"
+    more = every[-1]["text"]["text"]
+    assert more.startswith(f"+{100 - 48} more: check_48&amp;&lt;x&gt;, ")
+    assert more.endswith("last")
+    assert payload["text"] == "dq-monitor: 100 alerts changed (99 failing, 1 resolved)"
+    assert payload["attachments"][0]["color"] == SEVERITY_COLOURS[Severity.CRITICAL]
+    assert digest_payload(many[-1:])["attachments"][0]["color"] == RESOLVED_COLOUR
