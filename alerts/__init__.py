@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         parse_retry_after,
         reachability,
     )
+    from .http import http_client, user_agent
     from .labels import (
         TEST_ALERTNAME,
         alert_labels,
@@ -26,7 +27,14 @@ if TYPE_CHECKING:
     )
     from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
     from .notification import Kind, Notification
-    from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
+    from .outbox import (
+        DeliveryReport,
+        OutboxBatch,
+        OutboxClaim,
+        OutboxSender,
+        OutboxStore,
+        QueuedMessage,
+    )
 
 # Each name loads its module on first use: a `check` with nothing to send loads no httpx.
 __getattr__, __dir__ = lazy_exports(
@@ -42,6 +50,7 @@ __getattr__, __dir__ = lazy_exports(
             "parse_retry_after",
             "reachability",
         ),
+        "http": ("http_client", "user_agent"),
         "labels": (
             "TEST_ALERTNAME",
             "alert_labels",
@@ -51,7 +60,14 @@ __getattr__, __dir__ = lazy_exports(
         ),
         "lifecycle": ("Alert", "Observation", "State", "advance", "fingerprint", "sample_keys"),
         "notification": ("Kind", "Notification"),
-        "outbox": ("DeliveryReport", "OutboxClaim", "OutboxSender", "OutboxStore", "QueuedMessage"),
+        "outbox": (
+            "DeliveryReport",
+            "OutboxBatch",
+            "OutboxClaim",
+            "OutboxSender",
+            "OutboxStore",
+            "QueuedMessage",
+        ),
     },
 )
 
@@ -66,6 +82,7 @@ __all__ = [
     "Kind",
     "Notification",
     "Observation",
+    "OutboxBatch",
     "OutboxClaim",
     "OutboxSender",
     "OutboxStore",
@@ -80,8 +97,10 @@ __all__ = [
     "deliver",
     "fingerprint",
     "generator_url",
+    "http_client",
     "label_fingerprint",
     "parse_retry_after",
     "reachability",
     "sample_keys",
+    "user_agent",
 ]

@@ -29,8 +29,6 @@ def _slack(message: Notification, route: RouteSettings) -> Request:
 
 
 def _webhook(message: Notification, route: RouteSettings) -> Request:
-    # externalURL names the sender's own UI, which dq-monitor cannot know; the dashboard
-    # link travels as each alert's generatorURL instead.
     headers = {**webhook_headers(message),
                **{k: v.get_secret_value() for k, v in route.headers.items()}}  # fmt: skip
     return webhook_payload(message, route.name), headers

@@ -7,18 +7,21 @@ import email.utils
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
+from checks import JsonValue
 from config import RouteSettings, RouteType, redact
 
 from .channels import CHANNELS
 from .clock import Clock
 from .console import console_text
+from .digest import digest_payload
 from .notification import Notification
 from .secrets import route_secrets
+from .slack import answer_problem
 
 if TYPE_CHECKING:  # loaded by the functions that send: a console route never needs it
     import httpx
@@ -69,11 +72,32 @@ def deliver(
     if request is None:
         print(console_text(message), file=console or sys.stdout, flush=True)
         return Outcome(delivered=True, reason="printed")
+    return _post(route, *request(message, route), client, clock)
+
+
+def deliver_digest(
+    route: RouteSettings,
+    messages: Sequence[Notification],
+    client: Callable[[], httpx.Client],
+    *,
+    clock: Clock,
+) -> Outcome:
+    """Send `messages` to a Slack route as one digest (alerts/digest.py), once; as deliver()."""
+    return _post(route, digest_payload(messages), {"Content-Type": "application/json"},
+                 client, clock)  # fmt: skip
+
+
+def _post(
+    route: RouteSettings,
+    payload: dict[str, JsonValue],
+    headers: dict[str, str],
+    client: Callable[[], httpx.Client],
+    clock: Clock,
+) -> Outcome:
     assert route.url is not None
     import httpx
 
     secrets = route_secrets(route)
-    payload, headers = request(message, route)
     try:
         response = client().post(route.url.get_secret_value(), json=payload, headers=headers)
     except httpx.TimeoutException:
@@ -85,7 +109,20 @@ def deliver(
     except httpx.HTTPError as exc:
         detail = redact(str(exc), secrets) or type(exc).__name__
         return Outcome(delivered=False, reason=f"network error: {detail}")
-    return classify(response, secrets, clock.now())
+    outcome = classify(response, secrets, clock.now())
+    if outcome.delivered and route.type is RouteType.SLACK:
+        return _slack_answer(response, secrets, outcome)
+    return outcome
+
+
+def _slack_answer(response: httpx.Response, secrets: list[str], outcome: Outcome) -> Outcome:
+    # Slack says some failures with a 200 (see slack.answer_problem).
+    problem = answer_problem(response.headers.get("Content-Type", ""), response.text)
+    if problem is None:
+        return outcome
+    reason, retry = problem
+    reason = redact(f"HTTP {outcome.status}: {reason}".replace("\n", " "), secrets)
+    return Outcome(False, permanent=not retry, status=outcome.status, reason=reason[:_REASON_LIMIT])
 
 
 def classify(response: httpx.Response, secrets: list[str], now: dt.datetime) -> Outcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TextIO
@@ -13,7 +14,8 @@ from checks import JsonValue
 from config import AlertsSettings, RouteSettings, RouteType, format_duration
 
 from .clock import Clock
-from .delivery import RETRY_AFTER_CAP, Outcome, deliver
+from .delivery import RETRY_AFTER_CAP, Outcome, deliver, deliver_digest
+from .http import http_client
 from .notification import Notification
 
 if TYPE_CHECKING:  # loaded by the client property: a cycle with nothing to send never needs it
@@ -57,12 +59,44 @@ class OutboxClaim(Protocol):
         """Given up: never retried (outcome.reason says why)."""
 
 
+class OutboxBatch(Protocol):
+    """Several due messages of one route, held together until the batch's context ends.
+
+    Each mark_* call records the attempt for the messages named by `ids`; all commit when
+    the context exits.
+    """
+
+    @property
+    def messages(self) -> Sequence[QueuedMessage]: ...
+
+    def mark_sent(self, outcome: Outcome, now: dt.datetime, ids: Collection[int]) -> None:
+        """Delivered (each message's time in the queue is counted)."""
+
+    def mark_retry(
+        self, outcome: Outcome, now: dt.datetime, delay: float, ids: Collection[int]
+    ) -> None:
+        """Failed for now: each message's attempts grow by one; due `delay` s after `now`."""
+
+    def mark_dead(self, outcome: Outcome, ids: Collection[int]) -> None:
+        """Given up: never retried."""
+
+
 class OutboxStore(Protocol):
     """Where the outbox is kept (the state store implements it)."""
 
-    def claim_due(self, now: dt.datetime) -> AbstractContextManager[OutboxClaim | None]:
-        """The oldest message due at `now` whose alert has no older message still pending
-        (so a resolved message never overtakes the firing one it answers); None if none."""
+    def claim_due(
+        self, now: dt.datetime, skip_routes: Collection[str] = ()
+    ) -> AbstractContextManager[OutboxClaim | None]:
+        """The oldest message due at `now`, of a route not in `skip_routes`, whose alert has
+        no older message still pending (so a resolved message never overtakes the firing
+        one it answers); None if none."""
+        ...
+
+    def claim_route_due(
+        self, now: dt.datetime, route: str, limit: int
+    ) -> AbstractContextManager[OutboxBatch | None]:
+        """Up to `limit` of `route`'s messages due at `now`, by claim_due's rule (the oldest
+        pending message of each alert), oldest first; None if none."""
         ...
 
 
@@ -105,23 +139,75 @@ class OutboxSender:
         """The HTTP client, made on first use: loading httpx and building its TLS context
         cost more than a cycle's SQL, and most cycles have nothing to send."""
         if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(
-                timeout=self.settings.request_timeout.total_seconds(), follow_redirects=False
-            )
+            self._client = http_client(self.settings.request_timeout.total_seconds())
         return self._client
 
     def deliver_due(self, limit: int = 100) -> DeliveryReport:
         """Deliver up to `limit` due messages. Raises the store's errors (StoreError,
         StoreUnavailable)."""
         report = DeliveryReport()
+        digests = tuple(route for route in self.settings.routes if route.digest)
+        for route in digests:
+            with self.store.claim_route_due(self.clock.now(), route.name, limit) as batch:
+                if batch is not None:
+                    self._digest(route, batch, report)
+        skip = [route.name for route in digests]
         for _ in range(limit):
-            with self.store.claim_due(self.clock.now()) as claim:
+            with self.store.claim_due(self.clock.now(), skip) as claim:
                 if claim is None:
                     break
                 self._attempt(claim, report)
         return report
+
+    def _digest(self, route: RouteSettings, batch: OutboxBatch, report: DeliveryReport) -> None:
+        """One post for the whole batch; every message in it shares the post's outcome."""
+        now = self.clock.now()
+        max_age = self.settings.max_delivery_age
+        old = [m.id for m in batch.messages if now - m.created_at > max_age]
+        if old:
+            reason = f"undelivered for {format_duration(max_age)}"
+            self._dead_batch(batch, Outcome(False, permanent=True, reason=reason), old, report)
+        live = [m for m in batch.messages if m.id not in old]
+        if not live:
+            return
+        self._pace(route)
+        notifications = [Notification.from_json(m.payload) for m in live]
+        outcome = deliver_digest(route, notifications, lambda: self.client, clock=self.clock)
+        ids = [m.id for m in live]
+        if outcome.delivered:
+            batch.mark_sent(outcome, self.clock.now(), ids)
+            report.sent += len(ids)
+            report.lines.append(f"route {route.name}: digest of {len(ids)}: "
+                                f"{outcome.describe()}")  # fmt: skip
+            return
+        if outcome.permanent:
+            self._dead_batch(batch, outcome, ids, report)
+            return
+        delay = self.backoff(max(m.attempts for m in live) + 1, outcome)
+        now = self.clock.now()
+        late = [m.id for m in live if now + dt.timedelta(seconds=delay) - m.created_at > max_age]
+        if late:
+            reason = f"{outcome.reason}; the next attempt would pass max_delivery_age"
+            dead = Outcome(False, permanent=True, status=outcome.status, reason=reason)
+            self._dead_batch(batch, dead, late, report)
+        retried = [i for i in ids if i not in late]
+        if retried:
+            batch.mark_retry(outcome, now, delay, retried)
+            report.retried += len(retried)
+            report.lines.append(f"route {route.name}: digest of {len(retried)}: "
+                                f"{outcome.reason}; retrying in {delay:.1f}s")  # fmt: skip
+            log.warning("digest to route %s: %s; retrying in %.1fs",
+                        route.name, outcome.reason, delay)  # fmt: skip
+
+    def _dead_batch(
+        self, batch: OutboxBatch, outcome: Outcome, ids: Sequence[int], report: DeliveryReport
+    ) -> None:
+        batch.mark_dead(outcome, ids)
+        report.dead += len(ids)
+        report.lines.append(f"route {batch.messages[0].route}: digest of {len(ids)}: "
+                            f"{outcome.reason}; marked dead")  # fmt: skip
+        log.error("digest to route %s: %s; %d marked dead, not retried",
+                  batch.messages[0].route, outcome.reason, len(ids))  # fmt: skip
 
     def _attempt(self, claim: OutboxClaim, report: DeliveryReport) -> None:
         message = claim.message

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 
 from checks import JsonValue
+from config import Severity
 
 from .console import key_text, when_text
 from .notification import Kind, Notification
@@ -23,6 +26,15 @@ MAX_LINE = 300  # one huge key must not crowd the rest of its list out of the se
 MAX_TEXT = 3000  # the notification fallback; Slack truncates far later, phones much sooner
 MAX_URL = 2000
 ELLIPSIS = "…"
+# Between two backticks, so a run of them inside a code block can never close it early.
+_ZERO_WIDTH_SPACE = "\u200b"
+_BACKTICK_PAIR = re.compile(r"`(?=`)")
+
+#: The colour bar of the attachment that wraps a message's blocks (Slack's own palette).
+SEVERITY_COLOURS = {Severity.CRITICAL: "#E01E5A", Severity.WARNING: "#ECB22E",
+                    Severity.INFO: "#36C5F0"}  # fmt: skip
+RESOLVED_COLOUR = "#2EB67D"
+TEST_COLOUR = "#868686"
 
 Block = dict[str, JsonValue]
 
@@ -30,9 +42,11 @@ Block = dict[str, JsonValue]
 def slack_payload(n: Notification) -> dict[str, JsonValue]:
     """Build the webhook body; all data-derived text is escaped and cut to Slack's limits.
 
-    Pure; raises nothing.
+    The header is the message's own block; the rest sits in one attachment whose colour bar
+    shows the severity (incoming webhooks colour only attachments). `text` is the
+    notification fallback. Pure; raises nothing.
     """
-    blocks: list[JsonValue] = [_header(n), _summary(n), *_key_sections(n)]
+    blocks: list[JsonValue] = [_summary(n), *_key_sections(n)]
     if n.kind is not Kind.RESOLVED and n.samples:
         lines = [key_text(sample) for sample in n.samples[:MAX_SAMPLES]]
         blocks.append(_list_section("Sample rows", lines, len(n.samples)))
@@ -41,7 +55,42 @@ def slack_payload(n: Notification) -> dict[str, JsonValue]:
         blocks.append(links)
     if n.kind in (Kind.FIRING, Kind.REMINDER) and n.reproduce_sql.strip():
         blocks.append(_sql_section(n.reproduce_sql))
-    return {"text": _fallback(n), "blocks": blocks[:MAX_BLOCKS]}
+    return message(_fallback(n), _header(n), colour(n), blocks)
+
+
+def message(text: str, header: Block, bar: str, blocks: list[JsonValue]) -> dict[str, JsonValue]:
+    """The body: `text`, the header block, then `blocks` in an attachment coloured `bar`;
+    at most MAX_BLOCKS blocks in all."""
+    attachment: dict[str, JsonValue] = {"color": bar, "blocks": blocks[: MAX_BLOCKS - 1]}
+    return {"text": text, "blocks": [header], "attachments": [attachment]}
+
+
+def colour(n: Notification) -> str:
+    """Red, yellow or blue by severity while failing; green once resolved; grey for a test."""
+    if n.kind is Kind.TEST:
+        return TEST_COLOUR
+    return RESOLVED_COLOUR if n.kind is Kind.RESOLVED else SEVERITY_COLOURS[n.severity]
+
+
+def answer_problem(content_type: str, body: str) -> tuple[str, bool] | None:
+    """Why a 2xx answer from Slack is still a failure, and whether it is worth retrying;
+    None when it is a success.
+
+    As Alertmanager's notify/slack/slack.go (v0.34.0) decides: an incoming webhook answers
+    the plain text `ok`, anything else in plain text is an error that a retry will not fix
+    (e.g. `invalid_blocks`); a JSON answer succeeds when its `ok` is true, a false one is
+    permanent, and a JSON answer that does not parse may be a broken proxy, so it is retried.
+    """
+    if not content_type.startswith("application/json"):
+        return None if body.strip() == "ok" else (f"Slack answered {body.strip()!r}", False)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "Slack's JSON answer does not parse", True
+    if isinstance(data, dict) and data.get("ok") is True:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return f"Slack answered an error: {error or body.strip()}", False
 
 
 def escape(text: str) -> str:
@@ -70,11 +119,13 @@ def _fallback(n: Notification) -> str:
 
 
 def _header(n: Notification) -> Block:
-    # Slack decodes entities in plain_text too, so the header is escaped like everything else.
-    return {
-        "type": "header",
-        "text": {"type": "plain_text", "text": cut(escape(n.title), MAX_HEADER)},
-    }
+    return header(n.title)
+
+
+def header(title: str) -> Block:
+    """A header block; Slack decodes entities in plain_text too, so it is escaped as well."""
+    text: JsonValue = {"type": "plain_text", "text": cut(escape(title), MAX_HEADER)}
+    return {"type": "header", "text": text}
 
 
 def _summary(n: Notification) -> Block:
@@ -155,9 +206,15 @@ def _linkable(url: str) -> bool:
 
 
 def _sql_section(sql: str) -> Block:
-    opening, closing = "*SQL to reproduce*\n```\n", "\n```"
-    body = cut(escape(sql.strip()), MAX_SECTION_TEXT - len(opening) - len(closing))
-    return _section(f"{opening}{body}{closing}")
+    return _section(code_block("*SQL to reproduce*\n", sql, MAX_SECTION_TEXT))
+
+
+def code_block(heading: str, code: str, limit: int) -> str:
+    """`heading` then `code` in a ``` block, at most `limit` characters in all. mrkdwn has no
+    escape for a backtick, so no two are left adjacent: hostile text cannot end the block."""
+    opening, closing = f"{heading}```\n", "\n```"
+    safe = _BACKTICK_PAIR.sub("`" + _ZERO_WIDTH_SPACE, escape(code.strip()))
+    return f"{opening}{cut(safe, limit - len(opening) - len(closing))}{closing}"
 
 
 def _section(text: str) -> Block:

@@ -8,41 +8,60 @@ from collections.abc import Sequence
 
 from checks import JsonValue
 
+from .labels import alert_labels, generator_url, label_fingerprint
 from .notification import Kind, Notification
 
-ALERTNAME = "DqCheckViolations"
-TEST_ALERTNAME = "DqMonitorTest"
 # Alertmanager sends Go's zero time.Time as endsAt while an alert fires; receivers test for it.
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
+#: notification_reason per kind: the strings of Alertmanager's NotifyReason.String()
+#: (notify/notify.go, v0.34.0). A test message is none of Alertmanager's reasons, so it says
+#: "unknown", the value Alertmanager itself sends when it has no reason.
+REASONS = {
+    Kind.FIRING: "first notification",
+    Kind.REMINDER: "repeat interval elapsed",
+    Kind.RESOLVED: "all alerts resolved",
+    Kind.TEST: "unknown",
+}
 
-def webhook_payload(n: Notification, receiver: str, external_url: str = "") -> dict[str, JsonValue]:
-    """Build the v4 body with one alert; `receiver` names the route. Pure; raises nothing."""
-    status = "resolved" if n.kind is Kind.RESOLVED else "firing"
-    labels = _labels(n)
+
+def webhook_payload(n: Notification, receiver: str) -> dict[str, JsonValue]:
+    """Build the v4 body with one alert; `receiver` names the route. Pure; raises nothing.
+
+    Keys come in Alertmanager's order (template.Data's fields, then the Message's own). A
+    test message is `resolved` with endsAt = startsAt, so a receiver that opens incidents
+    on `firing` never opens one for it.
+    """
+    status = "firing" if n.kind in (Kind.FIRING, Kind.REMINDER) else "resolved"
+    labels: dict[str, JsonValue] = dict(alert_labels(n))
     annotations = _annotations(n)
     alert: dict[str, JsonValue] = {
         "status": status,
         "labels": labels,
         "annotations": annotations,
         "startsAt": rfc3339(n.active_since),
-        "endsAt": rfc3339(n.ended_at or n.created_at) if status == "resolved" else ZERO_TIME,
-        "generatorURL": n.dashboard_url or "",
-        "fingerprint": n.fingerprint,
+        "endsAt": _ends_at(n),
+        # "" without alerts.external_url, as Alertmanager sends an alert that has none.
+        "generatorURL": generator_url(n.external_url, n.check),
+        "fingerprint": label_fingerprint(alert_labels(n)),
     }
     group_labels: dict[str, JsonValue] = {"alertname": labels["alertname"], "check": n.check}
     return {
-        "version": "4",
-        "groupKey": _group_key(n.route, group_labels),
-        "truncatedAlerts": 0,
-        "status": status,
         "receiver": receiver,
+        "status": status,
+        "alerts": [alert],
+        "notification_reason": REASONS[n.kind],
         "groupLabels": group_labels,
         # One alert per message, so its labels and annotations are all common ones.
         "commonLabels": dict(labels),
         "commonAnnotations": dict(annotations),
-        "externalURL": external_url,
-        "alerts": [alert],
+        # dq-monitor's routes carry no label configuration; the route's name is the one
+        # label each route has, so a receiver can tell routes apart as Alertmanager's do.
+        "routeLabels": {"route": n.route},
+        "externalURL": n.external_url or "",
+        "version": "4",
+        "groupKey": _group_key(n.route, group_labels),
+        "truncatedAlerts": 0,
     }
 
 
@@ -56,9 +75,12 @@ def rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _labels(n: Notification) -> dict[str, JsonValue]:
-    alertname = TEST_ALERTNAME if n.kind is Kind.TEST else ALERTNAME
-    return {"alertname": alertname, "check": n.check, "severity": n.severity.value}
+def _ends_at(n: Notification) -> str:
+    if n.kind is Kind.TEST:
+        return rfc3339(n.active_since)  # over as soon as it starts: nothing to resolve later
+    if n.kind is Kind.RESOLVED:
+        return rfc3339(n.ended_at or n.created_at)
+    return ZERO_TIME
 
 
 def _annotations(n: Notification) -> dict[str, JsonValue]:
@@ -68,6 +90,8 @@ def _annotations(n: Notification) -> dict[str, JsonValue]:
     annotations: dict[str, JsonValue] = {"summary": n.title, "description": description}
     if n.runbook_url:
         annotations["runbook_url"] = n.runbook_url
+    if n.dashboard_url:
+        annotations["dashboard_url"] = n.dashboard_url
     # Annotation values are strings in Alertmanager, so key lists travel as compact JSON.
     annotations["new_keys"] = _compact(n.new_keys)
     annotations["still_failing_keys"] = _compact(n.still_failing_keys)

@@ -84,6 +84,11 @@ class RouteSettings(BaseModel):
     send_resolved: bool = Field(
         default=True, description="Whether to send a message when an alert resolves."
     )
+    digest: bool = Field(
+        default=False,
+        description="Slack only: one message per delivery pass listing every changed alert "
+        "of this route, instead of one message each.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -94,6 +99,10 @@ class RouteSettings(BaseModel):
 
     @model_validator(mode="after")
     def _url_matches_type(self) -> RouteSettings:
+        if self.digest and self.type is not RouteType.SLACK:
+            # An Alertmanager-style receiver keys and groups each alert itself, and takes
+            # one Idempotency-Key per message: a digest would only hide those from it.
+            raise ValueError("digest = true is for slack routes only")
         if self.type is RouteType.CONSOLE:
             if self.url is not None:
                 raise ValueError("a console route takes no url")

@@ -34,8 +34,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     alerts = commands.add_parser("alerts", parents=[common], help="alert routes")
     alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
     test = alert_actions.add_parser(
-        "test", parents=[common], help="send a test message and report the receiver's answer"
-    )
+        "test", parents=[common], help="send a test message and report the receiver's answer",
+        description="Send each route a test message and print the receiver's answer. The "
+        "message pages no one: a webhook gets alertname DqMonitorTest, severity none and "
+        "status resolved (endsAt = startsAt), so a bridge that opens incidents on firing "
+        "alerts ignores it; Slack and the console say it is a test.",
+    )  # fmt: skip
     test.add_argument("--route", metavar="NAME", help="only this route (default: every route)")
     test.set_defaults(handler=cmd_alerts_test)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from alerts import reachability
+from alerts import http_client, reachability
 from config import Settings
 from monitor.doctor.items import DoctorItem, ok, problem
 
@@ -15,9 +15,7 @@ def route_items(settings: Settings, client: httpx.Client | None = None) -> list[
     if not routes:
         return [ok("routes", "no alert routes are configured")]
     own = client is None
-    client = client or httpx.Client(
-        timeout=settings.alerts.request_timeout.total_seconds(), follow_redirects=False
-    )
+    client = client or http_client(settings.alerts.request_timeout.total_seconds())
     items = []
     try:
         for route in routes:

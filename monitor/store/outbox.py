@@ -1,9 +1,9 @@
-"""Alert outbox rows: enqueue, claim the next due one, mark it sent, retried or dead; counts."""
+"""Alert outbox rows: enqueue, claim the next due one (or a route's due ones), mark; counts."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,21 +42,31 @@ class OutboxRows:
         self.t = tables
 
     @contextmanager
-    def claim_due(self, now: dt.datetime) -> Iterator[Claim | None]:
-        """The next due message, its row locked in a transaction that commits on exit."""
+    def claim_due(
+        self, now: dt.datetime, skip_routes: Collection[str] = ()
+    ) -> Iterator[Claim | None]:
+        """The next due message of a route not in `skip_routes`, its row locked in a
+        transaction that commits on exit."""
         with self.t.session("querying") as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
-                sql.SQL(
-                    "SELECT id, route, payload, attempts, created_at, last_error FROM {o} AS o"
-                    " WHERE status = 'pending' AND next_attempt_at <= %s"
-                    " AND NOT EXISTS (SELECT 1 FROM {o} AS p WHERE p.fingerprint = o.fingerprint"
-                    " AND p.status = 'pending' AND p.id < o.id)"
-                    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-                ).format(o=self.t("alert_outbox")),
-                (now,),
+                _DUE.format(o=self.t("alert_outbox"), route=sql.SQL("<> ALL(%s)")),
+                (now, list(skip_routes), 1),
             )
             found = cur.fetchone()
             yield None if found is None else Claim(conn, self.t, QueuedMessage(*found))
+
+    @contextmanager
+    def claim_route_due(
+        self, now: dt.datetime, route: str, limit: int
+    ) -> Iterator[Batch | None]:
+        """Up to `limit` due messages of `route` (a digest's), by the same rule as claim_due:
+        only the oldest pending message of each alert. Locked in one transaction."""
+        with self.t.session("querying") as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                _DUE.format(o=self.t("alert_outbox"), route=sql.SQL("= %s")), (now, route, limit)
+            )
+            found = [QueuedMessage(*row) for row in cur.fetchall()]
+            yield Batch(conn, self.t, found) if found else None
 
     def counts(self) -> tuple[int, int]:
         """(pending, dead) messages now."""
@@ -124,6 +134,50 @@ class Claim:
             ).format(stats, c=column),
             (buckets, took or 0.0, route),
         )
+
+
+# The oldest pending message of each alert only, so a resolved message never overtakes
+# the firing one it answers.
+_DUE = sql.SQL(
+    "SELECT id, route, payload, attempts, created_at, last_error FROM {o} AS o"
+    " WHERE status = 'pending' AND next_attempt_at <= %s AND route {route}"
+    " AND NOT EXISTS (SELECT 1 FROM {o} AS p WHERE p.fingerprint = o.fingerprint"
+    " AND p.status = 'pending' AND p.id < o.id)"
+    " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+
+
+class Batch:
+    """A digest's claimed messages (implements alerts.OutboxBatch): each mark applies to
+    the messages named by `ids`, in the claim's one transaction."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], t: StateTables, messages: Sequence[QueuedMessage]
+    ) -> None:
+        self.conn = conn
+        self.t = t
+        self._messages = tuple(messages)
+
+    @property
+    def messages(self) -> tuple[QueuedMessage, ...]:
+        return self._messages
+
+    def _claims(self, ids: Collection[int]) -> list[Claim]:
+        return [Claim(self.conn, self.t, m) for m in self._messages if m.id in ids]
+
+    def mark_sent(self, outcome: Outcome, now: dt.datetime, ids: Collection[int]) -> None:
+        for claim in self._claims(ids):
+            claim.mark_sent(outcome, now, (now - claim.message.created_at).total_seconds())
+
+    def mark_retry(
+        self, outcome: Outcome, now: dt.datetime, delay: float, ids: Collection[int]
+    ) -> None:
+        for claim in self._claims(ids):
+            claim.mark_retry(outcome, claim.message.attempts + 1, now, delay)
+
+    def mark_dead(self, outcome: Outcome, ids: Collection[int]) -> None:
+        for claim in self._claims(ids):
+            claim.mark_dead(outcome)
 
 
 # Constant conditions, not parameters: "pending" is answered from the partial index of due

@@ -39,7 +39,7 @@ class Outbox:
         self.marks: list[tuple] = []
 
     @contextmanager
-    def claim_due(self, now: dt.datetime):
+    def claim_due(self, now: dt.datetime, skip_routes=()):
         yield Claim(self.waiting.pop(0), self.marks) if self.waiting else None
 
 

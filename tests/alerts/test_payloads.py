@@ -1,4 +1,4 @@
-"""Slack, webhook and console renderings of notifications: structure, limits and escaping."""
+"""Slack and console renderings of notifications: structure, limits and escaping."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block
 
 from alerts.console import console_text
 from alerts.notification import Kind, Notification
 from alerts.slack import slack_payload
-from alerts.webhook import webhook_headers, webhook_payload
 from config import Severity
 
 ACTIVE = dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=dt.UTC)
@@ -77,12 +77,25 @@ def texts(block: dict[str, Any]) -> list[str]:
     return found
 
 
+def blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The header (the message's own block), then the blocks of its one coloured attachment."""
+    (attachment,) = payload["attachments"]
+    return [*payload["blocks"], *attachment["blocks"]]
+
+
 def assert_valid_slack(payload: dict[str, Any]) -> None:
     assert isinstance(payload["text"], str)
     assert payload["text"].strip()
-    blocks = payload["blocks"]
-    assert 1 <= len(blocks) <= 50
-    for block in blocks:
+    assert set(payload) == {"text", "blocks", "attachments"}
+    assert [block["type"] for block in payload["blocks"]] == ["header"]
+    (attachment,) = payload["attachments"]
+    parsed_attachment = BlockAttachment(**attachment)
+    parsed_attachment.validate_json()
+    assert parsed_attachment.to_dict() == attachment
+    assert re.fullmatch(r"#[0-9A-F]{6}", attachment["color"])
+    every = blocks(payload)
+    assert 1 <= len(every) <= 50
+    for block in every:
         parsed = Block.parse(block)
         assert parsed is not None
         parsed.validate_json()
@@ -103,7 +116,7 @@ def assert_valid_slack(payload: dict[str, Any]) -> None:
 def section_with(payload: dict[str, Any], heading: str) -> str:
     matches = [
         block["text"]["text"]
-        for block in payload["blocks"]
+        for block in blocks(payload)
         if block["type"] == "section" and block["text"]["text"].startswith(heading)
     ]
     assert len(matches) == 1, heading
@@ -117,7 +130,7 @@ def section_with(payload: dict[str, Any], heading: str) -> str:
 def test_slack_every_kind_renders_valid_blocks(kind: Kind) -> None:
     payload = slack_payload(notification(kind))
     assert_valid_slack(payload)
-    assert payload["blocks"][0]["type"] == "header"
+    assert blocks(payload)[0]["type"] == "header"
     assert payload["text"].startswith("[CRITICAL] stale_partitions")
     assert payload["text"].endswith(": 3 now, 2 before")
 
@@ -125,7 +138,7 @@ def test_slack_every_kind_renders_valid_blocks(kind: Kind) -> None:
 def test_slack_firing_lists_keys_samples_links_and_sql() -> None:
     payload = slack_payload(notification())
     assert_valid_slack(payload)
-    summary = payload["blocks"][1]
+    summary = blocks(payload)[1]
     assert "Check *stale_partitions* is failing." in summary["text"]["text"]
     assert {"type": "mrkdwn", "text": "*Violations now*\n3"} in summary["fields"]
     assert {"type": "mrkdwn", "text": "*Before*\n2"} in summary["fields"]
@@ -135,7 +148,7 @@ def test_slack_firing_lists_keys_samples_links_and_sql() -> None:
     assert "updated_at=2024-05-01T09:00:00Z" in section_with(payload, "*Sample rows* (1)")
     sql = section_with(payload, "*SQL to reproduce*")
     assert sql.endswith("WHERE NOT completed\n```")
-    context = [block for block in payload["blocks"] if block["type"] == "context"]
+    context = [block for block in blocks(payload) if block["type"] == "context"]
     assert context == [
         {
             "type": "context",
@@ -157,8 +170,8 @@ def test_slack_firing_lists_keys_samples_links_and_sql() -> None:
 def test_slack_resolved_lists_fixed_keys_without_sql() -> None:
     payload = slack_payload(notification(Kind.RESOLVED, violations=0, new_keys=(), samples=()))
     assert_valid_slack(payload)
-    assert payload["blocks"][0]["text"]["text"] == "[CRITICAL] stale_partitions is resolved"
-    assert "is resolved." in payload["blocks"][1]["text"]["text"]
+    assert blocks(payload)[0]["text"]["text"] == "[CRITICAL] stale_partitions is resolved"
+    assert "is resolved." in blocks(payload)[1]["text"]["text"]
     assert "• run_id=r0 partition_id=7" in section_with(payload, "*Fixed* (1)")
     assert "SQL" not in json.dumps(payload)
     assert "partition_progress" not in json.dumps(payload)
@@ -167,7 +180,7 @@ def test_slack_resolved_lists_fixed_keys_without_sql() -> None:
 def test_slack_test_message_names_dq_monitor_and_route() -> None:
     payload = slack_payload(notification(Kind.TEST, new_keys=(), still_failing_keys=()))
     assert_valid_slack(payload)
-    summary = payload["blocks"][1]["text"]["text"]
+    summary = blocks(payload)[1]["text"]["text"]
     assert summary.startswith("This is a test message from dq-monitor for route *oncall*.")
 
 
@@ -178,7 +191,7 @@ def test_slack_minimal_notification_has_header_and_summary_only() -> None:
     )  # fmt: skip
     payload = slack_payload(bare)
     assert_valid_slack(payload)
-    assert [block["type"] for block in payload["blocks"]] == ["header", "section"]
+    assert [block["type"] for block in blocks(payload)] == ["header", "section"]
 
 
 def test_slack_ten_thousand_violations_stay_within_limits() -> None:
@@ -194,7 +207,7 @@ def test_slack_ten_thousand_violations_stay_within_limits() -> None:
     sql = section_with(payload, "*SQL to reproduce*")
     assert len(sql) <= 3000
     assert sql.endswith("…\n```")
-    assert len(payload["blocks"][1]["text"]["text"]) <= 3000
+    assert len(blocks(payload)[1]["text"]["text"]) <= 3000
 
 
 def test_slack_list_section_cut_by_characters_keeps_exact_remainder() -> None:
@@ -217,7 +230,7 @@ def test_slack_escapes_data_derived_text() -> None:
         )
     )
     assert_valid_slack(payload)
-    for block in payload["blocks"]:
+    for block in blocks(payload):
         if block["type"] != "context":  # the only links are the ones built here
             for text in texts(block):
                 assert "<" not in text
@@ -228,7 +241,7 @@ def test_slack_escapes_data_derived_text() -> None:
     assert "&lt;!channel&gt;" in dumped
     assert "&lt;https://evil|x&gt;" in dumped
     assert "run_id=&lt;@U123&gt;" in dumped
-    assert "a&amp;b&lt;c&gt;" in payload["blocks"][0]["text"]["text"]
+    assert "a&amp;b&lt;c&gt;" in blocks(payload)[0]["text"]["text"]
     assert "a&amp;b&lt;c&gt;" in payload["text"]
     assert "a &lt; b AND c &gt; d AND e &lt;&gt; f" in dumped
     assert "&amp;amp;" not in dumped
@@ -238,7 +251,7 @@ def test_slack_escapes_data_derived_text() -> None:
 def test_slack_cut_never_splits_an_entity(offset: int) -> None:
     # Entities of 5 and 4 characters at every alignment against the 3000-character cut.
     description = "x" * offset + "&<" * 2_000
-    text = slack_payload(notification(description=description))["blocks"][1]["text"]["text"]
+    text = blocks(slack_payload(notification(description=description)))[1]["text"]["text"]
     assert len(text) <= 3000
     assert text.endswith("…")
     assert not BARE_ENTITY.search(text)
@@ -249,7 +262,7 @@ def test_slack_cut_never_splits_an_entity(offset: int) -> None:
 def test_slack_header_is_cut_to_150_with_ellipsis() -> None:
     payload = slack_payload(notification(check="c&" * 200))
     assert_valid_slack(payload)
-    header = payload["blocks"][0]["text"]["text"]
+    header = blocks(payload)[0]["text"]["text"]
     assert len(header) <= 150
     assert header.endswith("…")
 
@@ -261,103 +274,10 @@ def test_slack_header_is_cut_to_150_with_ellipsis() -> None:
 def test_slack_drops_links_it_cannot_build_safely(url: str) -> None:
     payload = slack_payload(notification(runbook_url=url))
     assert_valid_slack(payload)
-    (context,) = [block for block in payload["blocks"] if block["type"] == "context"]
+    (context,) = [block for block in blocks(payload) if block["type"] == "context"]
     assert [element["text"].rsplit("|", 1)[1] for element in context["elements"]] == ["Dashboard>"]
     none = slack_payload(notification(runbook_url=url, dashboard_url="https://d.example/|x"))
-    assert all(block["type"] != "context" for block in none["blocks"])
-
-
-# Webhook
-
-TOP_KEYS = {
-    "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
-    "commonLabels", "commonAnnotations", "externalURL", "alerts",
-}  # fmt: skip
-ALERT_KEYS = {
-    "status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint",
-}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("kind", "status", "alertname"),
-    [
-        (Kind.FIRING, "firing", "DqCheckViolations"),
-        (Kind.REMINDER, "firing", "DqCheckViolations"),
-        (Kind.RESOLVED, "resolved", "DqCheckViolations"),
-        (Kind.TEST, "firing", "DqMonitorTest"),
-    ],
-)
-def test_webhook_v4_structure(kind: Kind, status: str, alertname: str) -> None:
-    n = notification(kind)
-    body = webhook_payload(n, "oncall-hook", "https://dq.example")
-    assert json.loads(json.dumps(body)) == body
-    assert set(body) == TOP_KEYS
-    assert body["version"] == "4"
-    assert body["truncatedAlerts"] == 0
-    assert body["status"] == status
-    assert body["receiver"] == "oncall-hook"
-    assert body["externalURL"] == "https://dq.example"
-    labels = {"alertname": alertname, "check": "stale_partitions", "severity": "critical"}
-    assert body["groupLabels"] == {"alertname": alertname, "check": "stale_partitions"}
-    assert body["commonLabels"] == labels
-    assert isinstance(body["groupKey"], str)
-    assert 'check="stale_partitions"' in body["groupKey"]
-    (alert,) = body["alerts"]
-    assert set(alert) == ALERT_KEYS
-    assert alert["status"] == status
-    assert alert["labels"] == labels
-    assert alert["startsAt"] == "2024-05-01T10:00:00Z"
-    assert alert["generatorURL"] == n.dashboard_url
-    assert alert["fingerprint"] == "f00dfeed"
-    assert body["commonAnnotations"] == alert["annotations"]
-
-
-def test_webhook_annotations() -> None:
-    annotations = webhook_payload(notification(), "r")["alerts"][0]["annotations"]
-    assert annotations == {
-        "summary": "[CRITICAL] stale_partitions is failing (3 violations)",
-        "description": "Partitions not updated for 30 minutes.",
-        "runbook_url": "https://runbooks.example/dq/stale_partitions",
-        "new_keys": '[{"run_id":"r2","partition_id":3}]',
-        "still_failing_keys": (
-            '[{"run_id":"r1","partition_id":1},{"run_id":"r1","partition_id":2}]'
-        ),
-        "fixed_keys": '[{"run_id":"r0","partition_id":7}]',
-        "reproduce_sql": "SELECT run_id, partition_id FROM partition_progress WHERE NOT completed",
-    }
-    bare = webhook_payload(notification(runbook_url=None, dashboard_url=None), "r")
-    assert "runbook_url" not in bare["alerts"][0]["annotations"]
-    assert bare["alerts"][0]["generatorURL"] == ""
-    assert bare["externalURL"] == ""
-    test = webhook_payload(notification(Kind.TEST), "r")["alerts"][0]["annotations"]
-    assert test["description"].startswith("Test message from dq-monitor for route oncall.")
-
-
-def test_webhook_ends_at() -> None:
-    assert webhook_payload(notification(), "r")["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
-    reminder = webhook_payload(notification(Kind.REMINDER, ended_at=ENDED), "r")
-    assert reminder["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
-    resolved = webhook_payload(notification(Kind.RESOLVED, ended_at=ENDED), "r")
-    assert resolved["alerts"][0]["endsAt"] == "2024-05-01T12:45:00Z"
-    fallback = webhook_payload(notification(Kind.RESOLVED), "r")
-    assert fallback["alerts"][0]["endsAt"] == "2024-05-01T12:30:00Z"
-    other_zone = dt.datetime(2024, 5, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    shifted = webhook_payload(notification(active_since=other_zone), "r")
-    assert shifted["alerts"][0]["startsAt"] == "2024-05-01T12:00:00Z"
-
-
-def test_webhook_headers() -> None:
-    assert webhook_headers(notification()) == {
-        "Idempotency-Key": "stale_partitions:f00dfeed:3",
-        "Content-Type": "application/json",
-    }
-
-
-def test_webhook_huge_notification_serialises() -> None:
-    body = webhook_payload(huge(), "r")
-    keys_json = body["alerts"][0]["annotations"]["new_keys"]
-    assert len(json.loads(keys_json)) == 10_000
-    json.dumps(body)
+    assert all(block["type"] != "context" for block in blocks(none))
 
 
 # Console

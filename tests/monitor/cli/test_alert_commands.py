@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from monitor import __version__
 from tests.factories import seed_race
 from tests.helpers import run_cli
 from tests.monitor.service_harness import start_service
@@ -109,12 +110,37 @@ def test_alerts_test_reports_the_receivers_answer(env, capsys, httpserver, monke
     ]))  # fmt: skip
     code, out, _ = run_cli(capsys, "alerts", "test", "--route", "good")
     assert (code, out.strip()) == (0, "route good (slack): delivered (HTTP 200)")
+    assert httpserver.log[0][0].headers["User-Agent"] == f"dq-monitor/{__version__}"
     code, out, _ = run_cli(capsys, "alerts", "test")
     assert code == 1
     assert "route archived (slack): HTTP 410: channel_is_archived" in out
     code, _, err = run_cli(capsys, "alerts", "test", "--route", "nope")
     assert code == 2
     assert "unknown route 'nope'; routes: good, archived" in err
+
+
+def test_alerts_test_to_a_webhook_pages_no_one(env, capsys, httpserver, monkeypatch):
+    httpserver.expect_request(HOOK).respond_with_data("ok")
+    monkeypatch.setenv("DQ_ALERTS__ROUTES", routes_env(httpserver))
+    code, out, _ = run_cli(capsys, "alerts", "test")
+    assert (code, out.strip()) == (0, "route hook (webhook): delivered (HTTP 200)")
+    body = json.loads(httpserver.log[0][0].get_data())
+    (alert,) = body["alerts"]
+    assert body["status"] == alert["status"] == "resolved"
+    assert alert["endsAt"] == alert["startsAt"]
+    assert alert["labels"] == {"alertname": "DqMonitorTest", "check": "dq_monitor_test",
+                               "severity": "none"}  # fmt: skip
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "alerts", "test", "--help")
+    assert "status resolved" in " ".join(capsys.readouterr().out.split())
+
+
+def test_alerts_test_unknown_route_is_one_line(env, capsys, httpserver, monkeypatch):
+    monkeypatch.setenv("DQ_ALERTS__ROUTES", routes_env(httpserver))
+    code, _, err = run_cli(capsys, "alerts", "test", "--route", "nope")
+    assert len(err.strip().splitlines()) == 1
+    assert code == 2
+    assert "unknown route 'nope'; routes: hook" in err
 
 
 def test_heartbeat_is_pinged_after_a_successful_check(env, capsys, httpserver, monkeypatch):
@@ -125,6 +151,7 @@ def test_heartbeat_is_pinged_after_a_successful_check(env, capsys, httpserver, m
     code, _, err = run_cli(capsys, "check")
     assert code == 0
     assert len(httpserver.log) == 1
+    assert httpserver.log[0][0].headers["User-Agent"] == f"dq-monitor/{__version__}"
     assert "s3cr3t" not in err
 
 

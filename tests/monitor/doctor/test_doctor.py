@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from monitor import __version__
 from monitor.demo.embedded import free_port
 from monitor.store.schema import LATEST_VERSION as LATEST
 from tests.helpers import run_cli
@@ -228,6 +229,7 @@ def test_routes_reachable_and_not_without_showing_paths_or_secrets(env, httpserv
         assert secret not in out + err
     # Only the origin was asked, and only with HEAD: nothing was delivered.
     assert [(r.method, r.path) for r, _ in httpserver.log] == [("HEAD", "/")]
+    assert httpserver.log[0][0].headers["User-Agent"] == f"dq-monitor/{__version__}"
     assert out.rstrip().endswith("doctor: 1 problem")
 
 
