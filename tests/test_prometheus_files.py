@@ -128,9 +128,12 @@ def test_promql_identifiers_strip_everything_but_metric_names():
 
 
 @pytest.fixture(scope="module")
-def exported_names() -> set[str]:
+def exported_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Every family and sample name in an exposition from the project's own collector."""
-    settings = load_settings()
+    # A route, or the per-route delivery families would carry no samples.
+    config = tmp_path_factory.mktemp("exposition") / "dq-monitor.toml"
+    config.write_text('[[alerts.routes]]\nname = "team"\ntype = "console"\n')
+    settings = load_settings(config)
     now = dt.datetime.now(dt.UTC)
     row = {
         "last_violations": 2,
@@ -160,7 +163,8 @@ def exported_names() -> set[str]:
         names.add(family.name)
         names.update(sample.name for sample in family.samples)
     # Sanity: the exposition is the real one, histogram and counter samples included.
-    assert {"dq_check_duration_seconds_bucket", "dq_check_runs_total", "dq_leader"} <= names
+    assert {"dq_check_duration_seconds_bucket", "dq_check_runs_total", "dq_leader",
+            "dq_alert_messages_dead_total", "dq_alert_delivery_seconds_bucket"} <= names
     return names
 
 
