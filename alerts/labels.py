@@ -4,7 +4,7 @@ the fingerprint Alertmanager itself derives from those labels."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from config import Severity
 
@@ -56,3 +56,15 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
 def generator_url(external_url: str | None, check: str) -> str:
     """The link back to this dq-monitor's status page for `check` ("" without external_url)."""
     return f"{external_url}/?check={quote(check, safe='')}" if external_url else ""
+
+
+def dashboard_link(dashboard_url: str | None, check: str) -> str | None:
+    """`dashboard_url` opened on `check`: `var-check=<check>` added to its query (the shipped
+    Grafana dashboard's `check` variable), unless the URL already sets var-check."""
+    if not dashboard_url:
+        return dashboard_url
+    parts = urlsplit(dashboard_url)
+    if "var-check" in parse_qs(parts.query):
+        return dashboard_url
+    query = "&".join(q for q in (parts.query, f"var-check={quote(check, safe='')}") if q)
+    return urlunsplit(parts._replace(query=query))

@@ -14,6 +14,7 @@ from enum import StrEnum
 from checks import JsonValue, Sample
 from config import AlertsSettings, RouteSettings, Severity
 
+from .labels import dashboard_link
 from .notification import Kind, Notification
 
 
@@ -152,7 +153,7 @@ def _sent(
         samples=obs.samples,
         reproduce_sql=obs.reproduce_sql if kind is not Kind.RESOLVED else "",
         runbook_url=obs.runbook_url,
-        dashboard_url=settings.dashboard_url,
+        dashboard_url=dashboard_link(settings.dashboard_url, obs.check),
         external_url=settings.external_url,
         ended_at=now if kind is Kind.RESOLVED else None,
     )

@@ -141,7 +141,11 @@ class AlertsSettings(BaseModel):
     critical_after: int = Field(default=1, ge=1, description="Failing runs before critical fires.")
     warning_after: int = Field(default=2, ge=1, description="Failing runs before warning fires.")
     info_after: int = Field(default=2, ge=1, description="Failing runs before info fires.")
-    dashboard_url: str | None = Field(default=None, description="Link shown in every message.")
+    dashboard_url: str | None = Field(
+        default=None,
+        description="Link shown in every message, with var-check=<check> added so the shipped "
+        "Grafana dashboard opens on the alert's check.",
+    )
     external_url: str | None = Field(
         default=None,
         description="Where people reach this dq-monitor (its status page), e.g. "

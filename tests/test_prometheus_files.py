@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 import yaml
 from prometheus_client import generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts import SystemClock
@@ -41,15 +42,31 @@ REQUIRED_ALERTS = {
     "DqDatabaseUnreachable",
     "DqCheckErroring",
 }
-DATASOURCE = "${DS_PROMETHEUS}"
-# What Grafana substitutes for the dashboard's variables, to let promtool parse the panels.
+DATASOURCE = "${datasource}"
+# Grafana's own variables (docs: dashboards/variables/add-template-variables, "Global
+# variables"); `__all` is the value a multi-value variable holds when All is picked.
+GRAFANA_GLOBALS = {
+    "__rate_interval": "2m",
+    "__interval": "30s",
+    "__interval_ms": "30000",
+    "__range": "6h",
+    "__range_s": "21600",
+    "__range_ms": "21600000",
+    "__from": "0",
+    "__to": "0",
+    "__all": "",
+    "__dashboard": "dq-monitor",
+}
+# What Grafana substitutes for the dashboard's own variables, to let promtool parse the
+# panels; `check` as a deep link `?var-check=dashboard_mismatch` sets it.
 GRAFANA_VARIABLES = {
     "job": "dq-monitor",
     "instance": ".*",
-    "__rate_interval": "2m",
-    "__interval": "30s",
-    "__range": "6h",
+    "check": "dashboard_mismatch",
+    **GRAFANA_GLOBALS,
 }
+# Every way Grafana spells a variable reference: $name, ${name} and ${name:format}, [[name]].
+VARIABLE_REFERENCE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)(?::[^\]]*)?\]\]|\$(\w+)")
 
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -128,9 +145,12 @@ def test_promql_identifiers_strip_everything_but_metric_names():
 
 
 @pytest.fixture(scope="module")
-def exported_names() -> set[str]:
-    """Every family and sample name in an exposition from the project's own collector."""
-    settings = load_settings()
+def exposition(tmp_path_factory: pytest.TempPathFactory) -> list[Metric]:
+    """The metric families of an exposition from the project's own collector."""
+    # A route, or the per-route delivery families would carry no samples.
+    config = tmp_path_factory.mktemp("exposition") / "dq-monitor.toml"
+    config.write_text('[[alerts.routes]]\nname = "team"\ntype = "console"\n')
+    settings = load_settings(config)
     now = dt.datetime.now(dt.UTC)
     row = {
         "last_violations": 2,
@@ -155,12 +175,28 @@ def exported_names() -> set[str]:
     )
     cache.store_up = True
     registry = build_registry(settings, cache, lambda: True)
+    return list(text_string_to_metric_families(generate_latest(registry).decode()))
+
+
+@pytest.fixture(scope="module")
+def exported_names(exposition: list[Metric]) -> set[str]:
+    """Every family and sample name in the exposition."""
     names: set[str] = set()
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+    for family in exposition:
         names.add(family.name)
         names.update(sample.name for sample in family.samples)
     # Sanity: the exposition is the real one, histogram and counter samples included.
-    assert {"dq_check_duration_seconds_bucket", "dq_check_runs_total", "dq_leader"} <= names
+    assert {"dq_check_duration_seconds_bucket", "dq_check_runs_total", "dq_leader",
+            "dq_alert_messages_dead_total", "dq_alert_delivery_seconds_bucket"} <= names
+    return names
+
+
+
+@pytest.fixture(scope="module")
+def per_check_names(exposition: list[Metric]) -> set[str]:
+    """The sample names that carry a `check` label: what the `check` variable filters."""
+    names = {s.name for family in exposition for s in family.samples if "check" in s.labels}
+    assert {"dq_check_violations", "dq_check_duration_seconds_bucket"} <= names
     return names
 
 
@@ -271,6 +307,12 @@ def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield panel
 
 
+def _all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from _all_panels(panel.get("panels", []))
+
+
 def _panel_exprs(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(where, expr) for every panel target; fails on a panel without a query."""
     panels = list(_panels(dashboard["panels"]))
@@ -293,25 +335,96 @@ def _variable_query(variable: dict[str, Any]) -> str:
 def test_dashboard_is_importable(dashboard):
     assert dashboard["id"] is None
     assert dashboard["uid"] == "dq-monitor"
-    inputs = {i["name"]: i for i in dashboard["__inputs"]}
-    assert inputs["DS_PROMETHEUS"]["type"] == "datasource"
-    assert inputs["DS_PROMETHEUS"]["pluginId"] == "prometheus"
-    ids = [panel["id"] for panel in _panels(dashboard["panels"])]
+    # No `__inputs`: file provisioning never substitutes them, and an import through the UI
+    # needs none, the `datasource` variable picks the default Prometheus and offers the others.
+    assert "__inputs" not in dashboard
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    datasource = variables["datasource"]
+    assert (datasource["type"], datasource["query"]) == ("datasource", "prometheus")
+    assert datasource["current"]["value"] == "default"
+    ids = [panel["id"] for panel in _all_panels(dashboard["panels"])]
     assert len(set(ids)) == len(ids), ids
 
 
-def test_every_panel_and_variable_uses_the_datasource_input(dashboard):
-    def uses_input(datasource: Any) -> bool:
-        uid = datasource.get("uid") if isinstance(datasource, dict) else datasource
-        return bool(uid == DATASOURCE)
+def test_every_panel_and_variable_uses_the_datasource_variable(dashboard):
+    def uses_variable(datasource: Any) -> bool:
+        return isinstance(datasource, dict) and datasource == {
+            "type": "prometheus", "uid": DATASOURCE
+        }
 
     for panel in _panels(dashboard["panels"]):
-        assert uses_input(panel.get("datasource")), panel["title"]
+        assert uses_variable(panel.get("datasource")), panel["title"]
         for target in panel.get("targets", []):
-            assert uses_input(target.get("datasource", panel["datasource"])), panel["title"]
+            assert uses_variable(target.get("datasource")), panel["title"]
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
-            assert uses_input(variable.get("datasource")), variable["name"]
+            assert uses_variable(variable.get("datasource")), variable["name"]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_provisioned_as_is_every_variable_resolves(dashboard):
+    """Grafana's file provisioning loads the JSON unchanged (no `__inputs` substitution): every
+    variable reference anywhere in it must be a templating variable or a Grafana global, or
+    panels show "datasource ${DS_PROMETHEUS} not found". Stands in for loading it in Grafana."""
+    defined = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"datasource", "job", "instance", "check"} <= defined
+    used = set()
+    for text in _strings(dashboard):
+        for match in VARIABLE_REFERENCE.finditer(text):
+            used.add(next(group for group in match.groups() if group))
+    assert used, "no variable is used at all"
+    unresolved = used - defined - set(GRAFANA_GLOBALS)
+    assert not unresolved, f"unresolved variables: {sorted(unresolved)}"
+    assert {"datasource", "check"} <= used
+
+
+def test_the_check_variable_deep_links_to_one_check(dashboard, per_check_names, exported_names):
+    """`?var-check=NAME` (an alert's dashboard link) narrows every per-check panel to NAME: the
+    variable is multi-value with All, and every selector of a per-check metric filters on it."""
+    check = {v["name"]: v for v in dashboard["templating"]["list"]}["check"]
+    assert check["type"] == "query"
+    assert (check["multi"], check["includeAll"], check["allValue"]) == (True, True, ".*")
+    query = re.fullmatch(r"label_values\((.+), check\)", _variable_query(check))
+    assert query, _variable_query(check)
+    assert set(promql_identifiers(query.group(1))[0]) <= per_check_names
+    filtered = 0
+    for where, expr in _panel_exprs(dashboard):
+        for metric in promql_identifiers(expr)[0] & per_check_names:
+            for selector in re.finditer(rf"\b{metric}\b(\{{[^}}]*\}})?", expr):
+                assert 'check=~"$check"' in (selector.group(1) or ""), f"{where}: {expr!r}"
+                filtered += 1
+    assert filtered >= 10, "the per-check panels are gone"
+
+
+def test_dashboard_has_the_gate_and_delivery_rows(dashboard):
+    rows = {}
+    current = None
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            current = rows.setdefault(panel["title"], [])
+        elif current is not None:
+            current.extend(target["expr"] for target in panel["targets"])
+    gate = " ".join(rows["Migration gate"])
+    gate_metrics = ("dq_gate_open", "dq_gate_clean_since_timestamp_seconds",
+                    "dq_gate_required_seconds")  # fmt: skip
+    for name in gate_metrics:
+        assert name in gate, name
+    delivery = " ".join(rows["Alert delivery"])
+    for name in ("dq_alert_messages_delivered_total", "dq_alert_delivery_retries_total",
+                 "dq_alert_messages_dead_total", "dq_alert_delivery_seconds_bucket",
+                 "dq_alert_outbox_pending"):  # fmt: skip
+        assert name in delivery, name
 
 
 def test_dashboard_panels_use_only_exported_metrics(dashboard, exported_names):
@@ -321,7 +434,7 @@ def test_dashboard_panels_use_only_exported_metrics(dashboard, exported_names):
 
 def test_template_variables_query_exported_metrics(dashboard, exported_names):
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert {"job", "instance"} <= set(variables)
+    assert {"job", "instance", "check"} <= set(variables)
     for name, variable in variables.items():
         if variable["type"] != "query":
             continue
@@ -337,11 +450,11 @@ def test_dashboard_queries_parse_as_promql(dashboard, tmp_path):
     # promtool parses every expression as a recording rule once Grafana's variables are filled.
     def substitute(expr: str) -> str:
         def value(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(2)
+            name = next(group for group in match.groups() if group)
             assert name in GRAFANA_VARIABLES, f"unknown Grafana variable ${name} in {expr!r}"
             return GRAFANA_VARIABLES[name]
 
-        return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
+        return VARIABLE_REFERENCE.sub(value, expr)
 
     lines = ["groups:", "  - name: dashboard", "    rules:"]
     for number, (_, expr) in enumerate(_panel_exprs(dashboard)):
@@ -403,8 +516,10 @@ def test_every_built_in_check_alerts_by_its_default_severity(rules, tmp_path):
 
 def test_dashboard_and_rules_name_no_check(rules, dashboard):
     """Per-check panels and rules select by the `check` label, never by a check's name, so
-    every check in the registry (and every custom check) is on them."""
+    every check in the registry (and every custom check) is on them; the dashboard's only
+    `check` matcher is its `check` variable."""
     exprs = [r["expr"] for r in rules] + [expr for _, expr in _panel_exprs(dashboard)]
     for expr in exprs:
-        assert not re.search(r"\bcheck\s*(=|!=|=~|!~)", expr), expr
+        without_variable = expr.replace('check=~"$check"', "")
+        assert not re.search(r"\bcheck\s*(=|!=|=~|!~)", without_variable), expr
         assert not any(name in expr for name in REGISTRY), expr

@@ -202,8 +202,9 @@ class DqCollector(Collector):
                 "dq_gate_open", f"1 when the migration plan's gate is open. {note}",
                 labels=["plan"]),
             "clean": GaugeMetricFamily(
-                "dq_gate_clean_seconds",
-                f"How long every gating check of the plan has been clean (0 while blocked). {note}",
+                "dq_gate_clean_since_timestamp_seconds",
+                "Since when every gating check of the plan has been clean (0 while blocked or "
+                f"before the first evaluation); time() minus it is the clean period. {note}",
                 labels=["plan"]),
             "required": GaugeMetricFamily(
                 "dq_gate_required_seconds", "The clean period the plan's gate requires.",
@@ -212,12 +213,13 @@ class DqCollector(Collector):
         for plan in PLANS:
             gate = snap.stats.service.get(service_key(plan)) or {}
             since = gate.get("clean_since")
-            clean = 0.0
+            # A timestamp, not "time since": the exposition then depends on the snapshot alone,
+            # so the cached body stays exact between reloads.
+            clean_since = 0.0
             if since and gate.get("decision") != "blocked":
-                now = self.cache.clock.now().timestamp()
-                clean = max(0.0, now - dt.datetime.fromisoformat(since).timestamp())
+                clean_since = dt.datetime.fromisoformat(since).timestamp()
             fam["open"].add_metric([plan], 1 if gate.get("decision") == "open" else 0)
-            fam["clean"].add_metric([plan], clean)
+            fam["clean"].add_metric([plan], clean_since)
             # The period the leader applied (never below the default unless accepted as weaker).
             fam["required"].add_metric([plan], float(gate.get("required_seconds",
                                                               self.gate_required)))  # fmt: skip
@@ -241,12 +243,25 @@ class DqCollector(Collector):
                      dt.datetime.fromisoformat(at).timestamp() if at else 0.0)  # fmt: skip
 
     def _alert_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
-        sent = CounterMetricFamily(
-            "dq_alerts_sent",
-            "Alert delivery attempts by route and outcome: sent (delivered), failed (will be "
-            "retried), dead (given up, not retried). From the shared state store.",
-            labels=["route", "outcome"],
-        )
+        # One counter per outcome, not an outcome label (Prometheus's instrumentation guide),
+        # each counting exactly what the store counts: a message is delivered or given up once,
+        # and every failed attempt before that is one retry.
+        shared = "By route, all replicas (from the shared state store)."
+        fam = {
+            "delivered": CounterMetricFamily(
+                "dq_alert_messages_delivered",
+                f"Alert messages delivered (the attempt that succeeded). {shared}",
+                labels=["route"]),
+            "retries": CounterMetricFamily(
+                "dq_alert_delivery_retries",
+                "Failed delivery attempts after which the message was queued again; a failure "
+                "that ends the message counts in dq_alert_messages_dead_total instead. "
+                f"{shared}", labels=["route"]),
+            "dead": CounterMetricFamily(
+                "dq_alert_messages_dead",
+                "Alert messages given up undelivered, never retried (a permanent error, or "
+                f"alerts.max_delivery_age passed). {shared}", labels=["route"]),
+        }  # fmt: skip
         latency = HistogramMetricFamily(
             "dq_alert_delivery_seconds",
             "Time from an alert message being queued to its delivery.",
@@ -255,11 +270,11 @@ class DqCollector(Collector):
         delivery = snap.stats.delivery
         for route in self.routes:
             row = delivery.route(route)
-            for outcome, total in (("sent", row.sent_total), ("failed", row.failed_total),
-                                   ("dead", row.dead_total)):  # fmt: skip
-                sent.add_metric([route, outcome], total)
+            fam["delivered"].add_metric([route], row.sent_total)
+            fam["retries"].add_metric([route], row.failed_total)
+            fam["dead"].add_metric([route], row.dead_total)
             latency.add_metric([route], _cumulative(row.duration_buckets), row.duration_sum)
-        yield sent
+        yield from fam.values()
         yield latency
         yield _gauge("dq_alert_outbox_pending", "Alert messages waiting to be delivered.",
                      delivery.outbox_pending)  # fmt: skip

@@ -110,3 +110,18 @@ def test_same_keys_with_changing_ages_are_not_new():
     assert message is not None
     assert message.new_keys == ()
     assert message.still_failing_keys == ({"run_id": "r1", "partition_id": 2},)
+
+
+def test_the_dashboard_link_opens_on_the_alerts_check():
+    def link(url):
+        settings = AlertsSettings(dashboard_url=url)
+        _, message = advance(None, obs(1), ROUTE, settings, silenced=False, now=T0)
+        assert message is not None
+        return message.dashboard_url
+
+    grafana = "https://grafana.example/d/dq-monitor"
+    assert link(grafana) == f"{grafana}?var-check=flag_conflict"
+    with_query = f"{grafana}?from=now-6h&var-check=flag_conflict#top"
+    assert link(f"{grafana}?from=now-6h#top") == with_query
+    assert link(f"{grafana}?var-check=mine") == f"{grafana}?var-check=mine"  # the user's choice
+    assert link(None) is None

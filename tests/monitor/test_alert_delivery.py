@@ -15,6 +15,11 @@ from tests.factories import add_worker, ago, seed_race
 from tests.helpers import FakeClock
 
 SECRET_PATH = "/hooks/T000/B000/s3cr3t-token"
+DELIVERY_COUNTERS = (
+    "dq_alert_messages_delivered_total",
+    "dq_alert_delivery_retries_total",
+    "dq_alert_messages_dead_total",
+)
 
 
 @pytest.fixture
@@ -131,8 +136,19 @@ def test_410_is_dead_lettered_with_its_reason(monkeypatch, db_url, db, clock, ht
             "SELECT sent_total, failed_total, dead_total FROM dq_monitor.delivery_stats"
         ).fetchone()
         assert stats == (0, 0, 1)
+        assert delivery_counters(app) == (0, 0, 1)  # the metrics say what the store counted
     finally:
         app.close()
+
+
+def delivery_counters(app):
+    """(delivered, retries, dead) of route "hook" as /metrics exports them."""
+    from monitor.service.metrics import StatsCache, build_registry
+
+    cache = StatsCache(app.store, app.clock)
+    assert cache.refresh()
+    registry = build_registry(app.settings, cache, lambda: True)
+    return tuple(registry.get_sample_value(name, {"route": "hook"}) for name in DELIVERY_COUNTERS)
 
 
 def test_slack_route_is_paced_to_one_message_per_second(monkeypatch, db_url, db, clock, httpserver):
@@ -250,9 +266,9 @@ def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
         cache = StatsCache(app.store, app.clock)
         cache.refresh()
         registry = build_registry(app.settings, cache, lambda: True)
-        for outcome in ("sent", "failed", "dead"):
-            labels = {"route": "hook", "outcome": outcome}
-            assert registry.get_sample_value("dq_alerts_sent_total", labels) == 0
+        hook = {"route": "hook"}
+        for name in DELIVERY_COUNTERS:
+            assert registry.get_sample_value(name, hook) == 0, name
         seed_race(db, "race")
         cycle(app)
         cache.refresh()
@@ -261,10 +277,9 @@ def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
         app.outbox.deliver_due()
         cache.refresh()
         assert registry.get_sample_value("dq_alert_outbox_pending") == 0
-        sent = {"route": "hook", "outcome": "sent"}
-        assert registry.get_sample_value("dq_alerts_sent_total", sent) == 1
-        failed = {"route": "hook", "outcome": "failed"}
-        assert registry.get_sample_value("dq_alerts_sent_total", failed) == 1
+        assert registry.get_sample_value("dq_alert_messages_delivered_total", hook) == 1
+        assert registry.get_sample_value("dq_alert_delivery_retries_total", hook) == 1
+        assert registry.get_sample_value("dq_alert_messages_dead_total", hook) == 0
         count = registry.get_sample_value("dq_alert_delivery_seconds_count", {"route": "hook"})
         assert count == 1
         assert registry.get_sample_value("dq_alert_delivery_seconds_sum", {"route": "hook"}) >= 5

@@ -16,6 +16,7 @@ from monitor.db import ConnectionSource
 from monitor.service.metrics import StatsCache, SweepProgress, build_registry
 from monitor.store.state_store import StateStore
 from tests.factories import healthy_run, seed_race
+from tests.helpers import FakeClock
 from tests.monitor.service_harness import start_service
 
 
@@ -134,16 +135,20 @@ def test_gate_series_carry_the_plan(app):
         "decision": "open", "clean_since": at.isoformat(), "required_seconds": 60.0,
     })  # fmt: skip
     app.store.set_service_state("gate", {"decision": "blocked", "clean_since": None})
-    cache = StatsCache(app.store, app.clock)
+    clock = FakeClock()
+    cache = StatsCache(app.store, clock)
     cache.refresh()
     registry = build_registry(app.settings, cache, lambda: True)
     flags = {"plan": "partition_flags_exclusive"}
     drop = {"plan": "drop_counter_columns"}
     assert registry.get_sample_value("dq_gate_open", flags) == 1
-    assert registry.get_sample_value("dq_gate_clean_seconds", flags) >= 3600
+    since = registry.get_sample_value("dq_gate_clean_since_timestamp_seconds", flags)
+    assert since == at.timestamp()
+    clock.advance(days=1)  # a timestamp: a later scrape of the same snapshot says the same
+    assert registry.get_sample_value("dq_gate_clean_since_timestamp_seconds", flags) == since
     assert registry.get_sample_value("dq_gate_required_seconds", flags) == 60
     assert registry.get_sample_value("dq_gate_open", drop) == 0
-    assert registry.get_sample_value("dq_gate_clean_seconds", drop) == 0
+    assert registry.get_sample_value("dq_gate_clean_since_timestamp_seconds", drop) == 0
     assert registry.get_sample_value("dq_gate_required_seconds", drop) == 7 * 86400
 
 

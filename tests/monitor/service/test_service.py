@@ -223,7 +223,7 @@ def test_gate_metrics(tmp_path, db_url, db):
         assert svc.metrics()[f"dq_gate_required_seconds{DROP}"] == 0
         db.execute("CREATE VIEW failures AS SELECT run_id, failed_workers FROM run_metadata")
         svc.wait_for("a closed gate", lambda: svc.metrics()[f"dq_gate_open{DROP}"] == 0)
-        assert svc.metrics()[f"dq_gate_clean_seconds{DROP}"] == 0
+        assert svc.metrics()[f"dq_gate_clean_since_timestamp_seconds{DROP}"] == 0
         # The view on a counter holds migration 005 only: the constraint plan stays open.
         assert svc.metrics()['dq_gate_open{plan="partition_flags_exclusive"}'] == 1
     finally:
