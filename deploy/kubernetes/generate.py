@@ -37,10 +37,7 @@ _Dumper.add_representer(str, _str)
 
 
 def _document(source: Path, what: str, manifest: dict[str, Any]) -> str:
-    header = (
-        f"# GENERATED from {source.as_posix()} by `{COMMAND}`; do not edit.\n"
-        f"# {what}\n"
-    )
+    header = f"# GENERATED from {source.as_posix()} by `{COMMAND}`; do not edit.\n# {what}\n"
     body = yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
     return header + body
 
@@ -70,7 +67,7 @@ def dashboard_configmap(root: Path) -> str:
         },
         "data": {DASHBOARD.name: dashboard},
     }
-    what = "Grafana's dashboard sidecar loads ConfigMaps labelled grafana_dashboard: \"1\"."
+    what = 'Grafana\'s dashboard sidecar loads ConfigMaps labelled grafana_dashboard: "1".'
     return _document(DASHBOARD, what, manifest)
 
 
