@@ -123,7 +123,7 @@ def test_copies_only_the_project_and_its_packages():
     assert sources == {"pyproject.toml", "README.md", "config", "checks", "alerts", "monitor"}
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    for entry in (".venv", ".git", "tests", "bench"):
+    for entry in (".venv", ".git", "tests", "bench", "deploy"):
         assert entry in ignored, entry
     assert not sources & {entry.rstrip("/") for entry in ignored}
 

@@ -52,4 +52,4 @@ def test_wheel_contains_the_four_packages_and_no_tests(tmp_path):
     assert tops == set(PACKAGES)
     assert "checks/reference/schema.sql" in names
     assert "checks/reference/005_remove_counter_columns.sql" in names
-    assert not any(n.startswith(("tests/", "bench/")) for n in names)
+    assert not any(n.startswith(("tests/", "bench/", "examples/", "deploy/")) for n in names)
