@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from config.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from .alertmanager import alerts_body, deliver_alertmanager, postable_alert, readiness
     from .book import AlertBook, AlertRecords
     from .clock import Clock, SystemClock
     from .delivery import (
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
     from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
     from .notification import Kind, Notification
     from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
+    from .resend import FiringAlerts, Resender
 
 # Each name loads its module on first use: a `check` with nothing to send loads no httpx.
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "alertmanager": ("alerts_body", "deliver_alertmanager", "postable_alert", "readiness"),
         "book": ("AlertBook", "AlertRecords"),
         "clock": ("Clock", "SystemClock"),
         "delivery": (
@@ -53,6 +56,7 @@ __getattr__, __dir__ = lazy_exports(
         "lifecycle": ("Alert", "Observation", "State", "advance", "fingerprint", "sample_keys"),
         "notification": ("Kind", "Notification"),
         "outbox": ("DeliveryReport", "OutboxClaim", "OutboxSender", "OutboxStore", "QueuedMessage"),
+        "resend": ("FiringAlerts", "Resender"),
     },
 )
 
@@ -64,6 +68,7 @@ __all__ = [
     "AlertRecords",
     "Clock",
     "DeliveryReport",
+    "FiringAlerts",
     "Kind",
     "Notification",
     "Observation",
@@ -73,16 +78,21 @@ __all__ = [
     "Outcome",
     "QueuedMessage",
     "Reachability",
+    "Resender",
     "State",
     "SystemClock",
     "advance",
     "alert_labels",
     "alertname",
+    "alerts_body",
     "deliver",
+    "deliver_alertmanager",
     "fingerprint",
     "generator_url",
     "label_fingerprint",
     "parse_retry_after",
+    "postable_alert",
     "reachability",
+    "readiness",
     "sample_keys",
 ]
