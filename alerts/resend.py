@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from config import AlertsSettings, RouteType, format_duration
@@ -22,9 +22,12 @@ log = logging.getLogger(__name__)
 class FiringAlerts(Protocol):
     """The alerts to re-send (the state store implements it)."""
 
-    def to_resend(self, routes: Sequence[str], now: dt.datetime) -> list[Notification]:
-        """The last message of every firing, announced alert on `routes`, leaving out alerts
-        with a message still pending in the outbox and checks silenced at `now`."""
+    def to_resend(
+        self, route: str, now: dt.datetime, sent_before: dt.datetime
+    ) -> list[Notification]:
+        """The last message of every firing, announced alert on `route`, leaving out alerts
+        with a message still pending in the outbox, alerts whose last message was delivered
+        at or after `sent_before` (just posted) and checks silenced at `now`."""
         ...
 
 
@@ -60,14 +63,16 @@ class Resender:
         due = [r for r in self.routes if self._next.get(r.name, started) <= started]
         if not due:
             return 0  # no alertmanager route, or none due: no query
-        firing = self.store.to_resend([r.name for r in due], self.clock.now())
+        # An alert the outbox delivered within the interval was just posted: it waits for the
+        # next round, so a firing message is not followed by an identical re-send at once.
         posted = 0
         for route in due:
             self._next[route.name] = started + route.resend_every.total_seconds()
-            messages = [n for n in firing if n.route == route.name]
+            now = self.clock.now()
+            messages = self.store.to_resend(route.name, now, now - route.resend_every)
             if not messages:
                 continue
-            body = alerts_body(messages, self.clock.now(), route.resend_every)
+            body = alerts_body(messages, now, route.resend_every)
             for where, outcome in post_alerts(route, body, self.client, self.clock):
                 if not outcome.delivered:
                     log.warning("re-sending %d firing alert(s) of route %s to Alertmanager %s:"
