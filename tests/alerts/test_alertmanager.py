@@ -106,6 +106,7 @@ def notifications(httpserver: HTTPServer) -> list[dict]:
     return [json.loads(request.get_data()) for request, _ in httpserver.log]
 
 
+@pytest.mark.alertmanager_clock
 def test_alertmanager_keeps_our_labels_fingerprint_and_groups_by_check(alertmanager, httpserver):
     now = dt.datetime.now(dt.UTC)
     first = message(active_since=now, created_at=now)
@@ -135,6 +136,7 @@ def test_alertmanager_keeps_our_labels_fingerprint_and_groups_by_check(alertmana
     assert body["alerts"][0]["fingerprint"] == label_fingerprint(alert_labels(first))
 
 
+@pytest.mark.alertmanager_clock
 def test_a_test_message_is_accepted_and_never_reaches_the_receiver(alertmanager, httpserver):
     target = route(alertmanager.url)
     now = dt.datetime.now(dt.UTC)
@@ -159,6 +161,7 @@ def test_a_test_message_is_accepted_and_never_reaches_the_receiver(alertmanager,
     assert names == {"DqCriticalCheckViolations"}
 
 
+@pytest.mark.alertmanager_clock
 def test_with_one_of_two_alertmanagers_stopped_the_alert_is_still_delivered(
     tmp_path, alertmanager, caplog
 ):
@@ -185,6 +188,7 @@ def test_with_one_of_two_alertmanagers_stopped_the_alert_is_still_delivered(
     assert SECRET not in alone.reason
 
 
+@pytest.mark.alertmanager_clock
 def test_a_path_alertmanager_does_not_serve_is_a_permanent_failure(alertmanager):
     # Its 404, as any 4xx but 408 and 429, is not retried.
     now = dt.datetime.now(dt.UTC)

@@ -49,6 +49,7 @@ def alertmanager(tmp_path, httpserver: HTTPServer):
     server.stop()
 
 
+@pytest.mark.alertmanager_clock
 def test_resends_keep_the_alert_active_and_the_resolved_message_resolves_it(
     monkeypatch, db_url, db, alertmanager, httpserver
 ):
@@ -182,6 +183,7 @@ def test_an_alert_with_a_message_still_pending_is_not_resent(monkeypatch, db_url
         app.close()
 
 
+@pytest.mark.alertmanager_clock
 def test_alerts_test_and_doctor_reach_a_real_alertmanager(
     monkeypatch, db_url, alertmanager, httpserver, capsys
 ):
