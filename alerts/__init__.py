@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from config.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from .alertmanager import alerts_body, deliver_alertmanager, postable_alert, readiness
     from .book import AlertBook, AlertRecords
     from .clock import Clock, SystemClock
     from .delivery import (
@@ -35,11 +36,13 @@ if TYPE_CHECKING:
         OutboxStore,
         QueuedMessage,
     )
+    from .resend import FiringAlerts, Resender
 
 # Each name loads its module on first use: a `check` with nothing to send loads no httpx.
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "alertmanager": ("alerts_body", "deliver_alertmanager", "postable_alert", "readiness"),
         "book": ("AlertBook", "AlertRecords"),
         "clock": ("Clock", "SystemClock"),
         "delivery": (
@@ -68,6 +71,7 @@ __getattr__, __dir__ = lazy_exports(
             "OutboxStore",
             "QueuedMessage",
         ),
+        "resend": ("FiringAlerts", "Resender"),
     },
 )
 
@@ -79,6 +83,7 @@ __all__ = [
     "AlertRecords",
     "Clock",
     "DeliveryReport",
+    "FiringAlerts",
     "Kind",
     "Notification",
     "Observation",
@@ -89,18 +94,23 @@ __all__ = [
     "Outcome",
     "QueuedMessage",
     "Reachability",
+    "Resender",
     "State",
     "SystemClock",
     "advance",
     "alert_labels",
     "alertname",
+    "alerts_body",
     "deliver",
+    "deliver_alertmanager",
     "fingerprint",
     "generator_url",
     "http_client",
     "label_fingerprint",
     "parse_retry_after",
+    "postable_alert",
     "reachability",
+    "readiness",
     "sample_keys",
     "user_agent",
 ]

@@ -68,7 +68,10 @@ def deliver(
     The route's URL and header values are secrets: they never appear in the outcome.
     `client()` gives the HTTP client; a console route never asks for it.
     """
-    request = CHANNELS[route.type].request
+    channel = CHANNELS[route.type]
+    if channel.send is not None:
+        return channel.send(route, message, client, clock)
+    request = channel.request
     if request is None:
         print(console_text(message), file=console or sys.stdout, flush=True)
         return Outcome(delivered=True, reason="printed")

@@ -38,7 +38,7 @@ def header_secrets(value: str) -> list[str]:
 
 def route_secrets(route: RouteSettings) -> list[str]:
     """Everything of `route` that must never be shown: URL fragments and header values."""
-    found = url_secrets(route.url.get_secret_value()) if route.url else []
+    found = [part for url in route.endpoints for part in url_secrets(url.get_secret_value())]
     for header in route.headers.values():
         found += header_secrets(header.get_secret_value())
     return found

@@ -1,4 +1,4 @@
-"""Alert settings: routes (Slack, webhook, console), lifecycle timing, delivery and heartbeat."""
+"""Alert settings: routes (Slack, webhook, Alertmanager, console), lifecycle timing, delivery."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from .checks import Severity
-from .durations import Duration
+from .durations import Duration, PositiveDuration
 
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
@@ -62,6 +62,11 @@ class RouteType(StrEnum):
     SLACK = "slack"
     WEBHOOK = "webhook"
     CONSOLE = "console"
+    ALERTMANAGER = "alertmanager"
+
+
+#: Prometheus's resend_delay: how often an alertmanager route re-posts what still fires.
+DEFAULT_RESEND_INTERVAL = timedelta(minutes=1)
 
 
 class RouteSettings(BaseModel):
@@ -72,6 +77,16 @@ class RouteSettings(BaseModel):
     name: str = Field(description="The route's name, used by `alerts test --route`.")
     type: RouteType = Field(description="Where messages go.")
     url: SecretStr | None = Field(default=None, description="Webhook URL (a secret).")
+    urls: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Alertmanager base URLs, e.g. http://alertmanager-0:9093 (alertmanager "
+        "routes; secrets: they may hold credentials); `url` serves for a single one.",
+    )
+    resend_interval: PositiveDuration | None = Field(
+        default=None,
+        description="How often an alertmanager route re-posts its firing alerts (1m when "
+        "unset); each is valid for 4 times this (its endsAt).",
+    )
     min_severity: Severity = Field(
         default=Severity.WARNING, description="Least severity this route receives."
     )
@@ -99,26 +114,24 @@ class RouteSettings(BaseModel):
 
     @model_validator(mode="after")
     def _url_matches_type(self) -> RouteSettings:
-        if self.digest and self.type is not RouteType.SLACK:
-            # An Alertmanager-style receiver keys and groups each alert itself, and takes
-            # one Idempotency-Key per message: a digest would only hide those from it.
-            raise ValueError("digest = true is for slack routes only")
-        if self.type is RouteType.CONSOLE:
-            if self.url is not None:
-                raise ValueError("a console route takes no url")
-            return self
-        if self.url is None:
-            raise ValueError(f"a {self.type.value} route needs a url")
-        problem = url_problem(self.url.get_secret_value())
+        problem = _option_problem(self) or _type_problem(self) or _urls_problem(self)
+        if problem is None and self.type is RouteType.SLACK and self.headers:
+            problem = "Slack incoming webhooks take no extra headers"
+        for name, value in self.headers.items():
+            problem = problem or header_problem(name, value.get_secret_value())
         if problem is not None:
             raise ValueError(problem)
-        if self.type is RouteType.SLACK and self.headers:
-            raise ValueError("Slack incoming webhooks take no extra headers")
-        for name, value in self.headers.items():
-            problem = header_problem(name, value.get_secret_value())
-            if problem is not None:
-                raise ValueError(problem)
         return self
+
+    @property
+    def endpoints(self) -> tuple[SecretStr, ...]:
+        """Where this route posts: its `urls`, or its one `url` (none for a console route)."""
+        return self.urls or ((self.url,) if self.url is not None else ())
+
+    @property
+    def resend_every(self) -> timedelta:
+        """An alertmanager route's re-send interval (resend_interval, 1m when unset)."""
+        return self.resend_interval or DEFAULT_RESEND_INTERVAL
 
     def wants(self, check: str, severity: Severity) -> bool:
         """Whether a check's alerts go to this route."""
@@ -127,13 +140,74 @@ class RouteSettings(BaseModel):
         return severity.rank >= self.min_severity.rank
 
 
+def _option_problem(route: RouteSettings) -> str | None:
+    """An option the route's type does not take."""
+    if route.digest and route.type is not RouteType.SLACK:
+        # An Alertmanager-style receiver keys and groups each alert itself, and takes
+        # one Idempotency-Key per message: a digest would only hide those from it.
+        return "digest = true is for slack routes only"
+    if route.type is RouteType.ALERTMANAGER and not route.send_resolved:
+        # Alertmanager decides per receiver whether to notify resolved alerts; without the
+        # resolved message it would keep the alert firing until its endsAt passes.
+        return ("an alertmanager route always sends resolved alerts; set send_resolved "
+                "on the Alertmanager receiver instead")  # fmt: skip
+    return None
+
+
+def _type_problem(route: RouteSettings) -> str | None:
+    """What the route's type forbids or lacks, never quoting a URL."""
+    kind = route.type
+    if kind is not RouteType.ALERTMANAGER:
+        if route.urls:
+            return f"urls is for alertmanager routes; a {kind.value} route takes one url"
+        if route.resend_interval is not None:
+            return "resend_interval is for alertmanager routes"
+    if kind is RouteType.CONSOLE:
+        return "a console route takes no url" if route.url is not None else None
+    if route.url is not None and route.urls:
+        return "give url (one Alertmanager) or urls (several), not both"
+    if not route.endpoints:
+        more = " (or urls, for several Alertmanagers)" if kind is RouteType.ALERTMANAGER else ""
+        article = "an" if kind is RouteType.ALERTMANAGER else "a"
+        return f"{article} {kind.value} route needs a url{more}"
+    return None
+
+
+def _urls_problem(route: RouteSettings) -> str | None:
+    """Why one of the route's URLs cannot be posted to, named by its place in `urls`."""
+    seen: dict[str, int] = {}
+    for index, secret in enumerate(route.endpoints):
+        url = secret.get_secret_value()
+        where = f"urls[{index}]: " if route.urls else ""
+        problem = url_problem(url)
+        if problem is None and route.type is RouteType.ALERTMANAGER:
+            problem = _base_url_problem(url)
+        if problem is not None:
+            return where + problem
+        key = url.rstrip("/")
+        if key in seen:
+            return f"urls[{seen[key]}] and urls[{index}] are the same Alertmanager"
+        seen[key] = index
+    return None
+
+
+def _base_url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "an Alertmanager url is a base URL (/api/v2/alerts is added): no ? or #"
+    if parts.path.rstrip("/").endswith("/api/v2/alerts"):
+        return "an Alertmanager url is its base URL, without /api/v2/alerts"
+    return None
+
+
 class AlertsSettings(BaseModel):
     """How alerts behave and where they go."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     routes: tuple[RouteSettings, ...] = Field(
-        default=(), description="Destinations of alert messages (Slack, webhook, console)."
+        default=(),
+        description="Destinations of alert messages (Slack, webhook, Alertmanager, console).",
     )
     repeat_interval: Duration = Field(
         default=timedelta(hours=4), description="Reminder interval while an alert keeps firing."

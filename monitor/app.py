@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TextIO
 
-from alerts import AlertBook, Clock, OutboxSender
+from alerts import AlertBook, Clock, DeliveryReport, OutboxSender, Resender
 from alerts.heartbeat import Heartbeat
 from config import ConfigError, Settings
 from monitor.db import ConnectionSource, Watchdog, reply_limit, store_setting
@@ -21,6 +22,7 @@ class App:
     store: StateStore
     pipeline: Pipeline
     outbox: OutboxSender
+    resender: Resender
     heartbeat: Heartbeat
     clock: Clock
 
@@ -77,18 +79,31 @@ class App:
         book = AlertBook(settings.alerts, clock) if alerts else None
         # One HTTP client for both, made when the first message or ping needs it.
         outbox = OutboxSender(store.outbox, settings.alerts, clock, console=console)
+        resender = Resender(store.firing_alerts, settings.alerts, clock, lambda: outbox.client)
         heartbeat = Heartbeat(settings.alerts.heartbeat_url, lambda: outbox.client, clock)
         pipeline = Pipeline(
             settings, store, monitored, clock, alerts=book,
-            deliver=outbox.deliver_due if alerts and deliver_in_cycle else None,
+            deliver=partial(deliver, outbox, resender) if alerts and deliver_in_cycle else None,
             heartbeat=heartbeat if alerts else None, progress=progress,
         )  # fmt: skip
         return cls(
             settings=settings, store=store, pipeline=pipeline, outbox=outbox,
-            heartbeat=heartbeat, clock=clock,
+            resender=resender, heartbeat=heartbeat, clock=clock,
         )  # fmt: skip
+
+    def deliver(self) -> DeliveryReport:
+        """Deliver the due outbox messages, then re-send what fires (see deliver())."""
+        return deliver(self.outbox, self.resender)
 
     def close(self) -> None:
         self.pipeline.source.close()
         self.store.source.close()
         self.outbox.close()
+
+
+def deliver(outbox: OutboxSender, resender: Resender) -> DeliveryReport:
+    """The outbox's due messages, then the re-sends to Alertmanager, in this one thread: so a
+    re-send never overtakes a resolved message (alerts.Resender). Raises the store's errors."""
+    report = outbox.deliver_due()
+    resender.resend_due()
+    return report

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from alerts import http_client, reachability
-from config import Settings
+from alerts import Reachability, http_client, reachability, readiness
+from config import RouteSettings, RouteType, Settings
 from monitor.doctor.items import DoctorItem, ok, problem
 
 
 def route_items(settings: Settings, client: httpx.Client | None = None) -> list[DoctorItem]:
-    """Whether each alert route's receiver answers HTTP; shows only scheme://host:port."""
+    """Whether each alert route's receiver answers HTTP (each Alertmanager of a route is ready);
+    shows only scheme://host:port."""
     routes = settings.alerts.routes
     if not routes:
         return [ok("routes", "no alert routes are configured")]
@@ -19,16 +20,23 @@ def route_items(settings: Settings, client: httpx.Client | None = None) -> list[
     items = []
     try:
         for route in routes:
-            found = reachability(route, client)
-            detail = f"{route.type.value}: {found.detail}"
-            if found.reachable:
-                items.append(ok(f"route.{route.name}", detail))
-            else:
-                items.append(problem(f"route.{route.name}", detail, _route_hint(route.name)))
+            for found in _answers(route, client):
+                detail = f"{route.type.value}: {found.detail}"
+                if found.reachable:
+                    items.append(ok(f"route.{route.name}", detail))
+                else:
+                    items.append(problem(f"route.{route.name}", detail, _route_hint(route.name)))
     finally:
         if own:
             client.close()
     return items
+
+
+def _answers(route: RouteSettings, client: httpx.Client) -> list[Reachability]:
+    # Each Alertmanager says whether it is ready at /-/ready; other receivers answer a HEAD.
+    if route.type is RouteType.ALERTMANAGER:
+        return readiness(route, client)
+    return [reachability(route, client)]
 
 
 def _route_hint(name: str) -> str:

@@ -239,7 +239,7 @@ class Service:
         if self._stopping.is_set() or not self.leadership.is_leader:
             return
         try:
-            self.app.outbox.deliver_due()
+            self.app.deliver()  # the outbox, then the re-sends to Alertmanager
         except DqError as exc:
             log.warning("%s", exc)
 

@@ -71,3 +71,37 @@ class AlertRows:
              alert.last_sent_kind.value if alert.last_sent_kind else None,
              Json(list(alert.last_keys)), alert.last_violations),
         )  # fmt: skip
+
+
+class FiringAlertRows:
+    """The firing alerts to re-send (implements alerts.FiringAlerts)."""
+
+    def __init__(self, tables: StateTables) -> None:
+        self.t = tables
+
+    def to_resend(
+        self, route: str, now: dt.datetime, sent_before: dt.datetime
+    ) -> list[Notification]:
+        """The latest message of each firing alert on `route` that was announced (its last
+        message is a firing or reminder one), unless the alert has a message pending in the
+        outbox (that one goes first, through the outbox), its last message was delivered at
+        or after `sent_before` (it was just posted), or its check is silenced at `now`."""
+        with self.t.session("reading the firing alerts to re-send") as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT o.payload FROM {a} AS a CROSS JOIN LATERAL (SELECT kind, payload,"
+                    " sent_at FROM {o} WHERE fingerprint = a.fingerprint ORDER BY id DESC"
+                    " LIMIT 1) AS o WHERE a.route = %(route)s AND a.state = 'firing'"
+                    " AND (o.sent_at IS NULL OR o.sent_at < %(sent_before)s)"
+                    " AND a.last_sent_kind IN ('firing', 'reminder')"
+                    " AND a.last_sent_at >= a.active_since AND o.kind IN ('firing', 'reminder')"
+                    " AND NOT EXISTS (SELECT 1 FROM {o} AS p WHERE p.fingerprint = a.fingerprint"
+                    " AND p.status = 'pending')"
+                    " AND NOT EXISTS (SELECT 1 FROM {s} AS s WHERE s.check_name = a.check_name"
+                    " AND s.starts_at <= %(now)s AND s.ends_at > %(now)s"
+                    " AND s.removed_at IS NULL)"
+                    " ORDER BY a.check_name"
+                ).format(a=self.t("alert_state"), o=self.t("alert_outbox"), s=self.t("silences")),
+                {"route": route, "now": now, "sent_before": sent_before},
+            ).fetchall()
+        return [Notification.from_json(row[0]) for row in rows]

@@ -26,7 +26,7 @@ from monitor.db import ConnectionSource
 from . import memory as store_memory
 from . import runs, stats
 from . import schema as store_schema
-from .alert_state import AlertRows
+from .alert_state import AlertRows, FiringAlertRows
 from .outbox import OutboxRows
 from .retention import Progress, Pruner, PruneResult
 from .rows import StoreStats
@@ -37,8 +37,8 @@ from .tables import StateTables
 class StateStore:
     """dq-monitor's own tables, in their own schema; the single place results are kept.
 
-    `outbox` (the alert outbox, for alerts.OutboxSender) and `silences` are its roles;
-    everything else is a method here.
+    `outbox` (the alert outbox, for alerts.OutboxSender), `firing_alerts` (what
+    alerts.Resender re-sends) and `silences` are its roles; everything else is a method here.
     """
 
     def __init__(
@@ -52,6 +52,7 @@ class StateStore:
         self._t = StateTables(source, schema)
         self.outbox = OutboxRows(self._t)
         self.silences = SilenceRows(self._t)
+        self.firing_alerts = FiringAlertRows(self._t)
 
     @property
     def tables(self) -> StateTables:

@@ -99,3 +99,48 @@ def test_accepted_headers_can_be_sent(name, value):
 def test_refused_urls_say_why(url, message):
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         webhook(url)
+
+
+def alertmanager(**extra: object) -> RouteSettings:
+    return RouteSettings.model_validate({"name": "am", "type": "alertmanager", **extra})
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({}, "an alertmanager route needs a url (or urls, for several Alertmanagers)"),
+        ({"url": "http://a:9093", "urls": ["http://b:9093"]}, "give url (one Alertmanager) or"),
+        ({"urls": ["http://a:9093", f"ftp://{SECRET}"]}, "urls[1]: url must start with"),
+        ({"urls": ["http://a:9093", "http://a:9093/"]}, "urls[0] and urls[1] are the same"),
+        ({"url": f"http://a:9093/?t={SECRET}"}, "is a base URL (/api/v2/alerts is added)"),
+        ({"url": "http://a:9093/api/v2/alerts"}, "its base URL, without /api/v2/alerts"),
+        ({"url": "http://a:9093", "resend_interval": "0s"}, "must be longer than 0s"),
+        ({"url": "http://a:9093", "send_resolved": False}, "always sends resolved alerts"),
+        ({"url": "http://a:9093", "digest": True}, "digest = true is for slack routes only"),
+    ],
+)
+def test_a_bad_alertmanager_route_is_one_clear_line_without_its_secret(extra, error):
+    text = refusal(lambda: alertmanager(**extra))
+    assert error in text
+    assert SECRET not in text
+
+
+def test_urls_and_resend_interval_belong_to_alertmanager_routes():
+    assert "urls is for alertmanager routes" in refusal(
+        lambda: webhook("http://a/", urls=["http://b/"])
+    )
+    assert "resend_interval is for alertmanager routes" in refusal(
+        lambda: webhook("http://a/", resend_interval="1m")
+    )
+
+
+def test_an_alertmanager_route_posts_to_its_urls_or_its_one_url_every_minute_by_default():
+    several = alertmanager(urls=[f"http://dq:{SECRET}@a:9093", "http://b:9093/prefix"],
+                           resend_interval="30s")  # fmt: skip
+    assert [u.get_secret_value() for u in several.endpoints] == [
+        f"http://dq:{SECRET}@a:9093", "http://b:9093/prefix"]  # fmt: skip
+    assert several.resend_every.total_seconds() == 30
+    one = alertmanager(url="http://a:9093")
+    assert len(one.endpoints) == 1
+    assert one.resend_every.total_seconds() == 60
+    assert SECRET not in repr(several)
