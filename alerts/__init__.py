@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .lifecycle import Alert, Observation, State, advance, fingerprint, sample_keys
     from .notification import Kind, Notification
     from .outbox import DeliveryReport, OutboxClaim, OutboxSender, OutboxStore, QueuedMessage
+    from .secrets import route_secrets, url_secrets
 
 # Each name loads its module on first use: a `check` with nothing to send loads no httpx.
 __getattr__, __dir__ = lazy_exports(
@@ -53,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(
         "lifecycle": ("Alert", "Observation", "State", "advance", "fingerprint", "sample_keys"),
         "notification": ("Kind", "Notification"),
         "outbox": ("DeliveryReport", "OutboxClaim", "OutboxSender", "OutboxStore", "QueuedMessage"),
+        "secrets": ("route_secrets", "url_secrets"),
     },
 )
 
@@ -84,5 +86,7 @@ __all__ = [
     "label_fingerprint",
     "parse_retry_after",
     "reachability",
+    "route_secrets",
     "sample_keys",
+    "url_secrets",
 ]
