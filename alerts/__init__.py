@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         QueuedMessage,
     )
     from .resend import FiringAlerts, Resender
+    from .secrets import route_secrets, url_secrets
 
 # Each name loads its module on first use: a `check` with nothing to send loads no httpx.
 __getattr__, __dir__ = lazy_exports(
@@ -72,6 +73,7 @@ __getattr__, __dir__ = lazy_exports(
             "QueuedMessage",
         ),
         "resend": ("FiringAlerts", "Resender"),
+        "secrets": ("route_secrets", "url_secrets"),
     },
 )
 
@@ -111,6 +113,8 @@ __all__ = [
     "postable_alert",
     "reachability",
     "readiness",
+    "route_secrets",
     "sample_keys",
+    "url_secrets",
     "user_agent",
 ]

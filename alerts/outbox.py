@@ -271,15 +271,17 @@ class OutboxSender:
         report.retried += 1
         report.lines.append(f"route {message.route}: {outcome.reason}; retrying in {delay:.1f}s")
         log.warning(
-            "alert to route %s: %s; retrying in %.1fs", message.route, outcome.reason, delay
-        )
+            "alert to route %s: %s; retrying in %.1fs", message.route, outcome.reason, delay,
+            extra={"route": message.route, "outcome": "failed"},
+        )  # fmt: skip
 
     def _dead(self, claim: OutboxClaim, outcome: Outcome, report: DeliveryReport) -> None:
         route = claim.message.route
         claim.mark_dead(outcome)
         report.dead += 1
         report.lines.append(f"route {route}: {outcome.reason}; marked dead")
-        log.error("alert to route %s: %s; marked dead, not retried", route, outcome.reason)
+        log.error("alert to route %s: %s; marked dead, not retried", route, outcome.reason,
+                  extra={"route": route, "outcome": "dead"})  # fmt: skip
 
     def close(self) -> None:
         if self._client is not None:

@@ -1,6 +1,9 @@
 """Benchmark `dq-monitor run` with 20 configured checks: steady-state RSS and scrape latency.
 
 Targets (issue 3): RSS at most 80 MB; a /metrics scrape served in at most 5 ms (median).
+Scrapes are timed per variant a scraper negotiates: the text format (no Accept header, what
+curl and older scrapers get), OpenMetrics (the Accept header Prometheus 2.x sends first), and
+OpenMetrics gzipped (Prometheus also sends Accept-Encoding: gzip).
 Usage: python bench/service_bench.py [--checks 20] [--scrapes 2000] [--settle 45]
 """
 
@@ -46,9 +49,21 @@ def config(checks: int) -> str:
     return "\n".join(lines)
 
 
-def timed_get(conn: http.client.HTTPConnection, path: str) -> float:
+VARIANTS = {
+    "text": {},
+    "openmetrics": {"Accept": "application/openmetrics-text;version=1.0.0,"
+                    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"},
+    "openmetrics+gzip": {"Accept": "application/openmetrics-text;version=1.0.0,"
+                         "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                         "Accept-Encoding": "gzip"},
+}  # fmt: skip
+
+
+def timed_get(
+    conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None
+) -> float:
     start = time.perf_counter()
-    conn.request("GET", path)
+    conn.request("GET", path, headers=headers or {})
     response = conn.getresponse()
     response.read()
     elapsed = time.perf_counter() - start
@@ -121,7 +136,11 @@ def main() -> None:
         conn.request("GET", "/metrics")
         body = conn.getresponse().read().decode()
         series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
-        metrics = [timed_get(conn, "/metrics") for _ in range(args.scrapes)]
+        scrapes = {
+            variant: [timed_get(conn, "/metrics", headers) for _ in range(args.scrapes)]
+            for variant, headers in VARIANTS.items()
+        }
+        metrics = scrapes["text"]
         health = [timed_get(conn, "/healthz") for _ in range(args.scrapes)]
         steady = rss_mb(proc.pid)
         proc.send_signal(signal.SIGTERM)
@@ -135,6 +154,9 @@ def main() -> None:
               f"{max(samples):.1f} MB; target <= 80 MB)")  # fmt: skip
         print(f"/metrics median over {args.scrapes}: {med_m * 1000:.2f} ms "
               f"(p95 {p95 * 1000:.2f} ms; target <= 5 ms)")  # fmt: skip
+        for variant, times in scrapes.items():
+            print(f"  {variant + ':':<18} median {statistics.median(times) * 1000:.3f} ms, "
+                  f"p95 {statistics.quantiles(times, n=20)[18] * 1000:.3f} ms")  # fmt: skip
         print(f"/healthz median (floor):      {med_h * 1000:.2f} ms; /metrics = "
               f"{med_m / med_h:.1f}x the floor")  # fmt: skip
         print(f"uncached render (once per snapshot reload, in-process): "

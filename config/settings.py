@@ -22,6 +22,7 @@ from .schedule import ScheduleSettings
 from .tables import SqlName, TablesSettings
 
 _LONGEST_TIMEOUT = timedelta(days=24)
+LOG_FORMATS = ("text", "json")
 # Not a clock read: the instant validation measures cron intervals from (see gate_history_floor).
 _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -84,6 +85,12 @@ class Settings(BaseSettings):
         "snapshot, so each statement stays within statement_timeout whatever the size.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: str = Field(
+        default="text",
+        description='How log lines look on stderr: "text" (one line each) or "json" (one JSON '
+        "object per line: timestamp, level, logger, message, and for check results check, "
+        "mode, duration, outcome, violations; for alert deliveries route and outcome).",
+    )
     metrics_host: str = Field(
         default="0.0.0.0",  # noqa: S104 - a container's scrape endpoint must be reachable
         description="Address the metrics and health endpoints listen on.",
@@ -150,6 +157,14 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        fmt = value.lower()
+        if fmt not in LOG_FORMATS:
+            raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+        return fmt
 
     @classmethod
     def settings_customise_sources(

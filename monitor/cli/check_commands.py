@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from config import DEFAULT_METRICS_PORT
-from monitor.cli.logs import configure_logging
+from monitor.cli.logs import configure_from
 from monitor.cli.options import port
 
 if TYPE_CHECKING:  # the handlers import these when they run: `--help` needs none of them
@@ -64,7 +64,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from monitor.cli.progress import ProgressLine
 
     settings = load_settings(args.config)
-    configure_logging(settings.log_level)
+    configure_from(settings)
     # The results carry each check's error; the pipeline's own warning line would repeat it.
     logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
     # Console alerts go to stderr under --format json, so stdout stays one JSON document.
@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
-    configure_logging(settings.log_level, timestamps=True)
+    configure_from(settings, timestamps=True)
     from monitor.service import (  # the scheduler and HTTP only load for `run`
         Service,
         exit_now,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from config import DEFAULT_METRICS_PORT
-from monitor.cli.logs import configure_logging
 from monitor.cli.options import port
 
 
@@ -58,7 +58,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise ConfigError(f"--gate-period: {exc}") from None
         if not gate_period:
             raise ConfigError("--gate-period: must be longer than 0s, e.g. 2m")
-    configure_logging("WARNING")
+    # main() configured the format (log_format) and the redaction; the demo's own output is
+    # its narration, so only warnings and errors come through as log lines.
+    logging.getLogger().setLevel(logging.WARNING)
     return Demo(
         args.config, duration, args.metrics_port, args.keep, args.clock, gate_period=gate_period
     ).run()

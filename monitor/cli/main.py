@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
 
     args.clock = clock or SystemClock()
     try:
+        _configure_logging(args.config)
         code: int = args.handler(args)
     except DqError as exc:
         _print_error(exc)
@@ -81,6 +82,21 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         print("dq-monitor: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _configure_logging(config: str | None) -> None:
+    """Every command logs as log_level and log_format say (`run` adds timestamps, `demo`
+    keeps to warnings). Settings that do not load leave the text default: the command itself
+    reports why, as its error."""
+    from config import DqError, load_settings
+    from monitor.cli.logs import configure_from, configure_logging
+
+    try:
+        settings = load_settings(config)
+    except DqError:
+        configure_logging("INFO")
+        return
+    configure_from(settings)
 
 
 def _print_error(exc: DqError) -> None:

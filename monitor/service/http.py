@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from config import ConfigError
-from monitor.service.metrics import STATUS_VALUE, CachedExposition, StatsCache
+from monitor.service.exposition import CachedExposition
+from monitor.service.metrics import STATUS_VALUE, StatsCache
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,7 @@ class Endpoints:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            body = self.exposition.render()
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST),
-                                      ("Content-Length", str(len(body)))])  # fmt: skip
-            return [body]
+            return self.exposition(environ, start_response)
         if path == "/healthz":
             ok = self.scheduler_running()
             return _text(start_response, ok, "ok" if ok else "scheduler not running")

@@ -6,11 +6,11 @@ import datetime as dt
 import logging
 import platform
 import threading
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -306,24 +306,3 @@ def build_registry(
     registry.register(DqCollector(settings, cache, is_leader, progress))
     return registry
 
-
-class CachedExposition:
-    """The rendered /metrics body, re-rendered only when what it shows can have changed.
-
-    Rendering 20 checks' series takes several milliseconds, yet the values change only when
-    the snapshot is reloaded or this replica's leadership or store state flips; scrapes in
-    between get the same bytes (a scrape served in well under a millisecond).
-    """
-
-    def __init__(self, registry: CollectorRegistry, key: Callable[[], Hashable]) -> None:
-        self.registry = registry
-        self.key = key
-        self._lock = threading.Lock()
-        self._cached: tuple[Hashable, bytes] | None = None
-
-    def render(self) -> bytes:
-        key = self.key()
-        with self._lock:
-            if self._cached is None or self._cached[0] != key:
-                self._cached = (key, generate_latest(self.registry))
-            return self._cached[1]

@@ -13,6 +13,7 @@ from contextlib import suppress
 from types import FrameType
 
 from alerts import Clock
+from checks import CheckResult
 from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
 from monitor.app import App
 from monitor.gate import PLANS, Gatekeeper, prune_history, service_key
@@ -27,6 +28,18 @@ log = logging.getLogger(__name__)
 # Of the shutdown budget, what closing (HTTP, leadership, pools) may take after the wait for
 # running checks; each of those steps is bounded well below this.
 CLOSE_RESERVE = 2.0
+
+
+
+def result_fields(result: CheckResult) -> dict[str, object]:
+    """A check result's line as fields (log_format = "json"); the text line says the same."""
+    return {
+        "check": result.check,
+        "mode": result.mode.value,
+        "duration": result.duration_seconds,
+        "outcome": result.status.value,
+        "violations": result.violations,
+    }
 
 
 def exit_now(code: int) -> None:
@@ -222,7 +235,8 @@ class Service:
             cycle = self.app.pipeline.run_probes([spec.probe], full=full, trigger=trigger)
             for result in cycle.results:
                 log.info("%s: %s, %d violations (%s, %.3fs)", result.check, result.status.value,
-                         result.violations, result.mode.value, result.duration_seconds)  # fmt: skip
+                         result.violations, result.mode.value, result.duration_seconds,
+                         extra=result_fields(result))  # fmt: skip
         except StoreError as exc:
             log.warning("%s", exc)
             # A state database restored or recreated underneath us: check the schema again.

@@ -107,7 +107,7 @@ def test_help_says_where_results_come_from(app):
 
 
 def test_cached_exposition_follows_the_snapshot(app, db):
-    from monitor.service.metrics import CachedExposition
+    from monitor.service.exposition import CachedExposition
 
     cache = StatsCache(app.store, app.clock)
     cache.refresh()
@@ -116,15 +116,20 @@ def test_cached_exposition_follows_the_snapshot(app, db):
     exposition = CachedExposition(
         registry, lambda: (cache.snapshot.loaded_at, cache.store_up, leader[0])
     )
-    first = exposition.render()
-    assert exposition.render() is first  # nothing changed: the same bytes
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics"}
+
+    def render() -> bytes:
+        return exposition.response(environ)[2]
+
+    first = render()
+    assert render() is first  # nothing changed: the same bytes
     assert b'dq_check_violations{check="dashboard_mismatch"} 0.0' in first
     leader[0] = True
-    assert b"dq_leader 1.0" in exposition.render()
+    assert b"dq_leader 1.0" in render()
     seed_race(db, "race")
     app.pipeline.run(["dashboard_mismatch"])
     cache.refresh()
-    assert b'dq_check_violations{check="dashboard_mismatch"} 1.0' in exposition.render()
+    assert b'dq_check_violations{check="dashboard_mismatch"} 1.0' in render()
 
 
 def test_gate_series_carry_the_plan(app):
