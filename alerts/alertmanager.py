@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ from .delivery import Outcome, Reachability, classify
 from .labels import alert_labels, generator_url
 from .notification import Kind, Notification
 from .secrets import route_secrets
-from .webhook import rfc3339
+from .webhook import alert_annotations, rfc3339
 
 if TYPE_CHECKING:  # loaded by the functions that send
     import httpx
@@ -50,7 +49,7 @@ def postable_alert(n: Notification, now: dt.datetime, resend: dt.timedelta) -> d
         starts, ends = n.active_since, now + VALID_FOR_RESENDS * resend
     alert: dict[str, JsonValue] = {
         "labels": dict(alert_labels(n)),
-        "annotations": _annotations(n),
+        "annotations": alert_annotations(n, omit_empty=True),
         "startsAt": rfc3339(starts),
         "endsAt": rfc3339(max(starts, ends)),  # Alertmanager refuses an end before the start
     }
@@ -65,24 +64,6 @@ def alerts_body(
 ) -> list[JsonValue]:
     """The JSON list POSTed to /api/v2/alerts: one postable alert per message."""
     return [postable_alert(n, now, resend) for n in messages]
-
-
-def _annotations(n: Notification) -> dict[str, JsonValue]:
-    description = n.description
-    if n.kind is Kind.TEST:
-        description = f"Test message from dq-monitor for route {n.route}. {description}".strip()
-    found: dict[str, JsonValue] = {"summary": n.title, "description": description}
-    if n.runbook_url:
-        found["runbook_url"] = n.runbook_url
-    # Annotation values are strings in Alertmanager: key lists travel as compact JSON, as in
-    # the webhook body; empty ones are left out, since Alertmanager's UI shows every key.
-    for name, keys in (("new_keys", n.new_keys), ("still_failing_keys", n.still_failing_keys),
-                       ("fixed_keys", n.fixed_keys)):  # fmt: skip
-        if keys:
-            found[name] = json.dumps(list(keys), separators=(",", ":"), ensure_ascii=False)
-    if n.reproduce_sql:
-        found["reproduce_sql"] = n.reproduce_sql
-    return found
 
 
 def origin(url: str) -> str:

@@ -34,7 +34,7 @@ def webhook_payload(n: Notification, receiver: str) -> dict[str, JsonValue]:
     """
     status = "firing" if n.kind in (Kind.FIRING, Kind.REMINDER) else "resolved"
     labels: dict[str, JsonValue] = dict(alert_labels(n))
-    annotations = _annotations(n)
+    annotations = alert_annotations(n)
     alert: dict[str, JsonValue] = {
         "status": status,
         "labels": labels,
@@ -83,21 +83,25 @@ def _ends_at(n: Notification) -> str:
     return ZERO_TIME
 
 
-def _annotations(n: Notification) -> dict[str, JsonValue]:
+def alert_annotations(n: Notification, *, omit_empty: bool = False) -> dict[str, JsonValue]:
+    """The alert's annotations, all strings as in Alertmanager: summary, description, the
+    runbook and dashboard links when set, the key lists as compact JSON and the reproduce SQL.
+    `omit_empty` leaves out empty lists and SQL (Alertmanager's own UI shows every key)."""
     description = n.description
     if n.kind is Kind.TEST:
         description = f"Test message from dq-monitor for route {n.route}. {description}".strip()
-    annotations: dict[str, JsonValue] = {"summary": n.title, "description": description}
+    found: dict[str, JsonValue] = {"summary": n.title, "description": description}
     if n.runbook_url:
-        annotations["runbook_url"] = n.runbook_url
+        found["runbook_url"] = n.runbook_url
     if n.dashboard_url:
-        annotations["dashboard_url"] = n.dashboard_url
-    # Annotation values are strings in Alertmanager, so key lists travel as compact JSON.
-    annotations["new_keys"] = _compact(n.new_keys)
-    annotations["still_failing_keys"] = _compact(n.still_failing_keys)
-    annotations["fixed_keys"] = _compact(n.fixed_keys)
-    annotations["reproduce_sql"] = n.reproduce_sql
-    return annotations
+        found["dashboard_url"] = n.dashboard_url
+    for name, keys in (("new_keys", n.new_keys), ("still_failing_keys", n.still_failing_keys),
+                       ("fixed_keys", n.fixed_keys)):  # fmt: skip
+        if keys or not omit_empty:
+            found[name] = _compact(keys)
+    if n.reproduce_sql or not omit_empty:
+        found["reproduce_sql"] = n.reproduce_sql
+    return found
 
 
 def _compact(keys: Sequence[dict[str, JsonValue]]) -> str:

@@ -14,12 +14,11 @@ from alerts import Kind, Notification, alert_labels, deliver, label_fingerprint,
 from alerts.alertmanager import combined
 from alerts.delivery import Outcome
 from config import RouteSettings, Severity
-from tests.alertmanager_server import Alertmanager, wait_for
 from tests.helpers import FakeClock
+from tests.plugins.alertmanager import Alertmanager, wait_for
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 SECRET = "s3cret-pass"
-HOOK = "/am-receiver"
 
 
 def message(kind: Kind = Kind.FIRING, check: str = "dashboard_mismatch", **extra) -> Notification:
@@ -86,14 +85,6 @@ def test_one_acceptance_is_enough_and_only_all_permanent_failures_are_permanent(
 
 
 # --- a real Alertmanager
-
-
-@pytest.fixture
-def alertmanager(tmp_path, httpserver: HTTPServer):
-    httpserver.expect_request(HOOK, method="POST").respond_with_data("ok")
-    server = Alertmanager(tmp_path / "am", httpserver.url_for(HOOK)).start()
-    yield server
-    server.stop()
 
 
 def send(target: RouteSettings, n: Notification) -> Outcome:

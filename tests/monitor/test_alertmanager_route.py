@@ -11,15 +11,14 @@ from werkzeug import Request, Response
 
 from alerts import SystemClock, label_fingerprint
 from config import load_settings
-from monitor.app import App
 from monitor.doctor.items import ItemStatus
 from monitor.doctor.routes import route_items
 from monitor.store import Silences
-from tests.alertmanager_server import Alertmanager, wait_for
 from tests.factories import add_worker, ago, seed_race
 from tests.helpers import FakeClock, run_cli
+from tests.monitor.test_alert_delivery import open_app
+from tests.plugins.alertmanager import wait_for
 
-HOOK = "/am-receiver"
 LABELS = {"alertname": "DqCriticalCheckViolations", "check": "dashboard_mismatch",
           "severity": "critical"}  # fmt: skip
 
@@ -28,25 +27,8 @@ def am_route(*urls: str, **extra) -> dict:
     return {"name": "am", "type": "alertmanager", "urls": list(urls), **extra}
 
 
-def open_app(monkeypatch, db_url, clock, routes, **env):
-    monkeypatch.setenv("DQ_DATABASE_URL", db_url)
-    monkeypatch.setenv("DQ_ALERTS__ROUTES", json.dumps(routes))
-    monkeypatch.setenv("DQ_SETTLE_TIME", "0s")
-    for key, value in env.items():
-        monkeypatch.setenv(f"DQ_{key.upper()}", value)
-    return App.open(load_settings(), clock=clock)
-
-
 def rfc3339(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@pytest.fixture
-def alertmanager(tmp_path, httpserver: HTTPServer):
-    httpserver.expect_request(HOOK, method="POST").respond_with_data("ok")
-    server = Alertmanager(tmp_path / "am", httpserver.url_for(HOOK)).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.alertmanager_clock

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -17,12 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts import SystemClock
 from config import load_settings
 from monitor.app import App
-from monitor.demo.embedded import free_port
 from monitor.service.exposition import CachedExposition
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.metrics import DqCollector, StatsCache
 from tests.factories import seed_race
-from tests.monitor.service.test_prometheus_scrape import _wait_for_value, tool
+from tests.monitor.service.test_prometheus_scrape import _wait_for_value, running_prometheus
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 # What Prometheus 2.x sends (scrape/scrape.go, scrapeAcceptHeader).
@@ -203,25 +201,8 @@ def test_the_cache_keeps_a_bounded_number_of_variants():
 
 
 def test_a_real_prometheus_scrapes_it_as_openmetrics(served, tmp_path):
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n  - job_name: dq-monitor\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{served.server.port}']\n"
-    )
-    log = (tmp_path / "prometheus.log").open("w")
-    prometheus = subprocess.Popen(
-        [tool("prometheus"), f"--config.file={config}",
-         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with running_prometheus(tmp_path, served.server.port) as port:
         assert _wait_for_value(port, 'up{job="dq-monitor"}') == 1
         assert _wait_for_value(port, 'dq_check_violations{check="dashboard_mismatch"}') == 0
-    finally:
-        prometheus.terminate()
-        prometheus.wait(15)
-        log.close()
     served_types = {content_type for content_type, _, _ in served.endpoints.exposition.variants()}
     assert any(t.startswith(OPENMETRICS) for t in served_types), served_types

@@ -9,6 +9,9 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +27,30 @@ def tool(name: str) -> str:
             f"{name} is not installed; install Debian's package: apt-get install prometheus"
         )
     return path
+
+
+@contextmanager
+def running_prometheus(tmp_path: Path, target_port: int) -> Iterator[int]:
+    """A real Prometheus on loopback scraping 127.0.0.1:`target_port` every second (job
+    dq-monitor); yields the port of its API."""
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: dq-monitor\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{target_port}']\n"
+    )
+    with (tmp_path / "prometheus.log").open("w") as log:
+        prometheus = subprocess.Popen(
+            [tool("prometheus"), f"--config.file={config}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield port
+        finally:
+            prometheus.terminate()
+            prometheus.wait(15)
 
 
 @pytest.fixture
@@ -49,29 +76,12 @@ def test_promtool_accepts_the_exposition(service):
 
 
 def test_prometheus_scrapes_the_violations_of_a_seeded_defect(tmp_path, service):
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: dq-monitor\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{service.port}']\n"
-    )
-    log = (tmp_path / "prometheus.log").open("w")
-    prometheus = subprocess.Popen(
-        [tool("prometheus"), f"--config.file={config}",
-         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with running_prometheus(tmp_path, service.port) as port:
         value = _wait_for_value(port, 'dq_check_violations{check="dashboard_mismatch"}')
         assert value == 2
         assert _wait_for_value(port, 'dq_check_violations{check="missing_worker_runs"}') == 2
         assert _wait_for_value(port, 'dq_check_violations{check="flag_conflict"}') == 0
         assert _wait_for_value(port, 'up{job="dq-monitor"}') == 1
-    finally:
-        prometheus.terminate()
-        prometheus.wait(15)
-        log.close()
 
 
 def _wait_for_value(port: int, query: str, timeout: float = 30) -> float:

@@ -8,15 +8,18 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from monitor.demo.embedded import free_port
 
 BINARY = "prometheus-alertmanager"
+#: Where the `alertmanager` fixture's Alertmanager sends its own webhook notifications.
+HOOK = "/am-receiver"
 T = TypeVar("T")
 
 
@@ -111,3 +114,12 @@ class Alertmanager:
                 if line.startswith(name_and_labels + " "):
                     return float(line.rsplit(" ", 1)[1])
         return None
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, httpserver: HTTPServer) -> Iterator[Alertmanager]:
+    """A started Alertmanager whose one receiver is the test's `httpserver` at HOOK."""
+    httpserver.expect_request(HOOK, method="POST").respond_with_data("ok")
+    server = Alertmanager(tmp_path / "am", httpserver.url_for(HOOK)).start()
+    yield server
+    server.stop()
