@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         Severity,
         register_builtin,
     )
+    from .databases import DEFAULT_DATABASE, CheckOn, DatabaseSettings
     from .durations import Duration, PositiveDuration, format_duration, parse_duration
     from .errors import (
         EXIT_CONFIG,
@@ -54,6 +55,7 @@ __getattr__, __dir__ = lazy_exports(
         "checks": (
             "BUILTIN_CATALOGUE",
             "BuiltinCatalogue",
+    "CheckOn",
             "CheckSettings",
             "ChecksSettings",
             "CriticalCheckSettings",
@@ -70,6 +72,7 @@ __getattr__, __dir__ = lazy_exports(
             "EXIT_VIOLATIONS",
             "ConfigError",
             "DatabaseError",
+    "DatabaseSettings",
             "DatabaseUnavailable",
             "DqError",
             "GateError",
@@ -86,6 +89,7 @@ __getattr__, __dir__ = lazy_exports(
         "retention": ("RetentionSettings", "gate_history_floor", "too_short"),
         "ports": ("DEFAULT_METRICS_PORT",),
         "schedule": ("ScheduleSettings",),
+        "databases": ("DEFAULT_DATABASE", "CheckOn", "DatabaseSettings"),
         "settings": ("Settings",),
         "tables": (
             "PartitionProgressNames",
@@ -98,6 +102,7 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "BUILTIN_CATALOGUE",
+    "DEFAULT_DATABASE",
     "DEFAULT_METRICS_PORT",
     "EXIT_CONFIG",
     "EXIT_NOT_YET",
@@ -106,12 +111,14 @@ __all__ = [
     "EXIT_VIOLATIONS",
     "AlertsSettings",
     "BuiltinCatalogue",
+    "CheckOn",
     "CheckSettings",
     "ChecksSettings",
     "ConfigError",
     "CriticalCheckSettings",
     "CustomCheckSettings",
     "DatabaseError",
+    "DatabaseSettings",
     "DatabaseUnavailable",
     "DqError",
     "Duration",

@@ -14,6 +14,7 @@ from pydantic_settings import (
 
 from .alerts import AlertsSettings
 from .checks import BUILTIN_CATALOGUE, ChecksSettings
+from .databases import DEFAULT_DATABASE, CheckOn, DatabaseSettings
 from .durations import Duration, format_duration
 from .gate import GateSettings
 from .ports import DEFAULT_METRICS_PORT
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
 
     database_url: SecretStr | None = Field(
         default=None, description="libpq URL of the monitored database (required)."
+    )
+    databases: tuple[DatabaseSettings, ...] = Field(
+        default=(),
+        description="Several monitored databases, each with a name, a url and optionally its "
+        "standby_urls (TOML [[databases]], or DQ_DATABASES as a JSON list); instead of "
+        "database_url, which is one database named default.",
     )
     state_database_url: SecretStr | None = Field(
         default=None,
@@ -108,6 +115,33 @@ class Settings(BaseSettings):
     tables: TablesSettings = TablesSettings()
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
     retention: RetentionSettings = RetentionSettings()
+
+    @model_validator(mode="after")
+    def _databases_are_distinct(self) -> Settings:
+        if self.databases and self.database_url is not None:
+            raise ValueError(
+                "set database_url (DQ_DATABASE_URL, one database) or databases (several), "
+                "not both"
+            )
+        names = [d.name for d in self.databases]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"database names must be unique; repeated: {', '.join(repeated)}")
+        for database in self.databases:
+            if database.check_on is CheckOn.STANDBY and not database.standby_urls:
+                raise ValueError(
+                    f"database {database.name!r} has check_on = \"standby\" but no standby_urls"
+                )
+        return self
+
+    def monitored(self) -> tuple[DatabaseSettings, ...]:
+        """The monitored databases: `databases`, or database_url's one named `default`
+        (none when neither is set; commands that need one say so)."""
+        if self.databases:
+            return self.databases
+        if self.database_url is not None:
+            return (DatabaseSettings(name=DEFAULT_DATABASE, url=self.database_url),)
+        return ()
 
     @model_validator(mode="after")
     def _routes_name_known_checks(self) -> Settings:
