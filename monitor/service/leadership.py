@@ -7,7 +7,7 @@ import logging
 import math
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -112,8 +112,17 @@ class Leaderships:
     """
 
     def __init__(
-        self, settings: Settings, clock: Clock, names: Sequence[str], *, replica: str = ""
+        self,
+        settings: Settings,
+        clock: Clock,
+        names: Sequence[str],
+        *,
+        replica: str = "",
+        busy: Callable[[str], bool] | None = None,
     ) -> None:
+        """`names`: the monitored databases, in configuration order; `replica`: this replica's
+        tag for the take order (random if empty); `busy(name)`: whether a database's checks
+        run now on this replica, so that a hand-over never lets two replicas run them."""
         repeated = sorted({name for name in names if list(names).count(name) > 1})
         if repeated:
             raise ConfigError(f"leadership: database names repeat: {', '.join(repeated)}")
@@ -122,6 +131,8 @@ class Leaderships:
         self._keys = {name: leader_key(settings.state_schema, name) for name in names}
         self._members_key = members_key(settings.state_schema)
         self.replica = replica or secrets.token_hex(8)
+        self.names = tuple(names)
+        self._busy = busy or (lambda _name: False)
         self._order = sorted(names, key=lambda n: _rank(self.replica, n))
         self._member: WatchedConnection | None = None
         self._held: dict[str, _Held] = {}
@@ -138,6 +149,8 @@ class Leaderships:
         return name in self._led
 
     def led(self) -> frozenset[str]:
+        """The databases this replica leads now (dq_leader{database} is 1 for each of
+        `names` this holds)."""
         return self._led
 
     def backend_pids(self) -> dict[str, int]:
@@ -234,8 +247,8 @@ class Leaderships:
         others = len(view.holders.keys() - self._held.keys())
         room = (view.members - 1) * share - others
         surplus = min(len(self._held) - share, room)
-        settled = [n for n in reversed(self._order)
-                   if n in self._held and self._held[n].since < self._polls]  # fmt: skip
+        settled = [n for n in reversed(self._order) if n in self._held
+                   and self._held[n].since < self._polls and not self._busy(n)]  # fmt: skip
         for name in settled[: max(surplus, 0)]:
             self._hand_over(name, share)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -25,8 +25,10 @@ def settings(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Settings:
 def make(settings: Settings) -> Iterator[object]:
     made: list[Leaderships] = []
 
-    def replica(tag: str, names: list[str] = NAMES) -> Leaderships:
-        made.append(Leaderships(settings, SystemClock(), names, replica=tag))
+    def replica(
+        tag: str, names: list[str] = NAMES, busy: Callable[[str], bool] | None = None
+    ) -> Leaderships:
+        made.append(Leaderships(settings, SystemClock(), names, replica=tag, busy=busy))
         return made[-1]
 
     yield replica
@@ -132,6 +134,41 @@ def test_a_replica_joining_later_gets_its_share(make, db, settings):
     poll_round(db, settings, live)
     assert shares(live) == [2, 2, 2]
     assert all(len(pids) == 1 for pids in server_holders(db, settings).values())
+
+
+def test_a_lost_session_costs_exactly_its_database(make, db, settings):
+    a, b, c = make("a"), make("b"), make("c")
+    live = [a, b, c]
+    for _ in range(2):
+        poll_round(db, settings, live)
+    assert shares(live) == [2, 2, 2]
+    lost = sorted(a.led())[0]
+    kept = a.led() - {lost}
+    old_pid = a.backend_pids()[lost]
+    db.execute("SELECT pg_terminate_backend(%s, 10000)", (old_pid,))
+    b.poll()  # at its share, and a first look at the free database: b leaves it alone
+    holders = server_holders(db, settings)  # a's own view is stale until it polls
+    assert holders[lost] == []
+    assert all(len(holders[name]) == 1 for name in NAMES if name != lost), holders
+    assert lost not in b.led()
+    a.poll()  # a steps down at once, and being under its share takes it again
+    assert_one_leader_at_most(db, settings, live)
+    assert a.led() == kept | {lost}
+    assert a.backend_pids()[lost] != old_pid
+
+
+def test_a_database_whose_checks_run_is_not_handed_over(make, db, settings):
+    running: set[str] = set(NAMES)
+    lone = make("lone", busy=lambda name: name in running)
+    lone.poll()
+    assert lone.led() == frozenset(NAMES)
+    other = make("b")
+    for _ in range(2):
+        poll_round(db, settings, [other, lone])
+    assert lone.led() == frozenset(NAMES)  # every database busy: nothing moves
+    running.clear()
+    poll_round(db, settings, [lone, other])
+    assert shares([lone, other]) == [3, 3]
 
 
 def test_a_database_nobody_takes_is_led_over_share_without_flapping(make, db, settings):
