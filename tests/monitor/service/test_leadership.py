@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -247,3 +248,19 @@ def test_bad_input_is_one_clear_line(monkeypatch, settings):
     bare = Settings()
     with pytest.raises(ConfigError, match=r"^no state database: set DQ_STATE_DATABASE_URL"):
         Leaderships(bare, SystemClock(), ["a"])
+
+
+def test_the_readme_query_shows_who_holds_what(make, db, settings):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("**Many databases over many replicas.**", 1)[1]
+    query = section.split("Who holds what:", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    assert settings.state_schema == "dq_monitor"  # the names the README's example uses
+    a = make("a", names=["default", "orders"])
+    a.poll()
+    pids = a.backend_pids()
+    rows = db.execute(query).fetchall()
+    assert [(key, pid, mode) for key, pid, mode, _addr, _start in rows] == [
+        ("dq-monitor-leader:dq_monitor", pids["default"], "ExclusiveLock"),
+        ("dq-monitor-leader:dq_monitor:orders", pids["orders"], "ExclusiveLock"),
+        ("dq-monitor-members:dq_monitor", pids[""], "ShareLock"),
+    ]
