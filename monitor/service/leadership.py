@@ -155,7 +155,8 @@ class Leaderships:
 
     def backend_pids(self) -> dict[str, int]:
         """The server pid of each lock session ("" for the membership session): diagnostics."""
-        pids = {name: held.conn.info.backend_pid for name, held in self._held.items()}
+        held_now = dict(self._held)  # a copy: a poll may change it meanwhile
+        pids = {name: held.conn.info.backend_pid for name, held in held_now.items()}
         if self._member is not None and not self._member.closed:
             pids[""] = self._member.info.backend_pid
         return pids
@@ -175,20 +176,21 @@ class Leaderships:
                 for name in list(self._held):
                     self._drop(name)
                 self._close_member()
+                self._watchdog.close()
             return self._led
 
     def release(self, timeout: float = 1.0) -> None:
         """Give up every lock (closing a session releases its lock); waits at most `timeout`
         seconds for a poll in progress, then abandons its sessions instead."""
+        # First, so that a poll in progress takes nothing more and drops what it has.
+        self._released = True
         self._led = frozenset()
         if not self._lock.acquire(timeout=timeout):
             # A poll is stuck on a session that stopped answering: abandoning it wakes the
-            # poll, which drops the session itself (and `_released` stops the next one).
-            self._released = True
+            # poll, which drops the sessions itself.
             self._watchdog.interrupt()
             return
         try:
-            self._released = True
             for name in list(self._held):
                 self._drop(name)
             self._close_member()
@@ -269,7 +271,7 @@ class Leaderships:
             conn.close()
             return False
         self._held[name] = _Held(conn, self._polls)
-        self._led = frozenset(self._held)
+        self._publish()
         log.info("this replica now leads database %s and runs its checks", name,
                  extra={"database": name})  # fmt: skip
         return True
@@ -277,7 +279,7 @@ class Leaderships:
     def _hand_over(self, name: str, share: int) -> None:
         """Release a surplus lock explicitly (at once, not when the backend has ended)."""
         held = self._held[name]
-        self._led = frozenset(self._held.keys() - {name})
+        self._publish(exclude=name)  # no job of this database starts from here on
         with suppress(psycopg.Error):  # closing the session below releases it all the same
             held.conn.execute(_UNLOCK, (self._keys[name],))
         self._drop(name)
@@ -302,8 +304,12 @@ class Leaderships:
 
     def _drop(self, name: str) -> None:
         held = self._held.pop(name)
-        self._led = frozenset(self._held)
+        self._publish()
         held.conn.close()
+
+    def _publish(self, exclude: str = "") -> None:
+        """What leads() answers; nothing once released (a stuck poll may still be finishing)."""
+        self._led = frozenset() if self._released else frozenset(self._held.keys() - {exclude})
 
     def _close_member(self) -> None:
         if self._member is not None:
