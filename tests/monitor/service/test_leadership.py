@@ -241,6 +241,18 @@ def test_the_single_database_leadership_keeps_its_lock_key(settings, db):
     assert not one.is_leader
 
 
+def test_a_lock_held_by_a_previous_release_is_respected(make, db, settings):
+    # A replica of the previous release holds the single-database key and is no member.
+    key = f"dq-monitor-leader:{settings.state_schema}"
+    row = db.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()
+    assert row == (True,)
+    new = make("a", names=["default", "orders"])
+    for _ in range(3):
+        assert new.poll() == frozenset({"orders"})
+    db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+    assert new.poll() == frozenset({"default", "orders"})
+
+
 def test_bad_input_is_one_clear_line(monkeypatch, settings):
     with pytest.raises(ConfigError, match=r"^leadership: database names repeat: a$"):
         Leaderships(settings, SystemClock(), ["a", "b", "a"])
