@@ -168,7 +168,7 @@ def test_every_connection_has_client_side_bounds(monkeypatch, db_url):
     leadership = Leadership(settings, SystemClock())
     try:
         assert leadership.poll()
-        session = leadership._conn
+        session = leadership.leaderships._held["default"].conn
         assert session is not None
         params = session.info.get_parameters()
         assert {k: params.get(k) for k in expected} == expected
