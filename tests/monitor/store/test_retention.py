@@ -191,11 +191,29 @@ def test_upgrade_from_7_to_8_keeps_an_existing_store(store, db):
         "INSERT INTO dq_monitor.check_runs (check_name, started_at, finished_at, mode, status,"
         " severity, fingerprint) VALUES ('a', now(), now(), 'full', 'ok', 'warning', 'f')"
     )
-    assert store.upgrade() == 1
+    assert store.upgrade() == 2  # 8, then 9 (samples per server)
     indexes = {r[0] for r in db.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'dq_monitor'"
         " AND tablename = 'check_runs'")}  # fmt: skip
     assert {"check_runs_check_finished_idx", "check_runs_full_sweeps_idx"} <= indexes
     assert count(db, "check_runs") == 1
     version = db.execute("SELECT max(version) FROM dq_monitor.schema_version").fetchone()[0]
-    assert version == 8
+    assert version == 9
+
+
+def test_upgrade_to_9_keeps_the_pgss_samples_as_the_primarys(store, db):
+    db.execute("DROP SCHEMA dq_monitor CASCADE")
+    store_schema.upgrade(db, "dq_monitor", to=8)
+    db.execute("INSERT INTO dq_monitor.pgss_samples (sampled_at, available, statements)"
+               " VALUES (now() - interval '1 day', true, 1)")  # fmt: skip
+    db.execute("INSERT INTO dq_monitor.pgss_statements (dbid, userid, queryid, toplevel, calls)"
+               " VALUES (1, 10, 42, true, 7)")  # fmt: skip
+    assert store.upgrade() == 1
+    assert db.execute("SELECT server FROM dq_monitor.pgss_samples").fetchall() == [("primary",)]
+    assert db.execute("SELECT server, calls FROM dq_monitor.pgss_statements").fetchall() == [
+        ("primary", 7)
+    ]
+    # A standby's sample at the same instant is a row of its own.
+    db.execute("INSERT INTO dq_monitor.pgss_samples (server, sampled_at, available)"
+               " SELECT '127.0.0.1:5433', sampled_at, false FROM dq_monitor.pgss_samples")  # fmt: skip
+    assert count(db, "pgss_samples") == 2
