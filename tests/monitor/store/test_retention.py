@@ -215,5 +215,6 @@ def test_upgrade_to_9_keeps_the_pgss_samples_as_the_primarys(store, db):
     ]
     # A standby's sample at the same instant is a row of its own.
     db.execute("INSERT INTO dq_monitor.pgss_samples (server, sampled_at, available)"
-               " SELECT '127.0.0.1:5433', sampled_at, false FROM dq_monitor.pgss_samples")  # fmt: skip
+               " SELECT '127.0.0.1:5433', sampled_at, false"
+               " FROM dq_monitor.pgss_samples")  # fmt: skip
     assert count(db, "pgss_samples") == 2
