@@ -14,10 +14,19 @@ from config import QueryFailed, SetupError, format_duration
 # `replayed_at` is visible in the snapshot taken right after.
 _REPLAY = (
     "SELECT pg_is_in_recovery(), now(), pg_last_xact_replay_timestamp(),"
+    " pg_last_wal_receive_lsn()::text,"
     " pg_last_wal_receive_lsn() IS NOT NULL"
-    " AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(),"
+    " AND pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(),"
     " coalesce((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false),"
     " coalesce(host(inet_server_addr()) || ':' || inet_server_port(), 'its socket')"
+)
+# A burst after an idle spell: the standby received WAL a moment ago and is replaying it, while
+# its last replayed commit is as old as the idle spell. Replaying what it had received within
+# this many 50 ms steps (the server's own pg_sleep) makes it caught up as of the first read.
+_CATCH_UP_STEPS = 20
+_CAUGHT_UP = (
+    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
+    " OR (pg_sleep(0.05) IS NULL AND pg_last_wal_replay_lsn() >= %s::pg_lsn)"
 )
 
 
@@ -35,23 +44,25 @@ def replay_point(conn: psycopg.Connection[Any], max_lag: dt.timedelta) -> Replay
     times and the standby's now()), never ours.
 
     Idle or behind: a standby whose WAL receiver is streaming and has replayed all it
-    received is caught up (an idle primary sends nothing, so the last replayed commit ages
-    without the standby falling behind): its data is as of now(). Otherwise (replay
-    paused or slow, or the receiver not streaming, when nobody can tell what the primary
-    has) its data is as of the last replayed commit, and now() minus that is the lag.
+    received (pg_last_wal_replay_lsn() reached pg_last_wal_receive_lsn(), at once or within
+    about a second) is caught up: an idle primary sends nothing, so the last replayed
+    commit ages without the standby falling behind, and its data is as of now(). Otherwise
+    (replay paused or slow, or the receiver not streaming, when nobody can tell what the
+    primary has) its data is as of the last replayed commit, and now() minus that is the
+    lag: an upper bound, since the first commit it has not replayed may be younger.
 
     Raises SetupError when the server is not a standby, QueryFailed when it is further
     behind than `max_lag` or has replayed no transaction since it started; psycopg errors.
     """
     row = conn.execute(_REPLAY).fetchone()
     assert row is not None
-    in_recovery, now, replayed_at, received_all, streaming, where = row
+    in_recovery, now, replayed_at, received, replayed_all, streaming, where = row
     if not in_recovery:
         raise SetupError(
             f'check_on = "standby": the server at {where} is not a standby (not in recovery; '
             "promoted?); point the database's first standby_urls entry at a hot standby"
         )
-    if streaming and received_all:
+    if streaming and received is not None and (replayed_all or _catches_up(conn, received)):
         return Replay(now, dt.timedelta(0), caught_up=True)
     if replayed_at is None:
         raise QueryFailed(
@@ -68,6 +79,14 @@ def replay_point(conn: psycopg.Connection[Any], max_lag: dt.timedelta) -> Replay
             f"than max_replay_lag {format_duration(max_lag)}; its data is not judged"
         )
     return Replay(replayed_at, lag, caught_up=False)
+
+
+def _catches_up(conn: psycopg.Connection[Any], received: str) -> bool:
+    for _ in range(_CATCH_UP_STEPS):
+        row = conn.execute(_CAUGHT_UP, (received, received)).fetchone()
+        if row and row[0]:
+            return True
+    return False
 
 
 def _whole(delta: dt.timedelta) -> dt.timedelta:
