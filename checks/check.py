@@ -212,7 +212,14 @@ class Probe(ABC):
                 f"check {who}: {what}; set tables.schema_name and the tables.* names in the "
                 'config file to match your database (see "Configuration" in the README)'
             )
-        return QueryFailed(f"check {who}: {what}")
+        conflict = _RECOVERY_CONFLICT if pgerrors.is_recovery_conflict(exc) else ""
+        return QueryFailed(f"check {who}: {what}{conflict}")
+
+
+_RECOVERY_CONFLICT = (
+    ": the standby replayed WAL the check's snapshot still needed; set hot_standby_feedback = "
+    'on or raise max_standby_streaming_delay on the standby (see "Standbys" in the README)'
+)
 
 
 class SingleCheckProbe(Check, Probe):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import psycopg
@@ -128,3 +129,38 @@ def _wait_until_standby_clock_passes(pair: StandbyPair, at, *, seconds: float) -
                 return
             time.sleep(0.05)
     pytest.fail(f"the standby's clock did not pass {at} + {seconds}s")
+
+
+def test_a_replay_conflict_is_an_error_that_says_what_to_set(
+    standby_pair, standby_db, monkeypatch, tmp_path
+):
+    config = tmp_path / "dq-monitor.toml"
+    slow = "SELECT run_id FROM run_metadata, pg_sleep(30) WHERE random() < 0"
+    config.write_text(f'[[checks.custom]]\nname = "slow"\nsql = "{slow}"\n')
+    monkeypatch.setenv("DQ_CONFIG", str(config))
+    on_standby(standby_pair, standby_db, monkeypatch)
+    standby_pair.set_standby("max_standby_streaming_delay", "0")  # cancel at the first conflict
+    found: dict = {}
+    worker = threading.Thread(
+        target=lambda: found.update(run_checks(load_settings(), "slow")), daemon=True
+    )
+    worker.start()
+    with psycopg.connect(standby_pair.standby_url(standby_db), autocommit=True) as conn:
+        for _ in range(1200):
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                               " AND query LIKE '%%pg_sleep(30)%%' AND pid <> pg_backend_pid()"
+                               ).fetchone()  # fmt: skip
+            if row and row[0]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the slow check never started on the standby: {found}")
+    with primary(standby_pair, standby_db) as db, db.transaction():
+        # Replaying this lock must wait for the check's lock on the standby: a conflict.
+        db.execute("LOCK TABLE run_metadata IN ACCESS EXCLUSIVE MODE")
+    worker.join(60)
+    assert not worker.is_alive(), "the check was not cancelled by the replay conflict"
+    result = found["slow"]
+    assert result.status is Status.ERROR
+    assert "conflict with recovery" in result.error
+    assert "hot_standby_feedback = on" in result.error

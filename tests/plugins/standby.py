@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -30,6 +30,7 @@ class StandbyPair:
 
     primary: EmbeddedPostgres
     standby: EmbeddedPostgres
+    _changed: set[str] = field(default_factory=set)
 
     def primary_url(self, dbname: str = "postgres") -> str:
         return self.primary.url(dbname)
@@ -89,6 +90,14 @@ class StandbyPair:
             "the standby did not receive the primary's WAL",
         )  # fmt: skip
 
+    def set_standby(self, name: str, value: str) -> None:
+        """A reloadable setting of the standby's (ALTER SYSTEM there; restore() resets it)."""
+        with psycopg.connect(self.standby_url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                sql.Identifier(name), sql.Literal(value)))  # fmt: skip
+            conn.execute("SELECT pg_reload_conf()")
+        self._changed.add(name)
+
     def restart_standby(self, *, preload: tuple[str, ...] | None = None) -> None:
         self.standby.stop()
         self.standby.start(preload=preload)
@@ -97,6 +106,14 @@ class StandbyPair:
         """Streaming again with pg_stat_statements, replay running, caught up."""
         if not self.standby.is_running():
             self.standby.start()
+        if self._changed:
+            # One by one: RESET ALL would drop primary_conninfo, which pg_basebackup -R wrote
+            # to the same postgresql.auto.conf.
+            with psycopg.connect(self.standby_url(), autocommit=True) as conn:
+                for name in sorted(self._changed):
+                    conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+                conn.execute("SELECT pg_reload_conf()")
+            self._changed.clear()
         with psycopg.connect(self.standby_url(), autocommit=True) as conn:
             loaded = _one(conn, "SELECT current_setting('shared_preload_libraries')")
             paused = _one(conn, "SELECT pg_get_wal_replay_pause_state()")
