@@ -96,6 +96,23 @@ def test_old_rows_are_deleted_and_newer_ones_kept(store, db):
     assert result.summary().startswith(f"pruned 125 rows older than {result.cutoff:%Y-%m-%d}")
 
 
+def test_each_server_keeps_its_newest_sample_before_the_cutoff(store, db):
+    db.execute(
+        "INSERT INTO dq_monitor.pgss_samples (server, sampled_at, available)"
+        " SELECT s, now() - make_interval(days => d), true"
+        " FROM unnest('{primary,primary,primary,10.0.0.2:5432,10.0.0.2:5432}'::text[],"
+        "             '{120,110,1,130,125}'::int[]) AS x(s, d)"
+    )
+    result = store.prune(KEEP, EVIDENCE, batch_size=1)
+    kept = db.execute(
+        "SELECT server, round(extract(epoch FROM now() - sampled_at) / 86400)::int"
+        " FROM dq_monitor.pgss_samples ORDER BY 1, 2"
+    ).fetchall()
+    # The standby's only samples are old: its newest still starts a window after the cutoff.
+    assert kept == [("10.0.0.2:5432", 125), ("primary", 1), ("primary", 110)]
+    assert result.deleted["pgss_samples"] == 2
+
+
 def test_pending_messages_are_never_deleted_however_old(store, db):
     for i in range(5):
         add_message(db, f"p{i}", "pending", 400 + i)
