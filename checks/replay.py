@@ -24,10 +24,7 @@ _REPLAY = (
 # its last replayed commit is as old as the idle spell. Replaying what it had received within
 # this many 50 ms steps (the server's own pg_sleep) makes it caught up as of the first read.
 _CATCH_UP_STEPS = 20
-_CAUGHT_UP = (
-    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
-    " OR (pg_sleep(0.05) IS NULL AND pg_last_wal_replay_lsn() >= %s::pg_lsn)"
-)
+_CAUGHT_UP = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,8 @@ def replay_point(conn: psycopg.Connection[Any], max_lag: dt.timedelta) -> Replay
 
 def _catches_up(conn: psycopg.Connection[Any], received: str) -> bool:
     for _ in range(_CATCH_UP_STEPS):
-        row = conn.execute(_CAUGHT_UP, (received, received)).fetchone()
+        conn.execute("SELECT pg_sleep(0.05)")
+        row = conn.execute(_CAUGHT_UP, (received,)).fetchone()
         if row and row[0]:
             return True
     return False

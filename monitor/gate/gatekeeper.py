@@ -211,7 +211,9 @@ class Gatekeeper:
         self, now: dt.datetime, window_start: dt.datetime, target: Target
     ) -> list[tuple[str, dict[str, Any]]]:
         """Each standby's readers verdict, sampled like the primary's. One that cannot be
-        read is unknown (and its sample unavailable, so its coverage restarts), never none."""
+        read is unknown, never none, and is recorded as an unavailable sample; once it can be
+        read again its statistics are compared with its last readable sample, whose counters
+        the store kept."""
         found: list[tuple[str, dict[str, Any]]] = []
         for standby in standbys.open_standbys(self.settings, self.clock):
             failure: list[str] = []
