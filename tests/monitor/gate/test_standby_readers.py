@@ -112,3 +112,22 @@ def test_a_standby_without_pg_stat_statements_makes_the_readers_unknown(gate_pai
     assert f"standby {gate_pair.standby_address}" in readers["reason"]
     assert "shared_preload_libraries" in readers["reason"]
 
+
+
+def test_migrate_refuses_while_a_standby_has_a_reader(gate_pair, standby_db, capsys):
+    code, report = gate(capsys)
+    assert report["decision"] == "open", report["evidence"]["readers"]
+    reader = psycopg.conninfo.make_conninfo(gate_pair.standby_url(standby_db),
+                                            user="dashboard_app")  # fmt: skip
+    with psycopg.connect(reader) as conn:
+        conn.execute(READER).fetchall()
+
+    code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice")
+    assert code == 1, out + err
+    assert "refused: the gate is blocked (readers: 1 statement by dashboard_app on standby" in err
+    with psycopg.connect(gate_pair.primary_url(standby_db)) as conn:
+        columns = conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'run_metadata'::regclass"
+            " AND attname IN ('completed_workers', 'failed_workers') AND NOT attisdropped"
+        ).fetchone()
+    assert columns == (2,)
