@@ -261,7 +261,7 @@ class Measures:
 
     def gate(self) -> None:
         app = self.app
-        self.last_gate = Gatekeeper(app.settings, app.store, app.pipeline.source, app.clock
+        self.last_gate = Gatekeeper(app.settings, app.store, app.primary, app.clock
                                     ).evaluate()  # fmt: skip
 
     def rounds(self, repeat: int, label: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from config import ConfigError, Settings
+from config import CheckOn, ConfigError, Settings
 
 from .check import Check, CheckEnv, Probe
 from .consistency import ConsistencyPart, ConsistencyProbe
@@ -13,12 +13,16 @@ from .registry import REGISTRY
 
 
 def check_env(settings: Settings) -> CheckEnv:
+    # The first monitored database's: one App per database (monitor.fleet) gives each its own.
+    monitored = settings.monitored()
+    on_standby = bool(monitored) and monitored[0].check_on is CheckOn.STANDBY
     return CheckEnv(
         tables=settings.tables,
         sample_limit=settings.sample_limit,
         settle_time=settings.settle_time,
         statement_timeout=settings.statement_timeout,
         chunk_rows=settings.sweep_chunk_rows,
+        max_replay_lag=monitored[0].max_replay_lag if on_standby else None,
     )
 
 

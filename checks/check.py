@@ -43,6 +43,9 @@ class CheckEnv:
     statement_timeout: dt.timedelta
     #: Full sweeps over more partition rows than this run in ranges of runs, one statement each.
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    #: Set when the checks run on a hot standby (check_on = "standby"): how far behind the
+    #: primary its data may be (checks.replay).
+    max_replay_lag: dt.timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class Probe(ABC):
         or QueryFailed; all keep the psycopg error as their cause.
         """
         try:
-            with snapshot(conn, self.env.statement_timeout) as snap:
+            with snapshot(conn, self.env.statement_timeout, self.env.max_replay_lag) as snap:
                 return self._evaluate(snap, window)
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
@@ -209,7 +212,14 @@ class Probe(ABC):
                 f"check {who}: {what}; set tables.schema_name and the tables.* names in the "
                 'config file to match your database (see "Configuration" in the README)'
             )
-        return QueryFailed(f"check {who}: {what}")
+        conflict = _RECOVERY_CONFLICT if pgerrors.is_recovery_conflict(exc) else ""
+        return QueryFailed(f"check {who}: {what}{conflict}")
+
+
+_RECOVERY_CONFLICT = (
+    ": the standby replayed WAL the check's snapshot still needed; set hot_standby_feedback = "
+    'on or raise max_standby_streaming_delay on the standby (see "Standbys" in the README)'
+)
 
 
 class SingleCheckProbe(Check, Probe):

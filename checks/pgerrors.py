@@ -40,6 +40,16 @@ def is_connection_loss(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.InterfaceError)
 
 
+def is_recovery_conflict(exc: BaseException) -> bool:
+    """A hot standby cancelled the query because replaying the primary's WAL needed what it
+    held (rows vacuumed away, a lock): SQLSTATE 40001 or 40P01, "conflict with recovery"."""
+    return (
+        isinstance(exc, psycopg.Error)
+        and exc.sqlstate in ("40001", "40P01")
+        and "conflict with recovery" in (exc.diag.message_primary or "")
+    )
+
+
 # A text value the client encoding (always UTF8, see monitor/db/connections.py) cannot carry.
 _ENCODING_SQLSTATES = {"22021", "22P05"}  # character_not_in_repertoire, untranslatable
 

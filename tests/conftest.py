@@ -5,7 +5,7 @@ from hypothesis import settings
 # Registers the built-in checks, which validating settings needs (see checks/registry.py).
 import checks  # noqa: F401
 
-pytest_plugins = ["tests.plugins.database", "tests.plugins.alertmanager"]
+pytest_plugins = ["tests.plugins.database", "tests.plugins.alertmanager", "tests.plugins.standby"]
 
 # Two cores shared with other work: a slow example is the machine, not the code under test.
 settings.register_profile("dq-monitor", deadline=None)

@@ -50,7 +50,7 @@ def evaluate_gate(at: dt.datetime, **env: str) -> GateReport:
             patch.setenv(key, value)
         app = App.open(load_settings(), clock=FakeClock(at))
     try:
-        return Gatekeeper(app.settings, app.store, app.pipeline.source, app.clock).evaluate(now=at)
+        return Gatekeeper(app.settings, app.store, app.primary, app.clock).evaluate(now=at)
     finally:
         app.close()
 

@@ -62,7 +62,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     app = App.open(settings, clock=args.clock, alerts=False)
     try:
         migrator = migrator_for(
-            app.settings, app.store, app.pipeline.source, app.clock, plan,
+            app.settings, app.store, app.primary, app.clock, plan,
             progress=lambda line: print(line, flush=True),
         )  # fmt: skip
         if args.apply:
@@ -83,7 +83,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
     try:
         reports = [
-            Gatekeeper(app.settings, app.store, app.pipeline.source, app.clock, plan=name)
+            Gatekeeper(app.settings, app.store, app.primary, app.clock, plan=name)
             .evaluate()
             for name in names
         ]

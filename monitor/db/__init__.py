@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from .connections import ConnectionSource, connect
 from .inspector import Inspector
-from .targets import Target, safe_target, secrets_of, store_setting, translate
+from .targets import (
+    Target,
+    safe_target,
+    secrets_of,
+    server_address,
+    store_setting,
+    translate,
+)
 from .watchdog import Watchdog, WatchedConnection, reply_limit
 
 __all__ = [
@@ -17,6 +24,7 @@ __all__ = [
     "reply_limit",
     "safe_target",
     "secrets_of",
+    "server_address",
     "store_setting",
     "translate",
 ]

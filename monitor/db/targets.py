@@ -86,6 +86,16 @@ def safe_target(url: SecretStr) -> str:
     return f"{host}{port}/{parsed.get('dbname') or '(default)'}"
 
 
+def server_address(url: SecretStr) -> str:
+    """host:port of a URL or `key=value` string: how a report names a server (no database,
+    user or password)."""
+    parsed = parse_conninfo(url.get_secret_value())
+    if parsed is None:
+        return "(unparsable URL)"
+    host = parsed.get("host") or parsed.get("hostaddr") or "localhost"
+    return f"{host}:{parsed.get('port') or 5432}"
+
+
 def translate(exc: psycopg.Error, target: Target, action: str) -> DqError:
     """Turn a psycopg error raised while `action` into the exception tree, secrets removed.
 

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,31 @@ class EmbeddedPostgres:
             "--encoding=UTF8", "--locale=C", "--no-sync",
         )  # fmt: skip
 
-    def start(self, *, wait_seconds: int = 60) -> None:
-        """Start the server (with pg_stat_statements preloaded) and wait until it accepts."""
+    def init_standby(self, primary: EmbeddedPostgres) -> None:
+        """Make the data directory (once) a streaming standby of `primary`: pg_basebackup -R
+        writes standby.signal and primary_conninfo; initdb's pg_hba already trusts
+        replication connections on loopback. Raises RuntimeError when the backup fails."""
+        if self._user is not None:
+            self._prepare_for(self._user)
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        self._run(
+            "pg_basebackup", "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(primary.port),
+            "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync",
+        )  # fmt: skip
+
+    def start(self, *, wait_seconds: int = 60, preload: Sequence[str] | None = None) -> None:
+        """Start the server (with pg_stat_statements preloaded unless `preload` lists other
+        libraries) and wait until it accepts."""
         fast = [] if self.durable else [
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
         ]  # fmt: skip
+        libraries = ",".join(("pg_stat_statements",) if preload is None else preload)
         options = " ".join([
             "-h 127.0.0.1", f"-p {self.port}", f"-k {self.socket_dir}",
-            "-c shared_preload_libraries=pg_stat_statements", "-c max_connections=300", *fast,
+            f"-c shared_preload_libraries='{libraries}'", "-c max_connections=300", *fast,
         ])  # fmt: skip
         self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w",

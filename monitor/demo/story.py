@@ -90,7 +90,7 @@ class GateStory:
             if not retired and elapsed >= retire_at:
                 retired = self._retire()
             try:
-                report = Gatekeeper(app.settings, app.store, app.pipeline.source,
+                report = Gatekeeper(app.settings, app.store, app.primary,
                                     app.clock).evaluate()  # fmt: skip
             except DqError as exc:
                 self.say(f"gate evaluation failed: {exc}")
@@ -127,7 +127,7 @@ class GateStory:
         self.say("the gate is open: applying drop_counter_columns (checks paused: counter_writes "
                  "reads the columns it drops)")  # fmt: skip
         migrator = Migrator(
-            app.settings, app.store, app.pipeline.source, app.clock, make_plan(app.settings, None),
+            app.settings, app.store, app.primary, app.clock, make_plan(app.settings, None),
             progress=lambda line: self.say(f"  migrate: {line}"),
         )  # fmt: skip
         try:

@@ -8,15 +8,25 @@ from typing import Any
 
 from alerts import Clock
 from checks import Check, all_checks
-from config import Settings, format_duration
+from config import DqError, Settings, format_duration
 from monitor.db import ConnectionSource
-from monitor.gate import evidence, pgss
+from monitor.gate import evidence, pgss, standbys
 from monitor.gate.flags_plan import constraint_evidence
 from monitor.gate.names import DROP_COUNTER_COLUMNS
 from monitor.gate.plans import plan_spec, service_key
 from monitor.gate.rules import GateRules, ResolvedRules, resolve
+from monitor.gate.sqlreads import Target
 from monitor.gate.verdict import Finding, GateReport, Pending, Streak, analyse, decide, plural
-from monitor.store import GateHistory, PgssSamples, RunRecord, Sample, Silence, Silences, StateStore
+from monitor.store import (
+    PRIMARY_SERVER,
+    GateHistory,
+    PgssSamples,
+    RunRecord,
+    Sample,
+    Silence,
+    Silences,
+    StateStore,
+)
 
 
 def typical_interval(check: Check, now: dt.datetime) -> dt.timedelta:
@@ -31,7 +41,8 @@ class Gatekeeper:
     checks, the defaults, and (unless this is the service) the rules the service last
     recorded; weaker ones apply only with gate.accept_weaker_settings (see gate_rules).
     History and samples come from `store`; the evidence from `source`, the monitored
-    database.
+    database's primary, and the reader evidence also from each of its standbys
+    (standby_urls), whose pg_stat_statements the primary cannot see.
     """
 
     def __init__(
@@ -172,7 +183,10 @@ class Gatekeeper:
             with source.connection("reading pg_stat_statements") as conn:
                 return pgss.snapshot(conn, self.settings, target)
 
-        snap, coverage = self._pgss_sample(now, window_start, read)
+        snap, coverage = self._pgss_sample(PRIMARY_SERVER, now, window_start, read)
+        readers = standbys.combine(
+            pgss.verdict(snap, coverage, blind), self._standby_readers(now, window_start, target)
+        )
         table, columns = evidence.deprecated_columns(self.settings)
         return {
             "columns": {"status": "present" if present else "dropped",
@@ -182,7 +196,7 @@ class Gatekeeper:
                              "reason": "; ".join(f"{o} {w}" for o, w in deps) or "no catalog "
                              "object uses the columns or reads whole rows of the table",
                              "objects": list(dict.fromkeys(o for o, _ in deps))},
-            "readers": pgss.verdict(snap, coverage, blind),
+            "readers": readers,
             "writers": _writers(history.get("counter_writes"), window_start, now,
                                 self.gate.checks, self._writer_lookback(now)),
         }  # fmt: skip
@@ -193,27 +207,64 @@ class Gatekeeper:
             return dt.timedelta(0)
         return typical_interval(writes[0], now) * self.gate.max_gap_intervals
 
+    def _standby_readers(
+        self, now: dt.datetime, window_start: dt.datetime, target: Target
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Each standby's readers verdict, sampled like the primary's. One that cannot be
+        read is unknown, never none, and is recorded as an unavailable sample; once it can be
+        read again its statistics are compared with its last readable sample, whose counters
+        the store kept."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        for standby in standbys.open_standbys(self.settings, self.clock):
+            failure: list[str] = []
+
+            def read(
+                source: ConnectionSource = standby.source, failure: list[str] = failure
+            ) -> pgss.Snapshot:
+                try:
+                    with source.connection("reading pg_stat_statements") as conn:
+                        return pgss.snapshot(conn, self.settings, target)
+                except DqError as exc:
+                    failure.append(str(exc))
+                    return pgss.Snapshot(available=False)
+
+            try:
+                snap, coverage = self._pgss_sample(standby.server, now, window_start, read)
+            finally:
+                standby.source.close()
+            if failure:
+                item = standbys.unreadable(standby.server, failure[0])
+            elif not snap.available:
+                item = standbys.unreadable(
+                    standby.server, "pg_stat_statements_info cannot be read there"
+                )
+            else:
+                item = standbys.on_standby(standby.server, pgss.verdict(snap, coverage))
+            found.append((standby.server, item))
+        return found
+
     def _pgss_sample(
-        self, now: dt.datetime, window_start: dt.datetime, read: Callable[[], pgss.Snapshot]
-    ) -> tuple[pgss.Snapshot, pgss.Coverage]:
+        self, server: str, now: dt.datetime, window_start: dt.datetime,
+        read: Callable[[], pgss.Snapshot],
+    ) -> tuple[pgss.Snapshot, pgss.Coverage]:  # fmt: skip
         """Sample pg_stat_statements (under a lock, so evaluations take turns), compare every
         statement's calls with the previous sample, record both; return the sample at window
         start and the statements lost since."""
         with PgssSamples(self.store).turn() as turn:
             snap = read()
-            previous = turn.counters(snap.dbid)
+            previous = turn.counters(server, snap.dbid)
             # Without the extension nothing was read: that is not a statement lost.
             count, detail = (pgss.lost(previous, snap.counters, snap.roles)
                              if snap.available else (0, ""))  # fmt: skip
             statements = len(snap.counters) if snap.available else None
             sample = Sample(snap.available, snap.dealloc, snap.stats_reset, statements)
-            turn.record(now, sample, count, detail or None)
+            turn.record(server, now, sample, count, detail or None)
             if snap.available:
-                turn.replace_counters(snap.dbid, snap.counters)
-            baseline = turn.baseline(window_start)
+                turn.replace_counters(server, snap.dbid, snap.counters)
+            baseline = turn.baseline(server, window_start)
             whole = baseline is not None and baseline.available and baseline.statements is not None
-            since = None if whole else turn.coverage_start(window_start)
-            lost = turn.losses(window_start, now)
+            since = None if whole else turn.coverage_start(server, window_start)
+            lost = turn.losses(server, window_start, now)
         if count:  # lost since the previous sample: perhaps inside the window, so counted
             lost.append((now, count, detail))
         return snap, pgss.Coverage(baseline, lost, since)
@@ -225,8 +276,12 @@ def _found(name: str, item: dict[str, Any]) -> Finding:
         return Finding("dependency", item["reason"])
     statements = item.get("statements") or []
     roles = ", ".join(dict.fromkeys(str(s["role"]) for s in statements)) or "unknown roles"
-    brief = (f"readers: {plural(len(statements), 'statement')} by {roles} could read the "
-             "counters")  # fmt: skip
+    servers = ", ".join(dict.fromkeys(str(s["server"]) for s in statements if "server" in s))
+    on_primary = any("server" not in s for s in statements)
+    where = (f" on {'the primary and ' if on_primary else ''}standby {servers}"
+             if servers else "")  # fmt: skip
+    brief = (f"readers: {plural(len(statements), 'statement')} by {roles}{where} could read "
+             "the counters")  # fmt: skip
     return Finding("reader", item["reason"], count=len(statements), brief=brief)
 
 

@@ -17,6 +17,7 @@ from config import GateError, Settings, format_duration
 from monitor.db import ConnectionSource, Target, connect, translate
 from monitor.gate.gatekeeper import Gatekeeper
 from monitor.gate.names import DROP_COUNTER_COLUMNS
+from monitor.gate.standbys import gated_database
 from monitor.gate.verdict import Decision, GateReport
 from monitor.store import AuditStart, MigrationAudit, StateStore
 
@@ -64,8 +65,9 @@ class GuardedMigration:
     @contextmanager
     def _connect(self) -> Iterator[psycopg.Connection[Any]]:
         """The owner's session; a psycopg error anywhere in it leaves translated."""
-        url = self.settings.database_url
-        assert url is not None
+        database = gated_database(self.settings)
+        assert database is not None  # App.open refused to start without one
+        url = database.url
         target = Target(url, "database", "DQ_DATABASE_URL")
         try:
             with connect(url, purpose="database",

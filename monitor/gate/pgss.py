@@ -27,7 +27,8 @@ HIDDEN = "<insufficient privilege>"
 # What no evidence here can see; the gate report prints it under the readers.
 UNDETECTABLE = (
     "dynamic SQL assembled at run time (EXECUTE of concatenated strings or format()); readers "
-    "on replicas and logical-replication subscribers; statements inside functions unless "
+    "on replicas not listed in the database's standby_urls and on logical-replication "
+    "subscribers; statements inside functions unless "
     "pg_stat_statements.track = all (their bodies are read from the catalog instead); a "
     "statement first run and then reset between two samples; superuser sessions that turn "
     "tracking off for themselves; a statement that copies one of dq-monitor's own exactly"

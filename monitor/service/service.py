@@ -266,7 +266,7 @@ class Service:
         for plan in PLANS:
             try:
                 report = Gatekeeper(
-                    app.settings, app.store, app.pipeline.source, app.clock, as_service=True,
+                    app.settings, app.store, app.primary, app.clock, as_service=True,
                     plan=plan,
                 ).evaluate()  # fmt: skip
                 # The settings too: a `gate` or `migrate` run elsewhere is held to them.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .audit import AppliedMigration, AuditStart, MigrationAudit
 from .gate_history import GateHistory, RunRecord
-from .pgss_samples import Counters, PgssSamples, Sample
+from .pgss_samples import PRIMARY_SERVER, Counters, PgssSamples, Sample
 from .retention import PRUNED, PruneResult
 from .retention import SERVICE_KEY as RETENTION_KEY
 from .rows import (
@@ -23,6 +23,7 @@ from .tables import STATE_TABLES, qualified
 __all__ = [
     "DURATION_BUCKETS",
     "LATEST_VERSION",
+    "PRIMARY_SERVER",
     "PRUNED",
     "RETENTION_KEY",
     "STATE_TABLES",

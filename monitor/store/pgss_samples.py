@@ -1,4 +1,4 @@
-"""The gate's pg_stat_statements samples: one row per evaluation, the latest counters kept."""
+"""The gate's pg_stat_statements samples: one row per evaluation and server, latest counters."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from monitor.store.tables import qualified
 
 if TYPE_CHECKING:  # the row types stay importable without the store's dependencies
     from monitor.store.state_store import StateStore
+
+#: The server name of the primary's samples; a standby's are named by its host:port.
+PRIMARY_SERVER = "primary"
 
 # (userid, dbid, queryid, toplevel) -> (calls, stats_since)
 Counters = dict[tuple[int, int, int, bool], tuple[int, dt.datetime | None]]
@@ -51,75 +54,83 @@ class PgssSamples:
 
 
 class SamplingTurn:
-    """The sample tables inside one evaluation's locked transaction."""
+    """The sample tables inside one evaluation's locked transaction; every method takes the
+    server (PRIMARY_SERVER or a standby's host:port) whose statistics the rows describe."""
 
     def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
         self.conn = conn
         self.samples = qualified(schema, "pgss_samples")
         self.statements = qualified(schema, "pgss_statements")
 
-    def counters(self, dbid: int) -> Counters:
+    def counters(self, server: str, dbid: int) -> Counters:
         """The per-statement counters the previous sample of this database kept."""
         rows = self.conn.execute(
             sql.SQL("SELECT userid, dbid, queryid, toplevel, calls, stats_since FROM {}"
-                    " WHERE dbid = %s").format(self.statements), (dbid,),
+                    " WHERE server = %s AND dbid = %s").format(self.statements), (server, dbid),
         ).fetchall()  # fmt: skip
         return {(r[0], r[1], r[2], r[3]): (r[4], r[5]) for r in rows}
 
-    def record(self, at: dt.datetime, sample: Sample, lost: int, detail: str | None) -> None:
+    def record(
+        self, server: str, at: dt.datetime, sample: Sample, lost: int, detail: str | None
+    ) -> None:
         """Keep this evaluation's sample (a second one at the same instant is dropped)."""
         self.conn.execute(
-            sql.SQL("INSERT INTO {} (sampled_at, available, dealloc, stats_reset, statements,"
-                    " lost, lost_detail) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            sql.SQL("INSERT INTO {} (server, sampled_at, available, dealloc, stats_reset,"
+                    " statements, lost, lost_detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT DO NOTHING").format(self.samples),
-            (at, sample.available, sample.dealloc, sample.stats_reset, sample.statements, lost,
-             detail),
+            (server, at, sample.available, sample.dealloc, sample.stats_reset,
+             sample.statements, lost, detail),
         )  # fmt: skip
 
-    def replace_counters(self, dbid: int, counters: Counters) -> None:
+    def replace_counters(self, server: str, dbid: int, counters: Counters) -> None:
         """Replace this database's per-statement counters with the new sample's."""
         keys = list(counters)
         table = self.statements
-        self.conn.execute(sql.SQL("DELETE FROM {} WHERE dbid = %s").format(table), (dbid,))
+        self.conn.execute(sql.SQL("DELETE FROM {} WHERE server = %s AND dbid = %s").format(table),
+                          (server, dbid))  # fmt: skip
         self.conn.execute(
-            sql.SQL("INSERT INTO {} (userid, dbid, queryid, toplevel, calls, stats_since)"
-                    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[],"
+            sql.SQL("INSERT INTO {} (server, userid, dbid, queryid, toplevel, calls, stats_since)"
+                    " SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[],"
                     " %s::boolean[], %s::bigint[], %s::timestamptz[])").format(table),
-            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+            (server, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
              [k[3] for k in keys], [counters[k][0] for k in keys],
              [counters[k][1] for k in keys]),
         )  # fmt: skip
 
-    def baseline(self, at: dt.datetime) -> Sample | None:
+    def baseline(self, server: str, at: dt.datetime) -> Sample | None:
         """The latest sample taken at or before `at`, if any."""
         row = self.conn.execute(
             sql.SQL("SELECT available, dealloc, stats_reset, statements FROM {} WHERE"
-                    " sampled_at <= %s ORDER BY sampled_at DESC LIMIT 1").format(self.samples),
-            (at,),
+                    " server = %s AND sampled_at <= %s ORDER BY sampled_at DESC LIMIT 1"
+                    ).format(self.samples),
+            (server, at),
         ).fetchone()  # fmt: skip
         return Sample(bool(row[0]), row[1], row[2], row[3]) if row else None
 
-    def coverage_start(self, after: dt.datetime) -> tuple[dt.datetime, Sample] | None:
+    def coverage_start(self, server: str, after: dt.datetime) -> tuple[dt.datetime, Sample] | None:
         """The first sample after `after` with per-statement counters and none without them
         since: where coverage began when no sample from before `after` holds it."""
         row = self.conn.execute(
             sql.SQL("SELECT sampled_at, available, dealloc, stats_reset, statements FROM {0}"
-                    " WHERE sampled_at > %(after)s AND available AND statements IS NOT NULL"
+                    " WHERE server = %(server)s AND sampled_at > %(after)s AND available"
+                    " AND statements IS NOT NULL"
                     " AND sampled_at > coalesce((SELECT max(sampled_at) FROM {0}"
-                    "  WHERE sampled_at > %(after)s"
+                    "  WHERE server = %(server)s AND sampled_at > %(after)s"
                     "  AND NOT (available AND statements IS NOT NULL)), '-infinity')"
                     " ORDER BY sampled_at LIMIT 1").format(self.samples),
-            {"after": after},
+            {"server": server, "after": after},
         ).fetchone()  # fmt: skip
         return (row[0], Sample(bool(row[1]), row[2], row[3], row[4])) if row else None
 
-    def losses(self, after: dt.datetime, now: dt.datetime) -> list[tuple[dt.datetime, int, str]]:
+    def losses(
+        self, server: str, after: dt.datetime, now: dt.datetime
+    ) -> list[tuple[dt.datetime, int, str]]:
         """(sampled at, how many, whose) for every sample after `after` (but not `now`'s own)
         that found statements lost."""
         rows = self.conn.execute(
             sql.SQL("SELECT sampled_at, lost, coalesce(lost_detail, '') FROM {}"
-                    " WHERE sampled_at > %s AND sampled_at <> %s AND lost > 0"
+                    " WHERE server = %s AND sampled_at > %s AND sampled_at <> %s AND lost > 0"
                     " ORDER BY sampled_at").format(self.samples),
-            (after, now),
+            (server, after, now),
         ).fetchall()  # fmt: skip
         return [(r[0], int(r[1]), str(r[2])) for r in rows]

@@ -149,22 +149,19 @@ class Pruner:
         self._by_key("silences", query, {"cutoff": cutoff})
 
     def pgss_samples(self, cutoff: dt.datetime) -> None:
-        """Samples before `cutoff` but the latest of them: a window starting after the cutoff
-        still finds the sample it starts from."""
-        table = self.t("pgss_samples")
-        row = self.conn.execute(
-            sql.SQL("SELECT max(sampled_at) FROM {} WHERE sampled_at <= %s").format(table),
-            (cutoff,),
-        ).fetchone()
-        if row is None or row[0] is None:
-            return
+        """Samples before `cutoff` but each server's latest of them: a window starting after
+        the cutoff still finds the sample it starts from, on the primary and every standby."""
         query = sql.SQL(
-            "WITH gone AS (DELETE FROM {p} WHERE sampled_at IN (SELECT sampled_at FROM {p}"
-            " WHERE sampled_at < %(before)s ORDER BY sampled_at LIMIT %(n)s) RETURNING 1)"
+            "WITH keep AS (SELECT server, max(sampled_at) AS at FROM {p}"
+            " WHERE sampled_at <= %(cutoff)s GROUP BY server),"
+            " doomed AS (SELECT p.server, p.sampled_at FROM {p} p JOIN keep USING (server)"
+            " WHERE p.sampled_at < keep.at ORDER BY p.sampled_at LIMIT %(n)s),"
+            " gone AS (DELETE FROM {p} WHERE (server, sampled_at) IN (SELECT * FROM doomed)"
+            " RETURNING 1)"
             " SELECT count(*) FROM gone"
-        ).format(p=table)
+        ).format(p=self.t("pgss_samples"))
         while True:
-            n = self._batch(query, {"before": row[0], "n": self.batch_size})[0]
+            n = self._batch(query, {"cutoff": cutoff, "n": self.batch_size})[0]
             if not self._count("pgss_samples", n):
                 return
 

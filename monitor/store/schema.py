@@ -253,6 +253,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         DROP INDEX {s}.check_runs_started_at_idx;
         """,
     ),
+    (
+        "pg_stat_statements samples per server: the primary and each hot standby",
+        """
+        -- Statistics are per server, so is their coverage. Every existing row is the
+        -- primary's; a standby's rows are named by its host:port.
+        ALTER TABLE {s}.pgss_samples ADD COLUMN server text NOT NULL DEFAULT 'primary';
+        ALTER TABLE {s}.pgss_samples DROP CONSTRAINT pgss_samples_pkey,
+            ADD PRIMARY KEY (server, sampled_at);
+        ALTER TABLE {s}.pgss_statements ADD COLUMN server text NOT NULL DEFAULT 'primary';
+        ALTER TABLE {s}.pgss_statements DROP CONSTRAINT pgss_statements_pkey,
+            ADD PRIMARY KEY (server, dbid, userid, queryid, toplevel);
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

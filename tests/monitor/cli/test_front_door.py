@@ -191,7 +191,7 @@ def test_the_migration_session_translates_every_psycopg_error(monkeypatch, db_ur
     settings = load_settings()
     app = App.open(settings, clock=SystemClock(), alerts=False)
     try:
-        migrator = Migrator(app.settings, app.store, app.pipeline.source, app.clock,
+        migrator = Migrator(app.settings, app.store, app.primary, app.clock,
                             make_plan(settings, None), progress=lambda line: None)
         with pytest.raises(SetupError, match=r"42P01.*Configuration"), migrator._connect() as c:
             c.execute("SELECT * FROM no_such_table")

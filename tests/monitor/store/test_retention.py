@@ -96,6 +96,23 @@ def test_old_rows_are_deleted_and_newer_ones_kept(store, db):
     assert result.summary().startswith(f"pruned 125 rows older than {result.cutoff:%Y-%m-%d}")
 
 
+def test_each_server_keeps_its_newest_sample_before_the_cutoff(store, db):
+    db.execute(
+        "INSERT INTO dq_monitor.pgss_samples (server, sampled_at, available)"
+        " SELECT s, now() - make_interval(days => d), true"
+        " FROM unnest('{primary,primary,primary,10.0.0.2:5432,10.0.0.2:5432}'::text[],"
+        "             '{120,110,1,130,125}'::int[]) AS x(s, d)"
+    )
+    result = store.prune(KEEP, EVIDENCE, batch_size=1)
+    kept = db.execute(
+        "SELECT server, round(extract(epoch FROM now() - sampled_at) / 86400)::int"
+        " FROM dq_monitor.pgss_samples ORDER BY 1, 2"
+    ).fetchall()
+    # The standby's only samples are old: its newest still starts a window after the cutoff.
+    assert kept == [("10.0.0.2:5432", 125), ("primary", 1), ("primary", 110)]
+    assert result.deleted["pgss_samples"] == 2
+
+
 def test_pending_messages_are_never_deleted_however_old(store, db):
     for i in range(5):
         add_message(db, f"p{i}", "pending", 400 + i)
@@ -195,11 +212,30 @@ def test_upgrade_from_7_to_8_keeps_an_existing_store(store, db):
         "INSERT INTO dq_monitor.check_runs (check_name, started_at, finished_at, mode, status,"
         " severity, fingerprint) VALUES ('a', now(), now(), 'full', 'ok', 'warning', 'f')"
     )
-    assert store.upgrade() == 1
+    assert store.upgrade() == 2  # 8, then 9 (samples per server)
     indexes = {r[0] for r in db.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'dq_monitor'"
         " AND tablename = 'check_runs'")}  # fmt: skip
     assert {"check_runs_check_finished_idx", "check_runs_full_sweeps_idx"} <= indexes
     assert count(db, "check_runs") == 1
     version = db.execute("SELECT max(version) FROM dq_monitor.schema_version").fetchone()[0]
-    assert version == 8
+    assert version == 9
+
+
+def test_upgrade_to_9_keeps_the_pgss_samples_as_the_primarys(store, db):
+    db.execute("DROP SCHEMA dq_monitor CASCADE")
+    store_schema.upgrade(db, "dq_monitor", to=8)
+    db.execute("INSERT INTO dq_monitor.pgss_samples (sampled_at, available, statements)"
+               " VALUES (now() - interval '1 day', true, 1)")  # fmt: skip
+    db.execute("INSERT INTO dq_monitor.pgss_statements (dbid, userid, queryid, toplevel, calls)"
+               " VALUES (1, 10, 42, true, 7)")  # fmt: skip
+    assert store.upgrade() == 1
+    assert db.execute("SELECT server FROM dq_monitor.pgss_samples").fetchall() == [("primary",)]
+    assert db.execute("SELECT server, calls FROM dq_monitor.pgss_statements").fetchall() == [
+        ("primary", 7)
+    ]
+    # A standby's sample at the same instant is a row of its own.
+    db.execute("INSERT INTO dq_monitor.pgss_samples (server, sampled_at, available)"
+               " SELECT '127.0.0.1:5433', sampled_at, false"
+               " FROM dq_monitor.pgss_samples")  # fmt: skip
+    assert count(db, "pgss_samples") == 2
