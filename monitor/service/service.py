@@ -19,7 +19,7 @@ from monitor.app import App
 from monitor.gate import PLANS, Gatekeeper, prune_history, service_key
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.leadership import Leadership
-from monitor.service.metrics import StatsCache, SweepProgress, build_registry
+from monitor.service.metrics import StatsCache, SweepProgress, build_registry, one_database
 from monitor.service.periodic import Periodic
 from monitor.service.scheduler import JobSpec, build_scheduler, job_specs
 
@@ -94,15 +94,11 @@ class Service:
             settings, self.specs, now=clock.now(), run=self._run_job,
             skipped=self._record_skip, first_full_sweep=self._first_full_sweep,
         )  # fmt: skip
-        registry = build_registry(
-            settings, self.cache, lambda: self.leadership.is_leader, self.progress
-        )
+        # One database for now, named default; several build one view each.
+        views = one_database(settings, self.cache, lambda: self.leadership.is_leader, self.progress)
         endpoints = Endpoints(
-            registry, self.cache,
+            build_registry(settings, views), views,
             scheduler_running=lambda: bool(self.scheduler.running) and not self._stopping.is_set(),
-            is_leader=lambda: self.leadership.is_leader,
-            check_names=[c.name for spec in self.specs for c in spec.checks],
-            progress_version=lambda: self.progress.version,
         )  # fmt: skip
         self.http = HttpServer(endpoints, settings.metrics_host, settings.metrics_port)
         sched = settings.schedule

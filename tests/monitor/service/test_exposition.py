@@ -18,7 +18,7 @@ from config import load_settings
 from monitor.app import App
 from monitor.service.exposition import CachedExposition
 from monitor.service.http import Endpoints, HttpServer
-from monitor.service.metrics import DqCollector, StatsCache
+from monitor.service.metrics import DqCollector, StatsCache, one_database
 from tests.factories import seed_race
 from tests.monitor.service.test_prometheus_scrape import _wait_for_value, running_prometheus
 
@@ -53,13 +53,11 @@ class Served:
         self.cache = StatsCache(app.store, app.clock)
         self.cache.refresh()
         self.leader = False
-        self.collector = CountingCollector(app.settings, self.cache, lambda: self.leader)
+        views = one_database(app.settings, self.cache, lambda: self.leader)
+        self.collector = CountingCollector(app.settings, views)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self.collector)
-        self.endpoints = Endpoints(
-            registry, self.cache, scheduler_running=lambda: True,
-            is_leader=lambda: self.leader, check_names=["dashboard_mismatch"],
-        )  # fmt: skip
+        self.endpoints = Endpoints(registry, views, scheduler_running=lambda: True)
         self.server = HttpServer(self.endpoints, "127.0.0.1", 0)
 
     def get(
@@ -95,13 +93,15 @@ def test_openmetrics_when_asked_and_the_text_format_otherwise(served):
     assert body.endswith(b"# EOF\n")
     parsed = {f.name: f for f in om_families(body.decode())}  # the strict OpenMetrics parser
     assert {"counter", "gauge", "histogram"} <= {f.type for f in parsed.values()}
-    assert parsed["dq_check_violations"].samples[0].labels == {"check": "dashboard_mismatch"}
+    assert parsed["dq_check_violations"].samples[0].labels == {
+        "database": "default", "check": "dashboard_mismatch"
+    }  # fmt: skip
 
     status, headers, text = served.get()
     assert status == 200
     assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert b"# EOF" not in text
-    assert b'dq_check_violations{check="dashboard_mismatch"} 0.0\n' in text
+    assert b'dq_check_violations{check="dashboard_mismatch",database="default"} 0.0\n' in text
     assert families(text) == set(parsed)
 
 
@@ -128,7 +128,7 @@ def test_name_filter_returns_only_the_named_families(served):
     assert len(families(everything)) > 10
     _, _, one = served.get("?name[]=dq_check_violations")
     assert families(one) == {"dq_check_violations"}
-    assert b'dq_check_violations{check="dashboard_mismatch"} 0.0\n' in one
+    assert b'dq_check_violations{check="dashboard_mismatch",database="default"} 0.0\n' in one
     _, _, two = served.get("?name[]=dq_check_violations&name[]=dq_build_info")
     assert families(two) == {"dq_check_violations", "dq_build_info"}
     _, _, none = served.get("?name[]=no_such_metric")
@@ -155,7 +155,9 @@ def test_a_second_scrape_is_the_same_bytes_without_collecting_again(served, db, 
     seed_race(db, "race")
     app.pipeline.run(["dashboard_mismatch"])
     assert served.cache.refresh()
-    assert b'dq_check_violations{check="dashboard_mismatch"} 1.0' in served.get()[2]
+    assert (
+        b'dq_check_violations{check="dashboard_mismatch",database="default"} 1.0' in served.get()[2]
+    )
     assert served.collector.collected == 3
 
 
@@ -203,6 +205,11 @@ def test_the_cache_keeps_a_bounded_number_of_variants():
 def test_a_real_prometheus_scrapes_it_as_openmetrics(served, tmp_path):
     with running_prometheus(tmp_path, served.server.port) as port:
         assert _wait_for_value(port, 'up{job="dq-monitor"}') == 1
-        assert _wait_for_value(port, 'dq_check_violations{check="dashboard_mismatch"}') == 0
+        assert (
+            _wait_for_value(
+                port, 'dq_check_violations{database="default", check="dashboard_mismatch"}'
+            )
+            == 0
+        )
     served_types = {content_type for content_type, _, _ in served.endpoints.exposition.variants()}
     assert any(t.startswith(OPENMETRICS) for t in served_types), served_types
