@@ -39,8 +39,13 @@ class Endpoints:
         views: DatabaseViews,
         *,
         scheduler_running: Callable[[], bool],
+        stale_for: float = 0.0,
+        monotonic: Callable[[], float] = lambda: 0.0,
     ) -> None:
-        self.exposition = CachedExposition(registry, lambda: exposition_key(views))
+        """`stale_for` and `monotonic`: see CachedExposition (0: every change renders)."""
+        self.exposition = CachedExposition(
+            registry, lambda: exposition_key(views), stale_for=stale_for, monotonic=monotonic
+        )
         self.views = views
         self.scheduler_running = scheduler_running
 
