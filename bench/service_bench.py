@@ -76,12 +76,13 @@ def uncached_render_ms(checks: int, rounds: int = 200) -> float:
     from prometheus_client import generate_latest
 
     from config import load_settings
-    from monitor.service.metrics import StatsCache, build_registry
+    from monitor.service.metrics import StatsCache, build_registry, one_database
 
     custom = ",".join(f'{{"name": "c{i:02d}", "sql": "SELECT 1"}}' for i in range(checks - 5))
     os.environ["DQ_CHECKS__CUSTOM"] = f"[{custom}]"
     cache = StatsCache(None, SystemClock())  # type: ignore[arg-type]
-    registry = build_registry(load_settings(), cache, lambda: True)
+    settings = load_settings()
+    registry = build_registry(settings, one_database(settings, cache, lambda: True))
     start = time.perf_counter()
     for _ in range(rounds):
         generate_latest(registry)

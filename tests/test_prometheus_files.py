@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts import SystemClock
 from checks import REGISTRY, all_checks
 from config import load_settings
-from monitor.service.metrics import StatsCache, StatsSnapshot, build_registry
+from monitor.service.metrics import DatabaseView, StatsCache, StatsSnapshot, build_registry
 from monitor.store import DURATION_BUCKETS, CheckStats, StateStore, StoreStats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,11 +58,13 @@ GRAFANA_GLOBALS = {
     "__dashboard": "dq-monitor",
 }
 # What Grafana substitutes for the dashboard's own variables, to let promtool parse the
-# panels; `check` as a deep link `?var-check=dashboard_mismatch` sets it.
+# panels; `check` as a deep link `?var-check=dashboard_mismatch` sets it, `database` as
+# `?var-database=default`.
 GRAFANA_VARIABLES = {
     "job": "dq-monitor",
     "instance": ".*",
     "check": "dashboard_mismatch",
+    "database": "default",
     **GRAFANA_GLOBALS,
 }
 # Every way Grafana spells a variable reference: $name, ${name} and ${name:format}, [[name]].
@@ -164,17 +166,20 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> list[Metric]:
         "duration_buckets": (1,) * (len(DURATION_BUCKETS) + 1),
         "duration_sum": 3.5,
     }
-    # refresh() is never called, so the cache needs no state store.
-    cache = StatsCache(cast(StateStore, None), SystemClock())
-    cache.snapshot = StatsSnapshot(
-        stats=StoreStats(
-            checks={check.name: CheckStats(check.name, **row) for check in all_checks(settings)},
-            service={"database": {"up": True}},
-        ),
-        loaded_at=time.time(),
-    )
-    cache.store_up = True
-    registry = build_registry(settings, cache, lambda: True)
+    views = {}
+    for database in ("default", "eu"):  # two monitored databases, as a fleet serves them
+        # refresh() is never called, so the cache needs no state store.
+        cache = StatsCache(cast(StateStore, None), SystemClock())
+        cache.snapshot = StatsSnapshot(
+            stats=StoreStats(
+                checks={c.name: CheckStats(c.name, **row) for c in all_checks(settings)},
+                service={"database": {"up": True}},
+            ),
+            loaded_at=time.time(),
+        )
+        cache.store_up = True
+        views[database] = DatabaseView(settings, cache, lambda: True)
+    registry = build_registry(settings, views)
     return list(text_string_to_metric_families(generate_latest(registry).decode()))
 
 
@@ -190,6 +195,19 @@ def exported_names(exposition: list[Metric]) -> set[str]:
             "dq_alert_messages_dead_total", "dq_alert_delivery_seconds_bucket"} <= names
     return names
 
+
+
+@pytest.fixture(scope="module")
+def per_database_names(exposition: list[Metric]) -> set[str]:
+    """The sample names that carry a `database` label: what the `database` variable filters
+    and what every rule must aggregate by database."""
+    names = {s.name for family in exposition for s in family.samples if "database" in s.labels}
+    assert {"dq_check_violations", "dq_leader", "dq_database_up", "dq_gate_open",
+            "dq_alert_messages_dead_total"} <= names  # fmt: skip
+    replica = {s.name for family in exposition for s in family.samples} - names
+    assert replica == {"dq_state_store_up", "dq_metrics_snapshot_timestamp_seconds",
+                       "dq_build_info"}, replica  # fmt: skip
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -265,8 +283,36 @@ def test_rules_follow_the_conventions(rules):
         assert set(annotations) <= ANNOTATIONS, name
         assert annotations.get("summary", "").strip(), f"{name}: no summary"
         assert annotations.get("description", "").strip(), f"{name}: no description"
-        if "by (check)" in rule["expr"]:
-            assert "$labels.check" in annotations["summary"] + annotations["description"], name
+        text = annotations["summary"] + annotations["description"]
+        if "check)" in rule["expr"]:
+            assert "by (database, check)" in rule["expr"], name
+            assert "$labels.check" in text, name
+        if "by (database" in rule["expr"]:
+            assert "$labels.database" in annotations["summary"], name
+            assert "$labels.database" in annotations["description"], name
+
+
+AGGREGATION = re.compile(r"\b(sum|max|min|avg|count|group)\s*(?:by\s*\(([^)]*)\))?\s*\(")
+MATCHING = re.compile(r"\b(?:on|ignoring)\s*\(([^)]*)\)")
+
+
+def test_rules_keep_the_database_apart(rules, per_database_names):
+    """A rule over per-database series aggregates and matches by `database`, so each alert is
+    one database's (and carries the label dq-monitor's own alerts carry), never a mix."""
+    checked = 0
+    for rule in rules:
+        metrics = promql_identifiers(rule["expr"])[0]
+        if not metrics & per_database_names:
+            continue
+        checked += 1
+        aggregations = list(AGGREGATION.finditer(rule["expr"]))
+        assert aggregations, f"{rule['alert']}: per replica, not per database"
+        for match in aggregations:
+            by = [label.strip() for label in (match.group(2) or "").split(",")]
+            assert by[0] == "database", f"{rule['alert']}: {match.group()!r}"
+        for match in MATCHING.finditer(rule["expr"]):
+            assert "database" in match.group(1), f"{rule['alert']}: {match.group()!r}"
+    assert checked >= 10
 
 
 def test_rules_use_only_exported_metrics(rules, exported_names):
@@ -378,7 +424,7 @@ def test_provisioned_as_is_every_variable_resolves(dashboard):
     variable reference anywhere in it must be a templating variable or a Grafana global, or
     panels show "datasource ${DS_PROMETHEUS} not found". Stands in for loading it in Grafana."""
     defined = {v["name"] for v in dashboard["templating"]["list"]}
-    assert {"datasource", "job", "instance", "check"} <= defined
+    assert {"datasource", "job", "instance", "database", "check"} <= defined
     used = set()
     for text in _strings(dashboard):
         for match in VARIABLE_REFERENCE.finditer(text):
@@ -386,7 +432,7 @@ def test_provisioned_as_is_every_variable_resolves(dashboard):
     assert used, "no variable is used at all"
     unresolved = used - defined - set(GRAFANA_GLOBALS)
     assert not unresolved, f"unresolved variables: {sorted(unresolved)}"
-    assert {"datasource", "check"} <= used
+    assert {"datasource", "database", "check"} <= used
 
 
 def test_the_check_variable_deep_links_to_one_check(dashboard, per_check_names, exported_names):
@@ -405,6 +451,43 @@ def test_the_check_variable_deep_links_to_one_check(dashboard, per_check_names, 
                 assert 'check=~"$check"' in (selector.group(1) or ""), f"{where}: {expr!r}"
                 filtered += 1
     assert filtered >= 10, "the per-check panels are gone"
+
+
+def test_the_database_variable_filters_every_per_database_selector(
+    dashboard, per_database_names
+):
+    """`?var-database=NAME` narrows every panel to one monitored database: the variable is
+    multi-value with All, sits before `check` (whose values follow it), and every selector of
+    a series that carries `database` filters on it. The leadership count per database reads
+    every replica on purpose; every other per-database selector also keeps `$instance`."""
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    names = list(variables)
+    assert names.index("instance") < names.index("database") < names.index("check"), names
+    database = variables["database"]
+    assert database["type"] == "query"
+    assert (database["multi"], database["includeAll"], database["allValue"]) == (True, True, ".*")
+    query = re.fullmatch(r"label_values\((.+), database\)", _variable_query(database))
+    assert query, _variable_query(database)
+    assert set(promql_identifiers(query.group(1))[0]) <= per_database_names
+    assert 'database=~"$database"' in _variable_query(variables["check"])
+    filtered = 0
+    for where, expr in _panel_exprs(dashboard):
+        for metric in promql_identifiers(expr)[0] & per_database_names:
+            for selector in re.finditer(rf"\b{metric}\b(\{{[^}}]*\}})?", expr):
+                assert 'database=~"$database"' in (selector.group(1) or ""), f"{where}: {expr!r}"
+                filtered += 1
+        # Series of several databases are told apart: aggregated and legended by database.
+        for match in re.finditer(r"\b(?:by|on)\s*\(([^)]*)\)", expr):
+            labels = {label.strip() for label in match.group(1).split(",")}
+            if labels & {"check", "plan", "route"}:
+                assert "database" in labels, f"{where}: {match.group()!r}"
+    assert filtered >= 30, "the per-database panels are gone"
+    for panel in _panels(dashboard["panels"]):
+        for target in panel["targets"]:
+            metrics = promql_identifiers(target["expr"])[0]
+            legend = target.get("legendFormat", "")
+            if metrics & per_database_names and legend not in ("__auto", "{{instance}}"):
+                assert "{{database}}" in legend, f"{panel['title']}: {legend!r}"
 
 
 def test_dashboard_has_the_gate_and_delivery_rows(dashboard):
@@ -481,7 +564,7 @@ def test_every_built_in_check_alerts_by_its_default_severity(rules, tmp_path):
     series, asserts = [], []
     for check in builtins:
         severity = check.severity.value
-        labels = f'job="dq-monitor", instance="a:8477", check="{check.name}"'
+        labels = f'job="dq-monitor", instance="a:8477", database="eu", check="{check.name}"'
         series.append({"series": f'dq_check_info{{{labels}, severity="{severity}"}}',
                        "values": "1+0x60"})  # fmt: skip
         series.append({"series": f"dq_check_violations{{{labels}}}", "values": "2+0x60"})
@@ -490,9 +573,10 @@ def test_every_built_in_check_alerts_by_its_default_severity(rules, tmp_path):
             expected = []
             if level == severity:
                 expected.append({
-                    "exp_labels": {"severity": level, "check": check.name},
+                    "exp_labels": {"severity": level, "database": "eu", "check": check.name},
                     "exp_annotations": {
                         key: text.replace("{{ $labels.check }}", check.name)
+                        .replace("{{ $labels.database }}", "eu")
                         .replace("{{ $value }}", "2")
                         for key, text in rule["annotations"].items()
                     },
@@ -522,4 +606,6 @@ def test_dashboard_and_rules_name_no_check(rules, dashboard):
     for expr in exprs:
         without_variable = expr.replace('check=~"$check"', "")
         assert not re.search(r"\bcheck\s*(=|!=|=~|!~)", without_variable), expr
+        without_variable = expr.replace('database=~"$database"', "")
+        assert not re.search(r"\bdatabase\s*(=|!=|=~|!~)", without_variable), expr
         assert not any(name in expr for name in REGISTRY), expr

@@ -50,10 +50,18 @@ class CachedExposition:
         key: Callable[[], Hashable],
         *,
         max_variants: int = MAX_VARIANTS,
+        stale_for: float = 0.0,
+        monotonic: Callable[[], float] = lambda: 0.0,
     ) -> None:
+        """`stale_for` > 0 (seconds, read on `monotonic`, the injected clock's): a scrape after
+        the key changed still gets a body rendered less than that long ago, so however often
+        snapshots reload (with many databases, after every check run), a variant renders at
+        most once per `stale_for` on the scrape path; warm() renders for the new key."""
         self.registry = registry
         self.key = key
         self.max_variants = max_variants
+        self.stale_for = stale_for
+        self.monotonic = monotonic
         self._families = _Families()
         # Without collectors_without_names a RestrictedRegistry (name[]) would find no
         # collector to ask: ours cannot name its families before it has collected them.
@@ -64,6 +72,9 @@ class CachedExposition:
         self._key: Hashable = None
         self._collected = False
         self._responses: OrderedDict[Variant, Response] = OrderedDict()
+        # What each cached variant was asked with, so warm() can render it again.
+        self._environs: dict[Variant, Environ] = {}
+        self._rendered_at: dict[Variant, float] = {}
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET") != "GET":
@@ -80,20 +91,64 @@ class CachedExposition:
         variant = negotiated(environ)
         with self._lock:
             if key != self._key:
+                recent = self._recent(variant)
+                if recent is not None:
+                    return recent
                 self._key, self._collected = key, False
                 self._responses.clear()
+                self._environs.clear()
+                self._rendered_at.clear()
             cached = self._responses.get(variant)
             if cached is not None:
                 self._responses.move_to_end(variant)
                 return cached
-            if not self._collected:
-                self._families.families = list(self.registry.collect())
-                self._collected = True
-            rendered = self._render(environ)
-            self._responses[variant] = rendered
-            while len(self._responses) > self.max_variants:
-                self._responses.popitem(last=False)
-            return rendered
+            return self._store(variant, _asked(environ))
+
+    def warm(self) -> int:
+        """After the key changed (a snapshot reload), render again the variants served for
+        the previous key, so the scrapes that follow find their bytes ready; returns how many
+        it rendered (0 when the key is unchanged or a scrape already rendered for it).
+
+        With many databases a render takes far longer than a cached scrape (bench/
+        metrics_bench.py), and reloads come more often than Prometheus scrapes: warmed from
+        the refresh thread, a scrape no longer pays for it.
+        """
+        key = self.key()
+        with self._lock:
+            if key == self._key:
+                return 0
+            environs = [self._environs[variant] for variant in self._responses]
+            self._key, self._collected = key, False
+            self._responses.clear()
+            self._environs.clear()
+            self._rendered_at.clear()
+            for environ in environs:
+                self._store(negotiated(environ), environ)
+            return len(environs)
+
+    def _recent(self, variant: Variant) -> Response | None:
+        """The variant's body for an earlier key, while younger than stale_for."""
+        cached = self._responses.get(variant)
+        if cached is None or self.stale_for <= 0:
+            return None
+        if self.monotonic() - self._rendered_at[variant] >= self.stale_for:
+            return None
+        self._responses.move_to_end(variant)
+        return cached
+
+    def _store(self, variant: Variant, environ: Environ) -> Response:
+        """Render `variant` for the current key and cache it (the lock is held)."""
+        if not self._collected:
+            self._families.families = list(self.registry.collect())
+            self._collected = True
+        rendered = self._render(environ)
+        self._responses[variant] = rendered
+        self._environs[variant] = environ
+        self._rendered_at[variant] = self.monotonic()
+        while len(self._responses) > self.max_variants:
+            evicted, _ = self._responses.popitem(last=False)
+            del self._environs[evicted], self._rendered_at[evicted]
+        return rendered
 
     def variants(self) -> list[Variant]:
         """The variants cached for the current snapshot, least recently served first."""
@@ -109,6 +164,12 @@ class CachedExposition:
         body = b"".join(self._app(environ, capture))
         status, headers = started[0]
         return status, headers, body
+
+
+def _asked(environ: Environ) -> Environ:
+    """The parts of a GET that prometheus_client's app reads, to render it again later."""
+    keys = ("PATH_INFO", "QUERY_STRING", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING")
+    return {"REQUEST_METHOD": "GET", **{k: environ[k] for k in keys if k in environ}}
 
 
 def negotiated(environ: Environ) -> Variant:

@@ -15,7 +15,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from config import ConfigError
 from monitor.service.exposition import CachedExposition
-from monitor.service.metrics import STATUS_VALUE, StatsCache
+from monitor.service.metrics import STATUS_VALUE, DatabaseViews, exposition_key
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +36,23 @@ class Endpoints:
     def __init__(
         self,
         registry: CollectorRegistry,
-        cache: StatsCache,
+        views: DatabaseViews,
         *,
         scheduler_running: Callable[[], bool],
-        is_leader: Callable[[], bool],
-        check_names: list[str],
-        progress_version: Callable[[], int] = lambda: 0,
+        stale_for: float = 0.0,
+        monotonic: Callable[[], float] = lambda: 0.0,
     ) -> None:
+        """`stale_for` and `monotonic`: see CachedExposition (0: every change renders)."""
         self.exposition = CachedExposition(
-            registry,
-            lambda: (cache.snapshot.loaded_at, cache.store_up, is_leader(), progress_version()),
+            registry, lambda: exposition_key(views), stale_for=stale_for, monotonic=monotonic
         )
-        self.cache = cache
+        self.views = views
         self.scheduler_running = scheduler_running
-        self.is_leader = is_leader
-        self.check_names = check_names
+
+    @property
+    def store_up(self) -> bool:
+        """Whether the latest read of the state store succeeded, for every database."""
+        return all(view.cache.store_up for view in self.views.values())
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -60,7 +62,7 @@ class Endpoints:
             ok = self.scheduler_running()
             return _text(start_response, ok, "ok" if ok else "scheduler not running")
         if path == "/readyz":
-            ok = self.cache.store_up
+            ok = self.store_up
             return _text(start_response, ok, "ok" if ok else "state store unreachable")
         if path == "/":
             body = self.status_page().encode()
@@ -70,17 +72,30 @@ class Endpoints:
         return _text(start_response, False, "not found", status="404 Not Found")
 
     def status_page(self) -> str:
-        rows = []
-        for name in self.check_names:
-            stats = self.cache.snapshot.stats.check(name)
-            status = stats.last_status or "not run yet"
-            rows.append(
-                f"<tr><td>{html.escape(name)}</td><td class='s{STATUS_VALUE.get(status, 3)}'>"
-                f"{html.escape(status)}</td><td>{stats.last_violations}</td>"
-                f"<td>{_when(stats.last_success_at)}</td></tr>"
+        """Each database's checks under a heading of its name, and what this replica leads."""
+        sections, leads = [], []
+        for database, view in self.views.items():
+            if view.is_leader():
+                leads.append(database)
+            rows = []
+            for check in view.checks:
+                stats = view.cache.snapshot.stats.check(check.name)
+                status = stats.last_status or "not run yet"
+                rows.append(
+                    f"<tr><td>{html.escape(check.name)}</td>"
+                    f"<td class='s{STATUS_VALUE.get(status, 3)}'>{html.escape(status)}</td>"
+                    f"<td>{stats.last_violations}</td><td>{_when(stats.last_success_at)}</td></tr>"
+                )
+            sections.append(
+                f"<h2 id='{html.escape(database)}'>database {html.escape(database)}</h2>"
+                "<table><tr><th>check</th><th>latest status</th><th>violations</th>"
+                f"<th>last success</th></tr>{''.join(rows)}</table>"
             )
-        role = "leader (runs the checks)" if self.is_leader() else "follower (serves metrics)"
-        store = "reachable" if self.cache.store_up else "UNREACHABLE (showing last known values)"
+        role = (
+            f"leader of {html.escape(', '.join(leads))} (runs their checks)" if leads
+            else "follower (serves metrics)"
+        )  # fmt: skip
+        store = "reachable" if self.store_up else "UNREACHABLE (showing last known values)"
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>dq-monitor</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em 1em;"
@@ -88,9 +103,7 @@ class Endpoints:
             "<h1>dq-monitor</h1>"
             f"<p>This replica: {role}. State store: {store}.</p>"
             "<p><a href='/metrics'>/metrics</a> · <a href='/healthz'>/healthz</a> · "
-            "<a href='/readyz'>/readyz</a></p>"
-            "<table><tr><th>check</th><th>latest status</th><th>violations</th>"
-            f"<th>last success</th></tr>{''.join(rows)}</table></body></html>"
+            f"<a href='/readyz'>/readyz</a></p>{''.join(sections)}</body></html>"
         )
 
 

@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 import platform
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -21,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from alerts import Clock
 from checks import Check, all_checks
-from config import DqError, Settings, format_duration
+from config import DEFAULT_DATABASE, DqError, Settings, format_duration
 from monitor import __version__
 from monitor.gate import PLANS, service_key
 from monitor.store import DURATION_BUCKETS, PRUNED, RETENTION_KEY, StateStore, StoreStats
@@ -87,28 +88,81 @@ class SweepProgress:
             return self._ratios.get(check, 0.0)
 
 
+@dataclass(frozen=True)
+class DatabaseView:
+    """What /metrics shows of one monitored database: the settings its checks run with (its
+    App's: which checks are enabled, their intervals, the routes, the gate's period), the
+    cache of its state schema, whether this replica leads it, and its sweep progress."""
+
+    settings: Settings
+    cache: StatsCache
+    is_leader: Callable[[], bool]
+    progress: SweepProgress = field(default_factory=SweepProgress)
+
+    @cached_property
+    def checks(self) -> list[Check]:
+        """The database's enabled checks, in configuration order."""
+        return [c for c in all_checks(self.settings) if c.settings.enabled]
+
+    def key(self) -> Hashable:
+        """Changes whenever this database's part of the exposition may have changed."""
+        cache = self.cache
+        return cache.snapshot.loaded_at, cache.store_up, self.is_leader(), self.progress.version
+
+
+#: Database name (the `database` label value) -> its view, in configuration order.
+DatabaseViews = Mapping[str, DatabaseView]
+
+
+def one_database(
+    settings: Settings,
+    cache: StatsCache,
+    is_leader: Callable[[], bool],
+    progress: SweepProgress | None = None,
+) -> dict[str, DatabaseView]:
+    """The views of a single-database setup: its one database is named `default`."""
+    return {DEFAULT_DATABASE: DatabaseView(settings, cache, is_leader, progress or SweepProgress())}
+
+
+def exposition_key(views: DatabaseViews) -> Hashable:
+    """The cached exposition's key: any database's reload, leadership or progress re-renders."""
+    return tuple(view.key() for view in views.values())
+
+
 def _ts(value: dt.datetime | None) -> float:
     return value.timestamp() if value else 0.0
 
 
-class DqCollector(Collector):
-    """Builds fresh metric families per scrape from the cached snapshot."""
+@dataclass(frozen=True)
+class _Shown:
+    """One database as the collector renders it, worked out once from its settings."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        cache: StatsCache,
-        is_leader: Callable[[], bool],
-        progress: SweepProgress | None = None,
-    ) -> None:
-        self.cache = cache
-        self.progress = progress or SweepProgress()
-        self.is_leader = is_leader
-        self.checks: list[Check] = [c for c in all_checks(settings) if c.settings.enabled]
-        self.routes = [r.name for r in settings.alerts.routes]
+    name: str
+    view: DatabaseView
+    checks: list[Check]
+    routes: list[str]
+    gate_required: float
+
+
+class DqCollector(Collector):
+    """Builds fresh metric families per scrape from each database's cached snapshot.
+
+    `settings` are the replica's (the HELP texts); every per-database, per-check, per-plan and
+    per-route series carries `database`; dq_state_store_up, dq_metrics_snapshot_timestamp_seconds
+    and dq_build_info describe this replica and do not.
+    """
+
+    def __init__(self, settings: Settings, views: DatabaseViews) -> None:
+        self.views = views
+        self.shown = [
+            _Shown(
+                name, view, view.checks, [r.name for r in view.settings.alerts.routes],
+                view.settings.gate.required_clean_period.total_seconds(),
+            )
+            for name, view in views.items()
+        ]  # fmt: skip
         self.gate_every = format_duration(settings.gate.evaluate_interval)
         self.prune_every = format_duration(settings.retention.interval)
-        self.gate_required = settings.gate.required_clean_period.total_seconds()
         full = format_duration(settings.schedule.full_sweep_interval)
         self.cadence = (
             "Cached from the scheduled check runs (each check's interval is "
@@ -117,8 +171,8 @@ class DqCollector(Collector):
         )
 
     def collect(self) -> Iterator[Metric]:
-        snap, c = self.cache.snapshot, self.cadence
-        label = ["check"]
+        c = self.cadence
+        label = ["database", "check"]
         fam: dict[str, Any] = {
             "violations": GaugeMetricFamily(
                 "dq_check_violations", f"Violations found by the check's latest run. {c}",
@@ -146,7 +200,7 @@ class DqCollector(Collector):
                 "How often the check runs (0 when it runs on a cron schedule).", labels=label),
             "info": GaugeMetricFamily(
                 "dq_check_info", "Configured checks and their severity (always 1).",
-                labels=["check", "severity"]),
+                labels=["database", "check", "severity"]),
             "progress": GaugeMetricFamily(
                 "dq_check_progress_ratio",
                 "Share of the check's current or latest evaluation done on this replica, by "
@@ -156,128 +210,164 @@ class DqCollector(Collector):
         duration = HistogramMetricFamily(
             "dq_check_duration_seconds", f"How long check runs took. {c}", labels=label
         )
-        for check in self.checks:
-            row = snap.stats.check(check.name)
-            name = [check.name]
-            fam["violations"].add_metric(name, row.last_violations)
-            fam["status"].add_metric(name, STATUS_VALUE.get(row.last_status or "ok", 0))
-            fam["last_run"].add_metric(name, _ts(row.last_run_at))
-            fam["last_success"].add_metric(name, _ts(row.last_success_at))
-            fam["runs"].add_metric(name, row.runs_total)
-            fam["errors"].add_metric(name, row.errors_total)
-            fam["missed"].add_metric(name, row.missed_total)
-            fam["overlaps"].add_metric(name, row.overlaps_total)
-            interval = 0.0 if check.settings.cron else check.settings.interval.total_seconds()
-            fam["interval"].add_metric(name, interval)
-            fam["info"].add_metric([check.name, check.severity.value], 1)
-            fam["progress"].add_metric(name, self.progress.ratio(check.name))
-            duration.add_metric(name, _cumulative(row.duration_buckets), row.duration_sum)
+        for shown in self.shown:
+            stats, progress = shown.view.cache.snapshot.stats, shown.view.progress
+            for check in shown.checks:
+                row = stats.check(check.name)
+                name = [shown.name, check.name]
+                fam["violations"].add_metric(name, row.last_violations)
+                fam["status"].add_metric(name, STATUS_VALUE.get(row.last_status or "ok", 0))
+                fam["last_run"].add_metric(name, _ts(row.last_run_at))
+                fam["last_success"].add_metric(name, _ts(row.last_success_at))
+                fam["runs"].add_metric(name, row.runs_total)
+                fam["errors"].add_metric(name, row.errors_total)
+                fam["missed"].add_metric(name, row.missed_total)
+                fam["overlaps"].add_metric(name, row.overlaps_total)
+                interval = 0.0 if check.settings.cron else check.settings.interval.total_seconds()
+                fam["interval"].add_metric(name, interval)
+                fam["info"].add_metric([*name, check.severity.value], 1)
+                fam["progress"].add_metric(name, progress.ratio(check.name))
+                duration.add_metric(name, _cumulative(row.duration_buckets), row.duration_sum)
         yield from fam.values()
         yield duration
-        database = snap.stats.service.get("database") or {}
-        yield _gauge("dq_database_up",
-                     "1 when the leader's latest check reached the monitored database.",
-                     1 if database.get("up") else 0)  # fmt: skip
-        yield _gauge("dq_state_store_up",
-                     "1 when this replica's latest read of the state store succeeded.",
-                     1 if self.cache.store_up else 0)  # fmt: skip
-        yield _gauge("dq_leader", "1 when this replica holds the leader lock and runs checks.",
-                     1 if self.is_leader() else 0)  # fmt: skip
-        yield _gauge("dq_metrics_snapshot_timestamp_seconds",
-                     "When this replica last loaded results from the state store.",
-                     snap.loaded_at)  # fmt: skip
-        yield from self._alert_metrics(snap)
-        yield from self._gate_metrics(snap)
-        yield from self._retention_metrics(snap)
+        yield from self._database_metrics()
+        yield from self._alert_metrics()
+        yield from self._gate_metrics()
+        yield from self._retention_metrics()
         build = GaugeMetricFamily(
             "dq_build_info", "dq-monitor's version (always 1).", labels=["version", "python"]
         )
         build.add_metric([__version__, platform.python_version()], 1)
         yield build
 
-    def _gate_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
+    def _database_metrics(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "dq_database_up",
+            "1 when the leader's latest check reached the monitored database.",
+            labels=["database"],
+        )
+        leader = GaugeMetricFamily(
+            "dq_leader", "1 when this replica holds the database's leader lock and runs its "
+            "checks.", labels=["database"],
+        )  # fmt: skip
+        for shown in self.shown:
+            database = shown.view.cache.snapshot.stats.service.get("database") or {}
+            up.add_metric([shown.name], 1 if database.get("up") else 0)
+            leader.add_metric([shown.name], 1 if shown.view.is_leader() else 0)
+        yield up
+        yield leader
+        # One state store serves every database (one pool), so these describe the replica:
+        # down when any database's latest read failed, and the oldest of the loads.
+        caches = [shown.view.cache for shown in self.shown]
+        yield _gauge(
+            "dq_state_store_up",
+            "1 when this replica's latest read of the state store succeeded (for every database).",
+            1 if caches and all(c.store_up for c in caches) else 0,
+        )
+        yield _gauge("dq_metrics_snapshot_timestamp_seconds",
+                     "When this replica last loaded results from the state store (the oldest "
+                     "of its databases' loads).",
+                     min((c.snapshot.loaded_at for c in caches), default=0.0))  # fmt: skip
+
+    def _gate_metrics(self) -> Iterator[Metric]:
         note = f"The leader evaluates each plan's gate every {self.gate_every}."
+        label = ["database", "plan"]
         fam = {
             "open": GaugeMetricFamily(
                 "dq_gate_open", f"1 when the migration plan's gate is open. {note}",
-                labels=["plan"]),
+                labels=label),
             "clean": GaugeMetricFamily(
                 "dq_gate_clean_since_timestamp_seconds",
                 "Since when every gating check of the plan has been clean (0 while blocked or "
                 f"before the first evaluation); time() minus it is the clean period. {note}",
-                labels=["plan"]),
+                labels=label),
             "required": GaugeMetricFamily(
                 "dq_gate_required_seconds", "The clean period the plan's gate requires.",
-                labels=["plan"]),
+                labels=label),
         }  # fmt: skip
-        for plan in PLANS:
-            gate = snap.stats.service.get(service_key(plan)) or {}
-            since = gate.get("clean_since")
-            # A timestamp, not "time since": the exposition then depends on the snapshot alone,
-            # so the cached body stays exact between reloads.
-            clean_since = 0.0
-            if since and gate.get("decision") != "blocked":
-                clean_since = dt.datetime.fromisoformat(since).timestamp()
-            fam["open"].add_metric([plan], 1 if gate.get("decision") == "open" else 0)
-            fam["clean"].add_metric([plan], clean_since)
-            # The period the leader applied (never below the default unless accepted as weaker).
-            fam["required"].add_metric([plan], float(gate.get("required_seconds",
-                                                              self.gate_required)))  # fmt: skip
+        for shown in self.shown:
+            service = shown.view.cache.snapshot.stats.service
+            for plan in PLANS:
+                gate = service.get(service_key(plan)) or {}
+                since = gate.get("clean_since")
+                # A timestamp, not "time since": the exposition then depends on the snapshot
+                # alone, so the cached body stays exact between reloads.
+                clean_since = 0.0
+                if since and gate.get("decision") != "blocked":
+                    clean_since = dt.datetime.fromisoformat(since).timestamp()
+                labels = [shown.name, plan]
+                fam["open"].add_metric(labels, 1 if gate.get("decision") == "open" else 0)
+                fam["clean"].add_metric(labels, clean_since)
+                # The period the leader applied (never below the default unless accepted).
+                fam["required"].add_metric(
+                    labels, float(gate.get("required_seconds", shown.gate_required))
+                )
         yield from fam.values()
 
-    def _retention_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
-        pruned = snap.stats.service.get(RETENTION_KEY) or {}
+    def _retention_metrics(self) -> Iterator[Metric]:
         deleted = CounterMetricFamily(
             "dq_state_pruned_rows",
             "State-store rows the leader's retention deleted, by table, all replicas (history "
             f"past retention.history, every {self.prune_every}).",
-            labels=["table"],
+            labels=["database", "table"],
         )
-        totals = pruned.get("totals") or {}
-        for table in PRUNED:
-            deleted.add_metric([table], float(totals.get(table, 0)))
+        last = GaugeMetricFamily(
+            "dq_state_last_prune_timestamp_seconds",
+            "When the database's state schema was last pruned (0: never).", labels=["database"],
+        )  # fmt: skip
+        for shown in self.shown:
+            pruned = shown.view.cache.snapshot.stats.service.get(RETENTION_KEY) or {}
+            totals = pruned.get("totals") or {}
+            for table in PRUNED:
+                deleted.add_metric([shown.name, table], float(totals.get(table, 0)))
+            at = pruned.get("at")
+            last.add_metric([shown.name], dt.datetime.fromisoformat(at).timestamp() if at else 0)
         yield deleted
-        at = pruned.get("at")
-        yield _gauge("dq_state_last_prune_timestamp_seconds",
-                     "When the state store was last pruned (0: never).",
-                     dt.datetime.fromisoformat(at).timestamp() if at else 0.0)  # fmt: skip
+        yield last
 
-    def _alert_metrics(self, snap: StatsSnapshot) -> Iterator[Metric]:
+    def _alert_metrics(self) -> Iterator[Metric]:
         # One counter per outcome, not an outcome label (Prometheus's instrumentation guide),
         # each counting exactly what the store counts: a message is delivered or given up once,
-        # and every failed attempt before that is one retry.
-        shared = "By route, all replicas (from the shared state store)."
+        # and every failed attempt before that is one retry. Each database's outbox lives in
+        # its own state schema, so the counters are per database and route.
+        shared = "By database and route, all replicas (from the shared state store)."
+        label = ["database", "route"]
         fam = {
             "delivered": CounterMetricFamily(
                 "dq_alert_messages_delivered",
                 f"Alert messages delivered (the attempt that succeeded). {shared}",
-                labels=["route"]),
+                labels=label),
             "retries": CounterMetricFamily(
                 "dq_alert_delivery_retries",
                 "Failed delivery attempts after which the message was queued again; a failure "
                 "that ends the message counts in dq_alert_messages_dead_total instead. "
-                f"{shared}", labels=["route"]),
+                f"{shared}", labels=label),
             "dead": CounterMetricFamily(
                 "dq_alert_messages_dead",
                 "Alert messages given up undelivered, never retried (a permanent error, or "
-                f"alerts.max_delivery_age passed). {shared}", labels=["route"]),
+                f"alerts.max_delivery_age passed). {shared}", labels=label),
         }  # fmt: skip
         latency = HistogramMetricFamily(
             "dq_alert_delivery_seconds",
             "Time from an alert message being queued to its delivery.",
-            labels=["route"],
+            labels=label,
         )
-        delivery = snap.stats.delivery
-        for route in self.routes:
-            row = delivery.route(route)
-            fam["delivered"].add_metric([route], row.sent_total)
-            fam["retries"].add_metric([route], row.failed_total)
-            fam["dead"].add_metric([route], row.dead_total)
-            latency.add_metric([route], _cumulative(row.duration_buckets), row.duration_sum)
+        pending = GaugeMetricFamily(
+            "dq_alert_outbox_pending", "Alert messages waiting to be delivered.",
+            labels=["database"],
+        )  # fmt: skip
+        for shown in self.shown:
+            delivery = shown.view.cache.snapshot.stats.delivery
+            for route in shown.routes:
+                row, labels = delivery.route(route), [shown.name, route]
+                fam["delivered"].add_metric(labels, row.sent_total)
+                fam["retries"].add_metric(labels, row.failed_total)
+                fam["dead"].add_metric(labels, row.dead_total)
+                latency.add_metric(labels, _cumulative(row.duration_buckets), row.duration_sum)
+            pending.add_metric([shown.name], delivery.outbox_pending)
         yield from fam.values()
         yield latency
-        yield _gauge("dq_alert_outbox_pending", "Alert messages waiting to be delivered.",
-                     delivery.outbox_pending)  # fmt: skip
+        yield pending
 
 
 def _cumulative(counts: Sequence[int]) -> list[tuple[str, float]]:
@@ -295,14 +385,9 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def build_registry(
-    settings: Settings,
-    cache: StatsCache,
-    is_leader: Callable[[], bool],
-    progress: SweepProgress | None = None,
-) -> CollectorRegistry:
-    """A registry of our own (never the global one) holding dq-monitor's collector."""
+def build_registry(settings: Settings, views: DatabaseViews) -> CollectorRegistry:
+    """A registry of our own (never the global one) holding dq-monitor's collector for the
+    monitored databases in `views` (one_database() makes the single-database mapping)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DqCollector(settings, cache, is_leader, progress))
+    registry.register(DqCollector(settings, views))
     return registry
-

@@ -19,7 +19,7 @@ from monitor.app import App
 from monitor.gate import PLANS, Gatekeeper, prune_history, service_key
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.leadership import Leadership
-from monitor.service.metrics import StatsCache, SweepProgress, build_registry
+from monitor.service.metrics import StatsCache, SweepProgress, build_registry, one_database
 from monitor.service.periodic import Periodic
 from monitor.service.scheduler import JobSpec, build_scheduler, job_specs
 
@@ -94,15 +94,15 @@ class Service:
             settings, self.specs, now=clock.now(), run=self._run_job,
             skipped=self._record_skip, first_full_sweep=self._first_full_sweep,
         )  # fmt: skip
-        registry = build_registry(
-            settings, self.cache, lambda: self.leadership.is_leader, self.progress
-        )
-        endpoints = Endpoints(
-            registry, self.cache,
+        # One database for now, named default; several build one view each.
+        views = one_database(settings, self.cache, lambda: self.leadership.is_leader, self.progress)
+        # A scrape serves a body at most one refresh old (what a follower's values are anyway)
+        # rather than render after every check run; the refresh loop renders it (warm).
+        self.endpoints = endpoints = Endpoints(
+            build_registry(settings, views), views,
             scheduler_running=lambda: bool(self.scheduler.running) and not self._stopping.is_set(),
-            is_leader=lambda: self.leadership.is_leader,
-            check_names=[c.name for spec in self.specs for c in spec.checks],
-            progress_version=lambda: self.progress.version,
+            stale_for=settings.schedule.metrics_refresh_interval.total_seconds(),
+            monotonic=clock.monotonic,
         )  # fmt: skip
         self.http = HttpServer(endpoints, settings.metrics_host, settings.metrics_port)
         sched = settings.schedule
@@ -110,7 +110,7 @@ class Service:
             "leadership", sched.leader_poll_interval.total_seconds(), self.leadership.poll
         )
         self.metrics_loop = Periodic(
-            "metrics-refresh", sched.metrics_refresh_interval.total_seconds(), self.cache.refresh
+            "metrics-refresh", sched.metrics_refresh_interval.total_seconds(), self.refresh_metrics
         )
         self.delivery_loop = Periodic(
             "alert-delivery", settings.alerts.delivery_interval.total_seconds(), self._deliver
@@ -247,7 +247,14 @@ class Service:
             with self._idle:
                 self._running_jobs -= 1
                 self._idle.notify_all()
-        self.cache.refresh()  # the leader's own page and metrics show the result at once
+        self.cache.refresh()  # the leader's own page shows the result at once, /metrics soon
+
+    def refresh_metrics(self) -> bool:
+        """Reload what /metrics serves, then render it for the scrapers already seen, here
+        rather than in their scrape; returns whether the state store answered."""
+        answered = self.cache.refresh()
+        self.endpoints.exposition.warm()
+        return answered
 
     def _deliver(self) -> None:
         if self._stopping.is_set() or not self.leadership.is_leader:

@@ -143,12 +143,13 @@ def test_410_is_dead_lettered_with_its_reason(monkeypatch, db_url, db, clock, ht
 
 def delivery_counters(app):
     """(delivered, retries, dead) of route "hook" as /metrics exports them."""
-    from monitor.service.metrics import StatsCache, build_registry
+    from monitor.service.metrics import StatsCache, build_registry, one_database
 
     cache = StatsCache(app.store, app.clock)
     assert cache.refresh()
-    registry = build_registry(app.settings, cache, lambda: True)
-    return tuple(registry.get_sample_value(name, {"route": "hook"}) for name in DELIVERY_COUNTERS)
+    registry = build_registry(app.settings, one_database(app.settings, cache, lambda: True))
+    hook = {"database": "default", "route": "hook"}
+    return tuple(registry.get_sample_value(name, hook) for name in DELIVERY_COUNTERS)
 
 
 def test_slack_route_is_paced_to_one_message_per_second(monkeypatch, db_url, db, clock, httpserver):
@@ -257,7 +258,7 @@ def dt_hours(hours):
 
 
 def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
-    from monitor.service.metrics import StatsCache, build_registry
+    from monitor.service.metrics import StatsCache, build_registry, one_database
 
     httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("busy", status=503)
     httpserver.expect_ordered_request(SECRET_PATH).respond_with_data("ok")
@@ -265,24 +266,24 @@ def test_delivery_metrics(monkeypatch, db_url, db, clock, httpserver):
     try:
         cache = StatsCache(app.store, app.clock)
         cache.refresh()
-        registry = build_registry(app.settings, cache, lambda: True)
-        hook = {"route": "hook"}
+        registry = build_registry(app.settings, one_database(app.settings, cache, lambda: True))
+        hook = {"database": "default", "route": "hook"}
         for name in DELIVERY_COUNTERS:
             assert registry.get_sample_value(name, hook) == 0, name
         seed_race(db, "race")
         cycle(app)
         cache.refresh()
-        assert registry.get_sample_value("dq_alert_outbox_pending") == 1
+        assert registry.get_sample_value("dq_alert_outbox_pending", {"database": "default"}) == 1
         clock.advance(seconds=5)
         app.outbox.deliver_due()
         cache.refresh()
-        assert registry.get_sample_value("dq_alert_outbox_pending") == 0
+        assert registry.get_sample_value("dq_alert_outbox_pending", {"database": "default"}) == 0
         assert registry.get_sample_value("dq_alert_messages_delivered_total", hook) == 1
         assert registry.get_sample_value("dq_alert_delivery_retries_total", hook) == 1
         assert registry.get_sample_value("dq_alert_messages_dead_total", hook) == 0
-        count = registry.get_sample_value("dq_alert_delivery_seconds_count", {"route": "hook"})
+        count = registry.get_sample_value("dq_alert_delivery_seconds_count", hook)
         assert count == 1
-        assert registry.get_sample_value("dq_alert_delivery_seconds_sum", {"route": "hook"}) >= 5
+        assert registry.get_sample_value("dq_alert_delivery_seconds_sum", hook) >= 5
     finally:
         app.close()
 

@@ -30,6 +30,10 @@ from monitor.service.leadership import Leadership
 from tests.monitor.service_harness import RunningService, fast_config, start_service
 from tests.monitor.tcp_proxy import StallingProxy
 
+# The single database's series keys (labels sorted, as RunningService.metrics gives them).
+LEADER = 'dq_leader{database="default"}'
+DATABASE_UP = 'dq_database_up{database="default"}'
+
 STATEMENT_TIMEOUT = 2.0
 GRACE = 1.0
 SLACK = 1.5  # recording the run, refreshing the metrics, polling
@@ -207,7 +211,7 @@ def test_a_stalled_database_is_an_error_and_down_in_bounded_time_then_recovers(
     )  # fmt: skip
     services.append(svc)
     until("a first clean run", lambda: successes(state_db, "slow") >= 1)
-    assert svc.metrics()["dq_database_up"] == 1
+    assert svc.metrics()[DATABASE_UP] == 1
     query = wait_for_query(db_url, MARK)
     proxy.stall()
     seen: dict[str, float] = {}
@@ -215,7 +219,7 @@ def test_a_stalled_database_is_an_error_and_down_in_bounded_time_then_recovers(
     def both() -> bool:
         if "recorded" not in seen and first_error(state_db, "slow"):
             seen["recorded"] = time.monotonic()
-        if "down" not in seen and svc.metrics()["dq_database_up"] == 0:
+        if "down" not in seen and svc.metrics()[DATABASE_UP] == 0:
             seen["down"] = time.monotonic()
         return len(seen) == 2
 
@@ -234,7 +238,7 @@ def test_a_stalled_database_is_an_error_and_down_in_bounded_time_then_recovers(
     proxy.resume()
     resumed = time.monotonic()
     until("a clean run after the stall", lambda: successes(state_db, "slow") > before)
-    until("dq_database_up 1 again", lambda: svc.metrics()["dq_database_up"] == 1)
+    until("dq_database_up 1 again", lambda: svc.metrics()[DATABASE_UP] == 1)
     FIGURES.append(f"first clean run {time.monotonic() - resumed:.2f}s after the stall lifted")
     assert svc.proc.poll() is None
 
@@ -272,15 +276,16 @@ def test_a_stalled_state_store_is_down_in_bounded_time_and_leadership_dropped(
     )  # fmt: skip
     services.append(svc)
     until("a first clean run", lambda: successes(state_db, "slow") >= 1)
-    assert svc.metrics()["dq_leader"] == 1
+    assert svc.metrics()[LEADER] == 1
     proxy.stall()
     stalled = time.monotonic()
     seen: dict[str, float] = {}
 
     def all_down() -> bool:
         metrics = svc.metrics()
-        for name in ("dq_state_store_up", "dq_leader"):
-            if name not in seen and metrics[name] == 0:
+        for name, key in (("dq_state_store_up", "dq_state_store_up"),
+                          ("dq_leader", LEADER)):  # fmt: skip
+            if name not in seen and metrics[key] == 0:
                 seen[name] = time.monotonic()
         return len(seen) == 2
 
@@ -296,7 +301,7 @@ def test_a_stalled_state_store_is_down_in_bounded_time_and_leadership_dropped(
     assert svc.get("/healthz")[0] == 200
     proxy.resume()
     until("the store back", lambda: svc.metrics()["dq_state_store_up"] == 1)
-    until("leadership back", lambda: svc.metrics()["dq_leader"] == 1)
+    until("leadership back", lambda: svc.metrics()[LEADER] == 1)
     before = successes(state_db, "slow")
     until("a run recorded after the stall", lambda: successes(state_db, "slow") > before)
 

@@ -59,7 +59,7 @@ def service(tmp_path, db_url, db):
     seed_race(db, "race1")
     seed_race(db, "race2")
     svc = start_service(tmp_path, db_url)
-    key = 'dq_check_violations{check="dashboard_mismatch"}'
+    key = 'dq_check_violations{check="dashboard_mismatch",database="default"}'
     svc.wait_for("the first results", lambda: svc.metrics()[key] == 2)
     yield svc
     svc.stop(signal.SIGKILL)
@@ -77,10 +77,20 @@ def test_promtool_accepts_the_exposition(service):
 
 def test_prometheus_scrapes_the_violations_of_a_seeded_defect(tmp_path, service):
     with running_prometheus(tmp_path, service.port) as port:
-        value = _wait_for_value(port, 'dq_check_violations{check="dashboard_mismatch"}')
+        value = _wait_for_value(
+            port, 'dq_check_violations{database="default", check="dashboard_mismatch"}'
+        )
         assert value == 2
-        assert _wait_for_value(port, 'dq_check_violations{check="missing_worker_runs"}') == 2
-        assert _wait_for_value(port, 'dq_check_violations{check="flag_conflict"}') == 0
+        assert (
+            _wait_for_value(
+                port, 'dq_check_violations{database="default", check="missing_worker_runs"}'
+            )
+            == 2
+        )
+        assert (
+            _wait_for_value(port, 'dq_check_violations{database="default", check="flag_conflict"}')
+            == 0
+        )
         assert _wait_for_value(port, 'up{job="dq-monitor"}') == 1
 
 

@@ -14,6 +14,11 @@ from monitor.service.service import Service
 from tests.helpers import settings_for
 from tests.monitor.service_harness import start_service
 
+# The single database's series keys (labels sorted, as RunningService.metrics gives them).
+LEADER = 'dq_leader{database="default"}'
+LAST_PRUNE = 'dq_state_last_prune_timestamp_seconds{database="default"}'
+PRUNED_RUNS = 'dq_state_pruned_rows_total{database="default",table="check_runs"}'
+
 OLD_RUNS = (
     "INSERT INTO dq_monitor.check_runs (check_name, started_at, finished_at, mode, status,"
     " severity, fingerprint) SELECT 'custom_old', t, t, 'incremental', 'ok', 'warning', 'f'"
@@ -61,24 +66,24 @@ def test_the_leader_prunes_at_start_and_every_replica_shows_it(tmp_path, db_url,
     leader = start_service(tmp_path, db_url, name="leader")
     try:
         leader.wait_for("the leader's first prune, at its start",
-                        lambda: leader.metrics()["dq_state_last_prune_timestamp_seconds"] > 0)
+                        lambda: leader.metrics()[LAST_PRUNE] > 0)
         db.execute(OLD_RUNS)
         follower = start_service(tmp_path, db_url, name="follower",
                                  env={"DQ_RETENTION__INTERVAL": "500ms"})  # fmt: skip
         try:
             # The follower's own retention job never runs; the leader's next one (hourly)
             # has not come: the old runs stay while only the follower could prune.
-            last_prune = "dq_state_last_prune_timestamp_seconds"
+            last_prune = LAST_PRUNE
             follower.wait_for("the leader's prune in the follower's metrics",
                               lambda: follower.metrics()[last_prune] > 0)  # fmt: skip
             before = follower.metrics()[last_prune]
-            assert follower.metrics()["dq_leader"] == 0
+            assert follower.metrics()[LEADER] == 0
             assert runs(db) == 102
             leader.stop(signal.SIGTERM)
             follower.wait_for("takeover and a prune", lambda: runs(db) == 1, timeout=30)
             follower.wait_for(
                 "the prune in the metrics",
-                lambda: follower.metrics()['dq_state_pruned_rows_total{table="check_runs"}'] >= 101,
+                lambda: follower.metrics()[PRUNED_RUNS] >= 101,
             )
             assert follower.metrics()[last_prune] > before
             assert "pruned " in follower.log()

@@ -15,6 +15,11 @@ from checks import REGISTRY
 from tests.factories import seed_race
 from tests.monitor.service_harness import fast_config, start_service
 
+# The single database's series keys (labels sorted, as RunningService.metrics gives them).
+LEADER = 'dq_leader{database="default"}'
+DATABASE_UP = 'dq_database_up{database="default"}'
+MISMATCH = '{check="dashboard_mismatch",database="default"}'
+
 CHECKS = REGISTRY.names
 
 
@@ -37,20 +42,21 @@ def test_endpoints(service):
 
 
 def test_metrics_show_the_seeded_defect_and_every_series(service):
-    key = 'dq_check_violations{check="dashboard_mismatch"}'
+    key = f"dq_check_violations{MISMATCH}"
     service.wait_for("a result", lambda: service.metrics()[key] == 1)
     metrics = service.metrics()
     for check in CHECKS:
-        label = f'{{check="{check}"}}'
+        label = f'{{check="{check}",database="default"}}'
         for name in ("dq_check_violations", "dq_check_status", "dq_check_runs_total",
                      "dq_check_errors_total", "dq_check_last_run_timestamp_seconds",
                      "dq_check_last_success_timestamp_seconds", "dq_check_interval_seconds",
                      "dq_check_duration_seconds_count"):  # fmt: skip
             assert f"{name}{label}" in metrics, f"{name}{label}"
-    assert metrics['dq_check_status{check="dashboard_mismatch"}'] == 1
-    assert metrics['dq_check_status{check="flag_conflict"}'] == 0
-    assert metrics['dq_check_interval_seconds{check="flag_conflict"}'] == 1
-    for name in ("dq_database_up", "dq_state_store_up", "dq_leader"):
+    assert metrics[f"dq_check_status{MISMATCH}"] == 1
+    assert metrics['dq_check_status{check="flag_conflict",database="default"}'] == 0
+    assert metrics['dq_check_interval_seconds{check="flag_conflict",database="default"}'] == 1
+    for name in (DATABASE_UP, "dq_state_store_up",
+                 LEADER):  # fmt: skip
         assert metrics[name] == 1, name
     assert any(k.startswith("dq_build_info{") for k in metrics)
     assert not any("_created" in k for k in metrics)
@@ -67,7 +73,7 @@ def test_series_exist_with_zero_before_any_run(tmp_path, db_url):
     try:
         metrics = svc.metrics()
         for check in CHECKS:
-            assert f'dq_check_violations{{check="{check}"}}' in metrics
+            assert f'dq_check_violations{{check="{check}",database="default"}}' in metrics
     finally:
         svc.stop(signal.SIGKILL)
 
@@ -100,10 +106,11 @@ def test_overlapping_run_is_recorded(tmp_path, db_url, db):
         extra='[[checks.custom]]\nname = "slow"\ninterval = "1s"\nsql = "SELECT pg_sleep(3)"\n',
     )
     svc = start_service(tmp_path, db_url, config=config)
+    overlaps = 'dq_check_overlapping_runs_total{check="slow",database="default"}'
     try:
         svc.wait_for(
             "an overlap",
-            lambda: svc.metrics()['dq_check_overlapping_runs_total{check="slow"}'] >= 1,
+            lambda: svc.metrics()[overlaps] >= 1,
         )
         rows = db.execute(
             "SELECT status FROM dq_monitor.check_runs WHERE check_name = 'slow'"
@@ -119,19 +126,19 @@ def test_two_replicas_one_leader_and_takeover(tmp_path, db_url, db):
     a = start_service(tmp_path, db_url, name="a")
     b = start_service(tmp_path, db_url, name="b")
     try:
-        a.wait_for("a leader", lambda: a.metrics()["dq_leader"] + b.metrics()["dq_leader"] == 1)
-        leader, follower = (a, b) if a.metrics()["dq_leader"] == 1 else (b, a)
+        a.wait_for("a leader", lambda: a.metrics()[LEADER] + b.metrics()[LEADER] == 1)
+        leader, follower = (a, b) if a.metrics()[LEADER] == 1 else (b, a)
         time.sleep(1.5)  # several leadership polls: still exactly one leader
-        assert leader.metrics()["dq_leader"] == 1
-        assert follower.metrics()["dq_leader"] == 0
+        assert leader.metrics()[LEADER] == 1
+        assert follower.metrics()[LEADER] == 0
         hosts = {h for (h,) in db.execute("SELECT DISTINCT host FROM dq_monitor.check_runs")}
         assert hosts == {f"{h.split(':')[0]}:{leader.proc.pid}" for h in hosts}
         # Both replicas serve the same results from the state store.
-        key = 'dq_check_violations{check="dashboard_mismatch"}'
+        key = f"dq_check_violations{MISMATCH}"
         follower.wait_for("the follower's copy", lambda: follower.metrics()[key] == 1)
         leader.proc.kill()
         leader.proc.wait(5)
-        follower.wait_for("takeover", lambda: follower.metrics()["dq_leader"] == 1, timeout=15)
+        follower.wait_for("takeover", lambda: follower.metrics()[LEADER] == 1, timeout=15)
         runs_before = db.execute(
             "SELECT count(*) FROM dq_monitor.check_runs WHERE host LIKE %s",
             (f"%:{follower.proc.pid}",),
@@ -156,18 +163,18 @@ def test_monitored_database_restart_is_survived(tmp_path, private_pg, pg_server)
         seed_race(conn, "race")
     name, state_url = pg_server.create_database(schema=False)
     svc = start_service(tmp_path, private_pg.url(), env={"DQ_STATE_DATABASE_URL": state_url})
-    key = 'dq_check_violations{check="dashboard_mismatch"}'
+    key = f"dq_check_violations{MISMATCH}"
     try:
         svc.wait_for("a result", lambda: svc.metrics()[key] == 1)
         private_pg.stop("immediate")
-        svc.wait_for("database down", lambda: svc.metrics()["dq_database_up"] == 0)
+        svc.wait_for("database down", lambda: svc.metrics()[DATABASE_UP] == 0)
         metrics = svc.metrics()
-        assert metrics['dq_check_status{check="dashboard_mismatch"}'] == 2
+        assert metrics[f"dq_check_status{MISMATCH}"] == 2
         assert metrics[key] == 1  # the last known count stays
         private_pg.start()
-        svc.wait_for("recovery", lambda: svc.metrics()["dq_database_up"] == 1, timeout=30)
+        svc.wait_for("recovery", lambda: svc.metrics()[DATABASE_UP] == 1, timeout=30)
         svc.wait_for(
-            "a clean run", lambda: svc.metrics()['dq_check_status{check="dashboard_mismatch"}'] == 1
+            "a clean run", lambda: svc.metrics()[f"dq_check_status{MISMATCH}"] == 1
         )
         assert svc.proc.poll() is None
     finally:
@@ -178,7 +185,7 @@ def test_monitored_database_restart_is_survived(tmp_path, private_pg, pg_server)
 def test_state_store_outage_keeps_serving_last_metrics(tmp_path, private_pg, db_url, db):
     seed_race(db, "race")
     svc = start_service(tmp_path, db_url, env={"DQ_STATE_DATABASE_URL": private_pg.url("postgres")})
-    key = 'dq_check_violations{check="dashboard_mismatch"}'
+    key = f"dq_check_violations{MISMATCH}"
     try:
         svc.wait_for("a result", lambda: svc.metrics()[key] == 1)
         private_pg.stop("immediate")
@@ -186,12 +193,12 @@ def test_state_store_outage_keeps_serving_last_metrics(tmp_path, private_pg, db_
         assert svc.metrics()[key] == 1
         assert svc.get("/readyz")[0] == 503
         assert svc.get("/healthz")[0] == 200
-        runs = svc.metrics()['dq_check_runs_total{check="dashboard_mismatch"}']
+        runs = svc.metrics()[f"dq_check_runs_total{MISMATCH}"]
         private_pg.start()
         svc.wait_for("store back", lambda: svc.metrics()["dq_state_store_up"] == 1, timeout=30)
         svc.wait_for(
             "catching up",
-            lambda: svc.metrics()['dq_check_runs_total{check="dashboard_mismatch"}'] > runs,
+            lambda: svc.metrics()[f"dq_check_runs_total{MISMATCH}"] > runs,
             timeout=30,
         )
         assert svc.get("/readyz")[0] == 200
@@ -208,7 +215,9 @@ def test_bad_metrics_port_is_a_usage_error():
     assert "70000 is not between 1 and 65535" in result.stderr
 
 
-DROP = '{plan="drop_counter_columns"}'  # the gate metrics' label of migration 005's plan
+# The gate metrics' labels of migration 005's plan.
+DROP = '{database="default",plan="drop_counter_columns"}'
+FLAGS = '{database="default",plan="partition_flags_exclusive"}'
 
 
 def test_gate_metrics(tmp_path, db_url, db):
@@ -225,6 +234,6 @@ def test_gate_metrics(tmp_path, db_url, db):
         svc.wait_for("a closed gate", lambda: svc.metrics()[f"dq_gate_open{DROP}"] == 0)
         assert svc.metrics()[f"dq_gate_clean_since_timestamp_seconds{DROP}"] == 0
         # The view on a counter holds migration 005 only: the constraint plan stays open.
-        assert svc.metrics()['dq_gate_open{plan="partition_flags_exclusive"}'] == 1
+        assert svc.metrics()[f"dq_gate_open{FLAGS}"] == 1
     finally:
         svc.stop(signal.SIGKILL)
