@@ -81,7 +81,8 @@ def test_the_same_check_on_two_databases_is_two_alerts_named_by_their_database()
     from alerts import Notification, alert_labels
 
     eu, us = _firing("eu"), _firing("us")
-    assert isinstance(eu, Notification) and isinstance(us, Notification)
+    assert isinstance(eu, Notification)
+    assert isinstance(us, Notification)
     assert alert_labels(eu)["database"] == "eu"
     assert label_fingerprint(alert_labels(eu)) != label_fingerprint(alert_labels(us))
     assert "flag_conflict (database eu)" in eu.title
