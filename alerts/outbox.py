@@ -130,6 +130,7 @@ class OutboxSender:
         self.settings = settings
         self.clock = clock
         self._client = client
+        self._owns_client = client is None  # a client given is shared: its owner closes it
         self.console = console
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._last_post: dict[str, float] = {}
@@ -284,5 +285,5 @@ class OutboxSender:
                   extra={"route": route, "outcome": "dead"})  # fmt: skip
 
     def close(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._owns_client:
             self._client.close()

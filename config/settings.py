@@ -184,6 +184,8 @@ class Settings(BaseSettings):
         schema (state_schema_for), the state database (the first database's when
         state_database_url is unset). Raises ConfigError for an unknown name, ValueError
         for a bad override."""
+        if self.database_url is not None and self.databases and self.databases[0].name == name:
+            return self  # already this database's own view
         monitored = self.monitored()
         database = next((d for d in monitored if d.name == name), None)
         if database is None:

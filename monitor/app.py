@@ -4,34 +4,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from alerts import AlertBook, Clock, DeliveryReport, OutboxSender, Resender
 from alerts.heartbeat import Heartbeat
-from config import ConfigError, Settings
+from config import NO_DATABASE, ConfigError, Settings
 from monitor.db import ConnectionSource, Watchdog, reply_limit, store_setting
 from monitor.pipeline import Pipeline, ProgressListener
 from monitor.store import StateStore
 
+if TYPE_CHECKING:
+    import httpx
+
 
 @dataclass
 class App:
-    """The objects one command needs; close() releases their connections."""
+    """The objects one command needs for one monitored database; close() releases their
+    connections (the state source only when this App opened it)."""
 
-    settings: Settings
+    settings: Settings  # this database's own (Settings.for_database)
     store: StateStore
     pipeline: Pipeline
     outbox: OutboxSender
     resender: Resender
     heartbeat: Heartbeat
     clock: Clock
+    owns_state: bool = True
+
+    @property
+    def database(self) -> str:
+        """The monitored database's name, its `database` label."""
+        return self.settings.database.name
 
     @classmethod
     def open(
         cls,
         settings: Settings,
+        database: str | None = None,
         *,
         clock: Clock,
+        state: ConnectionSource | None = None,
+        client: httpx.Client | None = None,
         pool_size: int = 0,
         upgrade: bool = True,
         alerts: bool = True,
@@ -39,46 +52,46 @@ class App:
         console: TextIO | None = None,
         progress: ProgressListener | None = None,
     ) -> App:
-        """Prepare the state store (creating or upgrading its schema), pipeline and outbox.
+        """Prepare database `database`'s state store (creating or upgrading its schema),
+        pipeline and outbox; None: the only one configured.
 
+        `state` is a state-store source to share (Fleet: one for every database; this App
+        then leaves closing it to the caller), `client` an HTTP client to share.
         `pool_size` > 0 pools connections for a multi-threaded service; 0 keeps one
         connection per database (the CLI). `alerts=False` records results without
         advancing alerts, delivering messages or pinging the heartbeat. `deliver_in_cycle=False`
-        leaves delivery to the caller (the service's own delivery loop). Raises ConfigError
-        when no database URL is set, StoreUnavailable/StoreError when the state store cannot
-        be prepared. `progress` hears how far each check's evaluation got (Pipeline).
+        leaves delivery to the caller (the service's own delivery loop). `progress` hears how
+        far each check's evaluation got (Pipeline). Raises ConfigError when no database URL
+        is set, for an unknown name, or with several databases and no name;
+        StoreUnavailable/StoreError when the state store cannot be prepared.
         """
-        if settings.database_url is None:
-            raise ConfigError(
-                "DQ_DATABASE_URL is not set; set it (or database_url in the config file) to the "
-                "monitored database's URL"
-            )
-        state = ConnectionSource(
-            settings.state_database_url or settings.database_url,
-            purpose="state store",
-            setting=store_setting(settings),
-            connect_timeout=settings.connect_timeout,
-            pool_size=pool_size,
-            watchdog=Watchdog("state store", reply_limit(settings), clock),
-        )
+        name = database if database is not None else settings.database.name
+        settings = settings.for_database(name)
+        url = settings.database_url
+        if url is None:
+            raise ConfigError(NO_DATABASE)
+        owns_state = state is None
+        if state is None:
+            state = open_state(settings, clock, pool_size)
         store = StateStore(state, settings.state_schema, settings.sample_limit, clock)
         if upgrade:
             try:
                 store.upgrade()
             except BaseException:
-                state.close()
+                if owns_state:
+                    state.close()
                 raise
         monitored = ConnectionSource(
-            settings.database_url,
+            url,
             purpose="database",
             connect_timeout=settings.connect_timeout,
             read_only=True,
             pool_size=pool_size,
             watchdog=Watchdog("database", reply_limit(settings), clock),
         )
-        book = AlertBook(settings.alerts, clock) if alerts else None
+        book = AlertBook(settings.alerts, clock, name) if alerts else None
         # One HTTP client for both, made when the first message or ping needs it.
-        outbox = OutboxSender(store.outbox, settings.alerts, clock, console=console)
+        outbox = OutboxSender(store.outbox, settings.alerts, clock, console=console, client=client)
         resender = Resender(store.firing_alerts, settings.alerts, clock, lambda: outbox.client)
         heartbeat = Heartbeat(settings.alerts.heartbeat_url, lambda: outbox.client, clock)
         pipeline = Pipeline(
@@ -88,7 +101,7 @@ class App:
         )  # fmt: skip
         return cls(
             settings=settings, store=store, pipeline=pipeline, outbox=outbox,
-            resender=resender, heartbeat=heartbeat, clock=clock,
+            resender=resender, heartbeat=heartbeat, clock=clock, owns_state=owns_state,
         )  # fmt: skip
 
     def deliver(self) -> DeliveryReport:
@@ -97,8 +110,25 @@ class App:
 
     def close(self) -> None:
         self.pipeline.source.close()
-        self.store.source.close()
+        if self.owns_state:
+            self.store.source.close()
         self.outbox.close()
+
+
+def open_state(settings: Settings, clock: Clock, pool_size: int) -> ConnectionSource:
+    """The state store's source for `settings` (one database's own or the first's: the state
+    database is the same for all). Raises ConfigError when no URL is set."""
+    url = settings.state_database_url or settings.database_url
+    if url is None:
+        raise ConfigError(NO_DATABASE)
+    return ConnectionSource(
+        url,
+        purpose="state store",
+        setting=store_setting(settings),
+        connect_timeout=settings.connect_timeout,
+        pool_size=pool_size,
+        watchdog=Watchdog("state store", reply_limit(settings), clock),
+    )
 
 
 def deliver(outbox: OutboxSender, resender: Resender) -> DeliveryReport:

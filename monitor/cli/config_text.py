@@ -29,7 +29,7 @@ MASK = "**********"
 ENV_PREFIX = "DQ_"
 # Optional in the model so that `config show` and `config reference` work without it, but
 # every command that reads a database needs it: `config check` reports it as a problem.
-DATABASE_URL_MISSING = "database_url: required (set DQ_DATABASE_URL)"
+DATABASE_URL_MISSING = "database_url: required (set DQ_DATABASE_URL, or databases for several)"
 
 
 # --- config check ---------------------------------------------------------------------------
@@ -47,7 +47,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         given = database_url_configured(args.config)
     else:
         url = settings.database_url
-        given = url is not None and bool(url.get_secret_value().strip())
+        given = bool(settings.databases) or (
+            url is not None and bool(url.get_secret_value().strip())
+        )
     if not given:
         problems.insert(0, DATABASE_URL_MISSING)
     if problems or settings is None:

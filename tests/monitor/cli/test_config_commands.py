@@ -157,7 +157,7 @@ def test_check_missing_file_and_missing_database_url(tmp_path, capsys):
     code, _, err = run_cli(capsys, "config", "check", "--config", str(tmp_path / "nope.toml"))
     assert code == 2
     assert problems(err) == [
-        "database_url: required (set DQ_DATABASE_URL)",
+        "database_url: required (set DQ_DATABASE_URL, or databases for several)",
         f"config file {tmp_path / 'nope.toml'} does not exist; check --config or DQ_CONFIG",
     ]
 
