@@ -29,7 +29,7 @@ MASK = "**********"
 ENV_PREFIX = "DQ_"
 # Optional in the model so that `config show` and `config reference` work without it, but
 # every command that reads a database needs it: `config check` reports it as a problem.
-DATABASE_URL_MISSING = "database_url: required (set DQ_DATABASE_URL, or databases for several)"
+DATABASE_URL_MISSING = "database_url: required (set DQ_DATABASE_URL); or databases for several"
 
 
 # --- config check ---------------------------------------------------------------------------
@@ -55,7 +55,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     if problems or settings is None:
         raise ConfigError("\n".join(problems))
     routes = len(settings.alerts.routes)
-    print(f"configuration ok: {enabled_checks(settings)} checks enabled, {routes} alert routes")
+    databases = len(settings.monitored())
+    several = f", {databases} databases" if databases > 1 else ""
+    print(
+        f"configuration ok: {enabled_checks(settings)} checks enabled, {routes} alert routes"
+        f"{several}"
+    )
     return 0
 
 
@@ -212,9 +217,13 @@ def reference_rows(
     for name, field in fields:
         here = (*path, name)
         annotation = _without_none(field.annotation)
+        # An optional group inside a list's items (databases[].tables) is one row: its fields
+        # are the top-level group's, documented there.
+        optional_in_item = item_of is not None and field.default is None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from reference_rows(annotation, here, item_of)
-            continue
+            if not optional_in_item:
+                yield from reference_rows(annotation, here, item_of)
+                continue
         env = f"in `{item_of}`" if item_of else f"`{_env_name(here)}`{_json_note(annotation)}"
         yield ReferenceRow(".".join(here), env, _default(here, field), _meaning(field))
         item = _item_model(annotation)

@@ -83,8 +83,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
     try:
         reports = [
-            Gatekeeper(app.settings, app.store, app.pipeline.source, app.clock, plan=name)
-            .evaluate()
+            Gatekeeper(
+                app.settings, app.store, app.pipeline.source, app.clock, plan=name
+            ).evaluate()
             for name in names
         ]
     finally:
