@@ -220,10 +220,11 @@ def reference_rows(
         # An optional group inside a list's items (databases[].tables) is one row: its fields
         # are the top-level group's, documented there.
         optional_in_item = item_of is not None and field.default is None
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            if not optional_in_item:
-                yield from reference_rows(annotation, here, item_of)
-                continue
+        is_group = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if is_group and not optional_in_item:
+            assert isinstance(annotation, type)
+            yield from reference_rows(annotation, here, item_of)
+            continue
         env = f"in `{item_of}`" if item_of else f"`{_env_name(here)}`{_json_note(annotation)}"
         yield ReferenceRow(".".join(here), env, _default(here, field), _meaning(field))
         item = _item_model(annotation)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import httpx
 from pydantic import SecretStr
 
-from config import ConfigError, DqError, Settings, redact
+from config import NO_DATABASE, ConfigError, DqError, Settings, redact
 from monitor.db import Inspector, connect, safe_target, secrets_of
 from monitor.doctor.items import DoctorItem, Step, ok, problem, run_steps, skipped
 from monitor.doctor.monitored import MonitoredDiagnosis
@@ -20,24 +21,35 @@ _QUOTED_ROLE = re.compile(r'\b(user|role) "[^"]*"')
 def diagnose(
     settings: Settings, *, routes: bool = False, client: httpx.Client | None = None
 ) -> list[DoctorItem]:
-    """Every item: the monitored database, the state store, then (if asked) the alert routes.
+    """Every item: each monitored database and its state store (schema), then (if asked)
+    the alert routes. With several databases, each item's name starts with its database's
+    (`eu/database.connection`).
 
     Problems are items, not exceptions: an unreachable database is one problem item and one
     skipped item. Raises ConfigError only when no database URL is set.
     """
-    if settings.database_url is None:
-        raise ConfigError(
-            "DQ_DATABASE_URL is not set; set it (or database_url in the config file) to the "
-            "monitored database's URL"
-        )
-    state_url = settings.state_database_url
-    items = _diagnose_database(
-        settings.database_url, "database", settings, state_here=not state_url
-    )
-    if state_url is not None:
-        items += _diagnose_database(state_url, "state store", settings, state_here=True)
+    monitored = settings.monitored()
+    if not monitored:
+        raise ConfigError(NO_DATABASE)
+    items: list[DoctorItem] = []
+    for database in monitored:
+        found = _diagnose_one(settings.for_database(database.name))
+        if len(monitored) > 1:
+            found = [replace(i, name=f"{database.name}/{i.name}") for i in found]
+        items += found
     if routes:
         items += route_items(settings, client)
+    return items
+
+
+def _diagnose_one(settings: Settings) -> list[DoctorItem]:
+    """One database's items: its own, then its state store's (raises nothing)."""
+    url = settings.database_url
+    assert url is not None
+    state_url = settings.state_database_url
+    items = _diagnose_database(url, "database", settings, state_here=not state_url)
+    if state_url is not None:
+        items += _diagnose_database(state_url, "state store", settings, state_here=True)
     return items
 
 
