@@ -96,7 +96,10 @@ class Service:
         )  # fmt: skip
         self.app = next(iter(self.fleet))  # the first database's: metrics and status page
         self.specs = [s for app in self.fleet for s in job_specs(app.settings, app.database)]
-        self.leadership = LeadEvery(Leadership(settings, clock), names)
+        # The one lock lives in the state database (the first database's settings name it),
+        # keyed by the deployment's state_schema as it always was.
+        lock = self.app.settings.model_copy(update={"state_schema": settings.state_schema})
+        self.leadership = LeadEvery(Leadership(lock, clock), names)
         # One cache per database's store; the registry takes the first's (see build_registry).
         self.caches = {app.database: StatsCache(app.store, clock) for app in self.fleet}
         self.cache = self.caches[self.app.database]
