@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         DatabaseSettings,
         state_schema_for,
         unknown_database,
+        url_setting,
     )
     from .durations import Duration, PositiveDuration, format_duration, parse_duration
     from .errors import (
@@ -102,6 +103,7 @@ __getattr__, __dir__ = lazy_exports(
             "DatabaseSettings",
             "state_schema_for",
             "unknown_database",
+            "url_setting",
         ),
         "capacity": ("check_slots", "database_pool_size", "state_pool_size"),
         "settings": ("Settings",),
@@ -170,4 +172,5 @@ __all__ = [
     "state_schema_for",
     "too_short",
     "unknown_database",
+    "url_setting",
 ]

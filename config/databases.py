@@ -103,6 +103,12 @@ def state_schema_for(base: str, name: str) -> str:
     return schema
 
 
+def url_setting(name: str, listed: bool) -> str:
+    """The setting that holds database `name`'s URL, for error messages: DQ_DATABASE_URL, or
+    its entry in `databases` when it was `listed` there."""
+    return f"databases[{name}].url" if listed else "DQ_DATABASE_URL"
+
+
 def unknown_database(name: str, names: Sequence[str]) -> ConfigError:
     """The one-line error for a --database that names no configured database."""
     known = ", ".join(names) or "none configured"

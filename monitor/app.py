@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from alerts import AlertBook, Clock, DeliveryReport, OutboxSender, Resender
 from alerts.heartbeat import Heartbeat
-from config import NO_DATABASE, ConfigError, Settings
+from config import NO_DATABASE, ConfigError, Settings, url_setting
 from monitor.db import ConnectionSource, Watchdog, reply_limit, store_setting
 from monitor.pipeline import Pipeline, ProgressListener
 from monitor.store import StateStore
@@ -66,13 +66,16 @@ class App:
         StoreUnavailable/StoreError when the state store cannot be prepared.
         """
         name = database if database is not None else settings.database.name
+        # A `databases` entry's errors name that entry, not DQ_DATABASE_URL.
+        listed = bool(settings.databases) and settings.database_url is None
+        state_named = state_setting(settings)
         settings = settings.for_database(name)
         url = settings.database_url
         if url is None:
             raise ConfigError(NO_DATABASE)
         owns_state = state is None
         if state is None:
-            state = open_state(settings, clock, pool_size)
+            state = open_state(settings, clock, pool_size, setting=state_named)
         store = StateStore(state, settings.state_schema, settings.sample_limit, clock)
         if upgrade:
             try:
@@ -84,6 +87,7 @@ class App:
         monitored = ConnectionSource(
             url,
             purpose="database",
+            setting=url_setting(name, listed),
             connect_timeout=settings.connect_timeout,
             read_only=True,
             pool_size=pool_size,
@@ -115,16 +119,27 @@ class App:
         self.outbox.close()
 
 
-def open_state(settings: Settings, clock: Clock, pool_size: int) -> ConnectionSource:
-    """The state store's source for `settings` (one database's own or the first's: the state
-    database is the same for all). Raises ConfigError when no URL is set."""
+def state_setting(settings: Settings) -> str:
+    """The setting that names the state database, for error messages: state_database_url's,
+    else the first monitored database's URL (as configured: `settings` before for_database)."""
+    if settings.state_database_url is not None or not settings.databases:
+        return store_setting(settings)
+    return url_setting(settings.databases[0].name, listed=True)
+
+
+def open_state(
+    settings: Settings, clock: Clock, pool_size: int, *, setting: str
+) -> ConnectionSource:
+    """The state store's source for one database's `settings` (the state database is the
+    same for all); `setting` names it in errors (state_setting). Raises ConfigError when no
+    URL is set."""
     url = settings.state_database_url or settings.database_url
     if url is None:
         raise ConfigError(NO_DATABASE)
     return ConnectionSource(
         url,
         purpose="state store",
-        setting=store_setting(settings),
+        setting=setting,
         connect_timeout=settings.connect_timeout,
         pool_size=pool_size,
         watchdog=Watchdog("state store", reply_limit(settings), clock),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from alerts import Clock, http_client
 from config import NO_DATABASE, ConfigError, DqError, Settings, unknown_database
-from monitor.app import App, open_state
+from monitor.app import App, open_state, state_setting
 from monitor.db import ConnectionSource
 from monitor.pipeline import ProgressListener
 
@@ -61,7 +61,10 @@ class Fleet:
             if only not in names:
                 raise unknown_database(only, names)
             names = [only]
-        state = open_state(settings.for_database(names[0]), clock, state_pool_size)
+        state = open_state(
+            settings.for_database(names[0]), clock, state_pool_size,
+            setting=state_setting(settings),
+        )  # fmt: skip
         client = (
             http_client(settings.alerts.request_timeout.total_seconds()) if len(names) > 1 else None
         )

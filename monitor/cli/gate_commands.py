@@ -69,7 +69,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise ConfigError("--operator NAME is required with --apply and --rollback (audit)")
     if several:
         print(f"database: {database}", flush=True)
-    app = App.open(settings, database, clock=args.clock, alerts=False)
+    app = App.open(loaded, database, clock=args.clock, alerts=False)
     try:
         migrator = migrator_for(
             app.settings, app.store, app.pipeline.source, app.clock, plan,

@@ -8,7 +8,8 @@ from dataclasses import replace
 import httpx
 from pydantic import SecretStr
 
-from config import NO_DATABASE, ConfigError, DqError, Settings, redact
+from config import NO_DATABASE, ConfigError, DqError, Settings, redact, url_setting
+from monitor.app import state_setting
 from monitor.db import Inspector, connect, safe_target, secrets_of
 from monitor.doctor.items import DoctorItem, Step, ok, problem, run_steps, skipped
 from monitor.doctor.monitored import MonitoredDiagnosis
@@ -32,8 +33,11 @@ def diagnose(
     if not monitored:
         raise ConfigError(NO_DATABASE)
     items: list[DoctorItem] = []
+    listed = bool(settings.databases)
+    state_named = state_setting(settings)
     for database in monitored:
-        found = _diagnose_one(settings.for_database(database.name))
+        names = (url_setting(database.name, listed), state_named)
+        found = _diagnose_one(settings.for_database(database.name), names)
         if len(monitored) > 1:
             found = [replace(i, name=f"{database.name}/{i.name}") for i in found]
         items += found
@@ -42,19 +46,24 @@ def diagnose(
     return items
 
 
-def _diagnose_one(settings: Settings) -> list[DoctorItem]:
-    """One database's items: its own, then its state store's (raises nothing)."""
+def _diagnose_one(settings: Settings, setting: tuple[str, str]) -> list[DoctorItem]:
+    """One database's items: its own, then its state store's (raises nothing); `setting`
+    names the two URLs' settings for the hints."""
     url = settings.database_url
     assert url is not None
     state_url = settings.state_database_url
-    items = _diagnose_database(url, "database", settings, state_here=not state_url)
+    items = _diagnose_database(
+        url, "database", settings, state_here=not state_url, setting=setting[0]
+    )
     if state_url is not None:
-        items += _diagnose_database(state_url, "state store", settings, state_here=True)
+        items += _diagnose_database(
+            state_url, "state store", settings, state_here=True, setting=setting[1]
+        )
     return items
 
 
 def _diagnose_database(
-    url: SecretStr, purpose: str, settings: Settings, *, state_here: bool
+    url: SecretStr, purpose: str, settings: Settings, *, state_here: bool, setting: str
 ) -> list[DoctorItem]:
     """Connect read-only and run this database's items (and the state store's, if it is here).
 
@@ -64,8 +73,9 @@ def _diagnose_database(
     covered = "database and state store" if purpose == "database" and state_here else purpose
     try:
         conn = connect(
-            url, purpose=purpose, connect_timeout=settings.connect_timeout, read_only=True
-        )
+            url, purpose=purpose, connect_timeout=settings.connect_timeout, read_only=True,
+            setting=setting,
+        )  # fmt: skip
     except DqError as exc:  # DatabaseUnavailable, StoreUnavailable, ConfigError (bad URL)
         # connect() names host:port/dbname only; libpq may still quote the user name.
         detail = redact(_QUOTED_ROLE.sub(r'\1 "***"', str(exc)), secrets_of(url))

@@ -115,3 +115,46 @@ def test_gate_names_its_database_and_prune_covers_every_schema(two, capsys):
     code, out, _ = run_cli(capsys, "state", "prune")
     assert code == 0
     assert [line.split(":")[0] for line in out.splitlines()] == ["database eu", "database us"]
+
+
+def test_a_silence_belongs_to_its_database(two, capsys):
+    code, out, _ = run_cli(capsys, "silence", "add", "dashboard_mismatch", "--for", "1h",
+                           "--reason", "known", "--database", "eu")  # fmt: skip
+    assert code == 0
+    assert out.startswith("silenced: ")
+    assert run_cli(capsys, "silence", "list", "--database", "us")[1] == "no active silences\n"
+    code, out, _ = run_cli(capsys, "silence", "list", "--database", "eu")
+    assert "dashboard_mismatch" in out
+
+
+def test_doctor_names_every_databases_items(two, capsys):
+    _, out, _ = run_cli(capsys, "doctor", "--format", "json")
+    names = [item["name"] for item in json.loads(out)["items"]]
+    assert "eu/database.connection" in names or "eu/database.server_version" in names
+    assert any(n.startswith("us/") for n in names)
+    assert all(n.split("/")[0] in {"eu", "us"} for n in names)
+
+
+def test_migrate_dry_run_names_its_database(two, capsys):
+    code, out, _ = run_cli(capsys, "migrate", "--database", "us")
+    assert code == 0
+    assert out.splitlines()[0] == "database: us"
+
+
+def test_an_unreachable_database_is_named_by_its_entry_and_the_others_still_run(
+    monkeypatch, db_url, db, capsys
+):
+    from monitor.demo.embedded import free_port
+
+    gone = f"postgresql://dq@127.0.0.1:{free_port()}/gone"
+    monkeypatch.setenv("DQ_DATABASES", json.dumps([
+        {"name": "eu", "url": db_url}, {"name": "gone", "url": gone},
+    ]))  # fmt: skip
+    monkeypatch.setenv("DQ_CONNECT_TIMEOUT", "2s")
+    healthy_run(db, "fine")
+    code, out, err = run_cli(capsys, "check", "--format", "json", "--check", "stale_partitions")
+    assert code == 3  # the worst: a database cannot be reached
+    status = {r["database"]: r["status"] for r in json.loads(out)["results"]}
+    assert status == {"eu": "ok", "gone": "error"}
+    assert "databases[gone].url" in err
+    assert "DQ_DATABASE_URL" not in err
