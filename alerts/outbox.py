@@ -125,7 +125,10 @@ class OutboxSender:
         client: httpx.Client | None = None,
         console: TextIO | None = None,
         rng: random.Random | None = None,
+        last_posts: dict[str, float] | None = None,
     ) -> None:
+        """`last_posts` (route name -> when its last Slack post went) is shared by the
+        senders of several databases' outboxes, so a Slack webhook is paced once for all."""
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -133,7 +136,7 @@ class OutboxSender:
         self._owns_client = client is None  # a client given is shared: its owner closes it
         self.console = console
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._last_post: dict[str, float] = {}
+        self._last_post: dict[str, float] = {} if last_posts is None else last_posts
 
     @property
     def client(self) -> httpx.Client:

@@ -45,6 +45,7 @@ class App:
         clock: Clock,
         state: ConnectionSource | None = None,
         client: httpx.Client | None = None,
+        last_posts: dict[str, float] | None = None,
         pool_size: int = 0,
         upgrade: bool = True,
         alerts: bool = True,
@@ -56,7 +57,8 @@ class App:
         pipeline and outbox; None: the only one configured.
 
         `state` is a state-store source to share (Fleet: one for every database; this App
-        then leaves closing it to the caller), `client` an HTTP client to share.
+        then leaves closing it to the caller), `client` an HTTP client and `last_posts` the
+        Slack pacing (alerts.OutboxSender) to share.
         `pool_size` > 0 pools connections for a multi-threaded service; 0 keeps one
         connection per database (the CLI). `alerts=False` records results without
         advancing alerts, delivering messages or pinging the heartbeat. `deliver_in_cycle=False`
@@ -95,7 +97,10 @@ class App:
         )
         book = AlertBook(settings.alerts, clock, name) if alerts else None
         # One HTTP client for both, made when the first message or ping needs it.
-        outbox = OutboxSender(store.outbox, settings.alerts, clock, console=console, client=client)
+        outbox = OutboxSender(
+            store.outbox, settings.alerts, clock, console=console, client=client,
+            last_posts=last_posts,
+        )  # fmt: skip
         resender = Resender(store.firing_alerts, settings.alerts, clock, lambda: outbox.client)
         heartbeat = Heartbeat(settings.alerts.heartbeat_url, lambda: outbox.client, clock)
         pipeline = Pipeline(

@@ -69,10 +69,13 @@ class Fleet:
             http_client(settings.alerts.request_timeout.total_seconds()) if len(names) > 1 else None
         )
         fleet = cls(settings=settings, apps={}, state=state, client=client)
+        # Delivery runs in one thread for all databases: one pacing per Slack webhook.
+        last_posts: dict[str, float] = {}
         try:
             for name in names:
                 fleet.apps[name] = App.open(
                     settings, name, clock=clock, state=state, client=client,
+                    last_posts=last_posts,
                     pool_size=pool_size(name) if callable(pool_size) else pool_size,
                     upgrade=upgrade, alerts=alerts, deliver_in_cycle=deliver_in_cycle,
                     console=console, progress=progress(name) if progress else None,

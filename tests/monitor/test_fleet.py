@@ -158,3 +158,24 @@ def test_an_unreachable_database_is_named_by_its_entry_and_the_others_still_run(
     assert status == {"eu": "ok", "gone": "error"}
     assert "databases[gone].url" in err
     assert "DQ_DATABASE_URL" not in err
+
+
+def test_one_slack_webhook_is_paced_once_for_every_database(
+    monkeypatch, two, us_url, httpserver: HTTPServer
+):
+    httpserver.expect_request("/slack").respond_with_data("ok")
+    route = {"name": "slack", "type": "slack", "url": httpserver.url_for("/slack")}
+    monkeypatch.setenv("DQ_ALERTS__ROUTES", json.dumps([route]))
+    with psycopg.connect(us_url, autocommit=True) as us:
+        seed_race(us, "race_us")
+    clock = FakeClock()
+    fleet = Fleet.open(load_settings(), clock=clock)
+    try:
+        for app in fleet:  # each cycle delivers its database's one message
+            delivery = app.pipeline.run(["dashboard_mismatch"]).delivery
+            assert delivery is not None
+            assert delivery.sent == 1
+    finally:
+        fleet.close()
+    assert len(httpserver.log) == 2
+    assert clock.slept == [pytest.approx(1.0)]  # us waited for eu's post to the same webhook
