@@ -179,3 +179,9 @@ def test_one_slack_webhook_is_paced_once_for_every_database(
         fleet.close()
     assert len(httpserver.log) == 2
     assert clock.slept == [pytest.approx(1.0)]  # us waited for eu's post to the same webhook
+
+
+def test_config_check_counts_the_databases(two, capsys):
+    code, out, _ = run_cli(capsys, "config", "check")
+    assert code == 0
+    assert out.strip().endswith(", 2 databases")
