@@ -305,3 +305,4 @@ def build_registry(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DqCollector(settings, cache, is_leader, progress))
     return registry
+

@@ -60,10 +60,8 @@ def test_a_replica_that_is_not_the_leader_does_not_prune(service, db):
 def test_the_leader_prunes_at_start_and_every_replica_shows_it(tmp_path, db_url, db):
     leader = start_service(tmp_path, db_url, name="leader")
     try:
-        leader.wait_for(
-            "the leader's first prune, at its start",
-            lambda: leader.metrics()["dq_state_last_prune_timestamp_seconds"] > 0,
-        )
+        leader.wait_for("the leader's first prune, at its start",
+                        lambda: leader.metrics()["dq_state_last_prune_timestamp_seconds"] > 0)
         db.execute(OLD_RUNS)
         follower = start_service(tmp_path, db_url, name="follower",
                                  env={"DQ_RETENTION__INTERVAL": "500ms"})  # fmt: skip
