@@ -53,7 +53,7 @@ def postable_alert(n: Notification, now: dt.datetime, resend: dt.timedelta) -> d
         "startsAt": rfc3339(starts),
         "endsAt": rfc3339(max(starts, ends)),  # Alertmanager refuses an end before the start
     }
-    link = generator_url(n.external_url, n.check)
+    link = generator_url(n.external_url, n.check, n.database)
     if link:  # the schema's format is uri: leave it out rather than send ""
         alert["generatorURL"] = link
     return alert

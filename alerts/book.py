@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from checks import Check, CheckResult, Status
-from config import AlertsSettings
+from config import DEFAULT_DATABASE, AlertsSettings
 
 from .clock import Clock
 from .lifecycle import Alert, Observation, advance, fingerprint
@@ -32,11 +32,15 @@ class AlertRecords(Protocol):
 
 
 class AlertBook:
-    """Turns recorded check results into alert state changes and outbox messages."""
+    """Turns one database's recorded check results into alert state changes and outbox
+    messages."""
 
-    def __init__(self, settings: AlertsSettings, clock: Clock) -> None:
+    def __init__(
+        self, settings: AlertsSettings, clock: Clock, database: str = DEFAULT_DATABASE
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.database = database
 
     def apply(self, records: AlertRecords, check: Check, result: CheckResult) -> int:
         """Advance the check's alerts on every route that wants it; returns messages queued."""
@@ -47,17 +51,17 @@ class AlertBook:
             return 0
         now = self.clock.now()
         silenced = records.silenced(check.name, now)
-        states = records.load([fingerprint(check.name, r.name) for r in routes])
+        states = records.load([fingerprint(check.name, r.name, self.database) for r in routes])
         obs = Observation(
             check=check.name, run_id=result.run_id or 0, ok=result.status is Status.OK,
             severity=check.severity, violations=result.violations, samples=result.samples,
             key_fields=check.key_fields, description=check.description,
             reproduce_sql=check.reproduce_sql(), runbook_url=check.settings.runbook_url,
-            at=result.finished_at,
+            at=result.finished_at, database=self.database,
         )  # fmt: skip
         queued = 0
         for route in routes:
-            previous = states.get(fingerprint(check.name, route.name))
+            previous = states.get(fingerprint(check.name, route.name, self.database))
             alert, message = advance(
                 previous, obs, route, self.settings, silenced=silenced, now=now
             )

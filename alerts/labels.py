@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
-from config import Severity
+from config import DEFAULT_DATABASE, Severity
 
 from .notification import Kind, Notification
 
@@ -34,11 +34,17 @@ TEST_SEVERITY = "none"
 
 
 def alert_labels(n: Notification) -> dict[str, str]:
-    """The alert's labels, the same set the shipped rule's alert carries (`max by (check)`
-    keeps only `check`; the rule adds `severity`), so either path deduplicates with the other.
-    A test message is `DqMonitorTest` with severity `none`."""
+    """The alert's labels, the same set the shipped rule's alert carries (`max by (database,
+    check)` keeps only those two; the rule adds `severity`), so either path deduplicates with
+    the other, and the same check on two databases is two alerts. A test message is
+    `DqMonitorTest` with severity `none`."""
     severity = TEST_SEVERITY if n.kind is Kind.TEST else n.severity.value
-    return {"alertname": alertname(n.severity, n.kind), "check": n.check, "severity": severity}
+    return {
+        "alertname": alertname(n.severity, n.kind),
+        "database": n.database,
+        "check": n.check,
+        "severity": severity,
+    }
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:
@@ -53,18 +59,32 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
     return f"{value:016x}"
 
 
-def generator_url(external_url: str | None, check: str) -> str:
-    """The link back to this dq-monitor's status page for `check` ("" without external_url)."""
-    return f"{external_url}/?check={quote(check, safe='')}" if external_url else ""
+def generator_url(external_url: str | None, check: str, database: str = DEFAULT_DATABASE) -> str:
+    """The link back to this dq-monitor's status page for `check` ("" without external_url);
+    a database other than `default` is named in the query too."""
+    if not external_url:
+        return ""
+    link = f"{external_url}/?check={quote(check, safe='')}"
+    if database != DEFAULT_DATABASE:
+        link += f"&database={quote(database, safe='')}"
+    return link
 
 
-def dashboard_link(dashboard_url: str | None, check: str) -> str | None:
+def dashboard_link(
+    dashboard_url: str | None, check: str, database: str = DEFAULT_DATABASE
+) -> str | None:
     """`dashboard_url` opened on `check`: `var-check=<check>` added to its query (the shipped
-    Grafana dashboard's `check` variable), unless the URL already sets var-check."""
+    Grafana dashboard's `check` variable), unless the URL already sets var-check; likewise
+    `var-database` for a database other than `default`."""
     if not dashboard_url:
         return dashboard_url
     parts = urlsplit(dashboard_url)
-    if "var-check" in parse_qs(parts.query):
+    present = parse_qs(parts.query)
+    wanted = [("var-check", check)]
+    if database != DEFAULT_DATABASE:
+        wanted.append(("var-database", database))
+    added = [f"{k}={quote(v, safe='')}" for k, v in wanted if k not in present]
+    if not added:
         return dashboard_url
-    query = "&".join(q for q in (parts.query, f"var-check={quote(check, safe='')}") if q)
+    query = "&".join(q for q in (parts.query, *added) if q)
     return urlunsplit(parts._replace(query=query))

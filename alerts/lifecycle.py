@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from checks import JsonValue, Sample
-from config import AlertsSettings, RouteSettings, Severity
+from config import DEFAULT_DATABASE, AlertsSettings, RouteSettings, Severity
 
 from .labels import dashboard_link
 from .notification import Kind, Notification
@@ -66,11 +66,15 @@ class Observation:
     reproduce_sql: str
     runbook_url: str | None
     at: dt.datetime
+    database: str = DEFAULT_DATABASE
 
 
-def fingerprint(check: str, route: str) -> str:
-    """Stable identity of the alert for a check on a route."""
-    return hashlib.sha256(f"dq-monitor\x00{check}\x00{route}".encode()).hexdigest()[:16]
+def fingerprint(check: str, route: str, database: str = DEFAULT_DATABASE) -> str:
+    """Stable identity of the alert for a check on a route on a database. The database named
+    `default` adds nothing, so a single-database install keeps its alerts' identities."""
+    where = "" if database == DEFAULT_DATABASE else f"\x00{database}"
+    text = f"dq-monitor\x00{check}\x00{route}{where}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def sample_keys(
@@ -95,7 +99,9 @@ def advance(  # noqa: PLR0911 - one return per lifecycle transition reads best
     now: dt.datetime,
 ) -> tuple[Alert, Notification | None]:
     """The alert after `obs`, and the message to send now (None: nothing to say)."""
-    current = alert or Alert(fingerprint(obs.check, route.name), obs.check, route.name)
+    current = alert or Alert(
+        fingerprint(obs.check, route.name, obs.database), obs.check, route.name
+    )
     keys = sample_keys(obs.samples, obs.key_fields)
     if not obs.ok:
         failing = current.failing_runs + 1
@@ -153,9 +159,10 @@ def _sent(
         samples=obs.samples,
         reproduce_sql=obs.reproduce_sql if kind is not Kind.RESOLVED else "",
         runbook_url=obs.runbook_url,
-        dashboard_url=dashboard_link(settings.dashboard_url, obs.check),
+        dashboard_url=dashboard_link(settings.dashboard_url, obs.check, obs.database),
         external_url=settings.external_url,
         ended_at=now if kind is Kind.RESOLVED else None,
+        database=obs.database,
     )
     updated = replace(
         alert, last_sent_at=now, last_sent_kind=kind, last_keys=keys,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from checks import JsonValue, Sample
-from config import Severity
+from config import DEFAULT_DATABASE, Severity
 
 
 class Kind(StrEnum):
@@ -48,6 +48,14 @@ class Notification:
     external_url: str | None = None  # alerts.external_url: this dq-monitor's status page
     ended_at: dt.datetime | None = None
     extra: dict[str, JsonValue] = field(default_factory=dict)
+    database: str = DEFAULT_DATABASE  # the monitored database the check ran on
+
+    @property
+    def subject(self) -> str:
+        """The check, and its database unless it is the single-database `default`."""
+        if self.database == DEFAULT_DATABASE:
+            return self.check
+        return f"{self.check} (database {self.database})"
 
     @property
     def title(self) -> str:
@@ -59,7 +67,7 @@ class Notification:
             Kind.TEST: "test message",
         }[self.kind]
         count = f" ({self.violations} violations)" if self.kind is not Kind.RESOLVED else ""
-        return f"[{self.severity.value.upper()}] {self.check} {verb}{count}"
+        return f"[{self.severity.value.upper()}] {self.subject} {verb}{count}"
 
     def to_json(self) -> dict[str, JsonValue]:
         """A JSON form stored in the outbox; from_json() reads it back."""
@@ -75,7 +83,7 @@ class Notification:
             "reproduce_sql": self.reproduce_sql, "runbook_url": self.runbook_url,
             "dashboard_url": self.dashboard_url, "external_url": self.external_url,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "extra": self.extra,
+            "extra": self.extra, "database": self.database,
         }  # fmt: skip
 
     @classmethod
@@ -106,6 +114,8 @@ class Notification:
             external_url=_opt(data.get("external_url")),
             ended_at=when("ended_at"),
             extra=data["extra"] if isinstance(data.get("extra"), dict) else {},  # type: ignore[arg-type]
+            # Rows queued before several databases existed have no database: theirs is default.
+            database=str(data.get("database") or DEFAULT_DATABASE),
         )  # fmt: skip
 
 

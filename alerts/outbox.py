@@ -125,14 +125,18 @@ class OutboxSender:
         client: httpx.Client | None = None,
         console: TextIO | None = None,
         rng: random.Random | None = None,
+        last_posts: dict[str, float] | None = None,
     ) -> None:
+        """`last_posts` (route name -> when its last Slack post went) is shared by the
+        senders of several databases' outboxes, so a Slack webhook is paced once for all."""
         self.store = store
         self.settings = settings
         self.clock = clock
         self._client = client
+        self._owns_client = client is None  # a client given is shared: its owner closes it
         self.console = console
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._last_post: dict[str, float] = {}
+        self._last_post: dict[str, float] = {} if last_posts is None else last_posts
 
     @property
     def client(self) -> httpx.Client:
@@ -284,5 +288,5 @@ class OutboxSender:
                   extra={"route": route, "outcome": "dead"})  # fmt: skip
 
     def close(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._owns_client:
             self._client.close()

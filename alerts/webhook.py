@@ -42,10 +42,12 @@ def webhook_payload(n: Notification, receiver: str) -> dict[str, JsonValue]:
         "startsAt": rfc3339(n.active_since),
         "endsAt": _ends_at(n),
         # "" without alerts.external_url, as Alertmanager sends an alert that has none.
-        "generatorURL": generator_url(n.external_url, n.check),
+        "generatorURL": generator_url(n.external_url, n.check, n.database),
         "fingerprint": label_fingerprint(alert_labels(n)),
     }
-    group_labels: dict[str, JsonValue] = {"alertname": labels["alertname"], "check": n.check}
+    group_labels: dict[str, JsonValue] = {
+        "alertname": labels["alertname"], "database": n.database, "check": n.check,
+    }  # fmt: skip
     return {
         "receiver": receiver,
         "status": status,

@@ -8,6 +8,7 @@ from .lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .alerts import AlertsSettings, RouteSettings, RouteType
+    from .capacity import check_slots, database_pool_size, state_pool_size
     from .checks import (
         BUILTIN_CATALOGUE,
         BuiltinCatalogue,
@@ -18,7 +19,15 @@ if TYPE_CHECKING:
         Severity,
         register_builtin,
     )
-    from .databases import DEFAULT_DATABASE, CheckOn, DatabaseSettings
+    from .databases import (
+        DEFAULT_DATABASE,
+        NO_DATABASE,
+        CheckOn,
+        DatabaseSettings,
+        state_schema_for,
+        unknown_database,
+        url_setting,
+    )
     from .durations import Duration, PositiveDuration, format_duration, parse_duration
     from .errors import (
         EXIT_CONFIG,
@@ -55,7 +64,6 @@ __getattr__, __dir__ = lazy_exports(
         "checks": (
             "BUILTIN_CATALOGUE",
             "BuiltinCatalogue",
-    "CheckOn",
             "CheckSettings",
             "ChecksSettings",
             "CriticalCheckSettings",
@@ -72,7 +80,6 @@ __getattr__, __dir__ = lazy_exports(
             "EXIT_VIOLATIONS",
             "ConfigError",
             "DatabaseError",
-    "DatabaseSettings",
             "DatabaseUnavailable",
             "DqError",
             "GateError",
@@ -89,7 +96,16 @@ __getattr__, __dir__ = lazy_exports(
         "retention": ("RetentionSettings", "gate_history_floor", "too_short"),
         "ports": ("DEFAULT_METRICS_PORT",),
         "schedule": ("ScheduleSettings",),
-        "databases": ("DEFAULT_DATABASE", "CheckOn", "DatabaseSettings"),
+        "databases": (
+            "DEFAULT_DATABASE",
+            "NO_DATABASE",
+            "CheckOn",
+            "DatabaseSettings",
+            "state_schema_for",
+            "unknown_database",
+            "url_setting",
+        ),
+        "capacity": ("check_slots", "database_pool_size", "state_pool_size"),
         "settings": ("Settings",),
         "tables": (
             "PartitionProgressNames",
@@ -109,6 +125,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_UNAVAILABLE",
     "EXIT_VIOLATIONS",
+    "NO_DATABASE",
     "AlertsSettings",
     "BuiltinCatalogue",
     "CheckOn",
@@ -140,6 +157,8 @@ __all__ = [
     "StoreUnavailable",
     "TablesSettings",
     "WorkerRunsNames",
+    "check_slots",
+    "database_pool_size",
     "database_url_configured",
     "exit_code_of_kinds",
     "format_duration",
@@ -149,5 +168,9 @@ __all__ = [
     "parse_duration",
     "redact",
     "register_builtin",
+    "state_pool_size",
+    "state_schema_for",
     "too_short",
+    "unknown_database",
+    "url_setting",
 ]

@@ -130,11 +130,13 @@ def _json_error(text: str) -> str | None:
 
 
 class _DatabaseUrlProbe(BaseSettings):
-    """Only database_url, read from the same sources as Settings; everything else ignored."""
+    """Only database_url and databases, read from the same sources as Settings; everything
+    else ignored."""
 
     model_config = SettingsConfigDict(env_prefix="DQ_", extra="ignore")
 
     database_url: SecretStr | None = None
+    databases: list[object] = []
 
     @classmethod
     def settings_customise_sources(
@@ -149,8 +151,9 @@ class _DatabaseUrlProbe(BaseSettings):
 
 
 def database_url_configured(config_file: str | os.PathLike[str] | None = None) -> bool:
-    """Whether the environment or the config file sets database_url, even when other
-    settings are invalid (so `config check` can list a missing URL among other problems)."""
+    """Whether the environment or the config file sets database_url or databases, even when
+    other settings are invalid (so `config check` can list a missing URL among other
+    problems)."""
     path_text = config_file if config_file is not None else os.environ.get("DQ_CONFIG")
     path = Path(path_text) if path_text and _readable_toml(Path(path_text)) else None
 
@@ -158,10 +161,11 @@ def database_url_configured(config_file: str | os.PathLike[str] | None = None) -
         model_config = SettingsConfigDict(toml_file=path)
 
     try:
-        url = _Probe().database_url
-    except ValidationError:
+        probe = _Probe()
+    except (ValidationError, SettingsError):
         return True  # present but malformed: load_settings reports that itself
-    return url is not None and bool(url.get_secret_value().strip())
+    url = probe.database_url
+    return bool(probe.databases) or (url is not None and bool(url.get_secret_value().strip()))
 
 
 def _readable_toml(path: Path) -> bool:

@@ -13,9 +13,19 @@ from pydantic_settings import (
 )
 
 from .alerts import AlertsSettings
+from .capacity import connections_needed, too_few_slots
 from .checks import BUILTIN_CATALOGUE, ChecksSettings
-from .databases import DEFAULT_DATABASE, CheckOn, DatabaseSettings
+from .databases import (
+    DEFAULT_DATABASE,
+    NO_DATABASE,
+    CheckOn,
+    DatabaseSettings,
+    effective_checks,
+    state_schema_for,
+    unknown_database,
+)
 from .durations import Duration, format_duration
+from .errors import ConfigError
 from .gate import GateSettings
 from .ports import DEFAULT_METRICS_PORT
 from .retention import RetentionSettings, gate_history_floor, too_short
@@ -108,6 +118,21 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of /metrics, /healthz, /readyz and the status page.",
     )
+    max_concurrent_checks: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Most check jobs `dq-monitor run` runs at once, over all databases; each "
+        "database gets an equal share of them (at least one), so a slow database never "
+        "holds another's.",
+    )
+    max_connections: int = Field(
+        default=64,
+        ge=2,
+        le=10_000,
+        description="Most connections `dq-monitor run` may open in all (state store, every "
+        "database's pool, leader locks); start-up refuses settings whose pools need more.",
+    )
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
     # Factories: both defaults read the built-ins' catalogue, filled only once `checks` loads.
@@ -120,8 +145,7 @@ class Settings(BaseSettings):
     def _databases_are_distinct(self) -> Settings:
         if self.databases and self.database_url is not None:
             raise ValueError(
-                "set database_url (DQ_DATABASE_URL, one database) or databases (several), "
-                "not both"
+                "set database_url (DQ_DATABASE_URL, one database) or databases (several), not both"
             )
         names = [d.name for d in self.databases]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -130,9 +154,66 @@ class Settings(BaseSettings):
         for database in self.databases:
             if database.check_on is CheckOn.STANDBY and not database.standby_urls:
                 raise ValueError(
-                    f"database {database.name!r} has check_on = \"standby\" but no standby_urls"
+                    f'database {database.name!r} has check_on = "standby" but no standby_urls'
                 )
         return self
+
+    @model_validator(mode="after")
+    def _databases_fit(self) -> Settings:
+        count = len(self.monitored())
+        problem = too_few_slots(self.max_concurrent_checks, count)
+        if problem:
+            raise ValueError(problem)
+        needed = connections_needed(self.max_concurrent_checks, count)
+        if count and needed > self.max_connections:
+            raise ValueError(
+                f"max_connections ({self.max_connections}) is too small: {count} database(s) "
+                f"with max_concurrent_checks {self.max_concurrent_checks} need {needed}"
+            )
+        for database in self.databases:
+            state_schema_for(self.state_schema, database.name)
+            effective = self.for_database(database.name)
+            problem = too_short(effective.retention.history, effective.gate_history_floor())
+            if problem:
+                raise ValueError(f"database {database.name!r}: {problem}")
+        return self
+
+    def for_database(self, name: str) -> Settings:
+        """The effective settings of database `name`: its url as database_url (and it alone
+        as `databases`, so monitored() names it), its tables and check overrides, its state
+        schema (state_schema_for), the state database (the first database's when
+        state_database_url is unset). Raises ConfigError for an unknown name, ValueError
+        for a bad override."""
+        if self.database_url is not None and self.databases and self.databases[0].name == name:
+            return self  # already this database's own view
+        monitored = self.monitored()
+        database = next((d for d in monitored if d.name == name), None)
+        if database is None:
+            raise unknown_database(name, [d.name for d in monitored])
+        state_url = self.state_database_url
+        if state_url is None and database is not monitored[0]:
+            state_url = monitored[0].url  # one state store for every database
+        # Not revalidated: the parts are, and `databases` with `database_url` is this
+        # one database's own view, not a configuration anyone wrote.
+        return self.model_copy(update={
+            "database_url": database.url, "databases": (database,),
+            "state_database_url": state_url,
+            "state_schema": state_schema_for(self.state_schema, name),
+            "tables": database.tables or self.tables,
+            "checks": effective_checks(self.checks, database.checks, name),
+        })  # fmt: skip
+
+    @property
+    def database(self) -> DatabaseSettings:
+        """The one database these settings are for (one from for_database, or
+        DQ_DATABASE_URL's default). Raises ConfigError when there are none or several."""
+        monitored = self.monitored()
+        if not monitored:
+            raise ConfigError(NO_DATABASE)
+        if len(monitored) > 1:
+            names = ", ".join(d.name for d in monitored)
+            raise ConfigError(f"several databases are configured ({names}); name one")
+        return monitored[0]
 
     def monitored(self) -> tuple[DatabaseSettings, ...]:
         """The monitored databases: `databases`, or database_url's one named `default`

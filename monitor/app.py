@@ -4,26 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from alerts import AlertBook, Clock, DeliveryReport, OutboxSender, Resender
 from alerts.heartbeat import Heartbeat
-from config import CheckOn, ConfigError, DatabaseSettings, Settings
+from config import NO_DATABASE, CheckOn, ConfigError, DatabaseSettings, Settings, url_setting
 from monitor.db import ConnectionSource, Watchdog, reply_limit, store_setting
 from monitor.pipeline import Pipeline, ProgressListener
 from monitor.store import StateStore
 
+if TYPE_CHECKING:
+    import httpx
+
 
 @dataclass
 class App:
-    """The objects one command needs; close() releases their connections.
+    """The objects one command needs for one monitored database; close() releases their
+    connections (the state source only when this App opened it).
 
     `primary` is the monitored database's primary (the gate's evidence and migrations); the
     pipeline's source is the primary, or the first standby when the checks run there
     (check_on = "standby").
     """
 
-    settings: Settings
+    settings: Settings  # this database's own (Settings.for_database)
     store: StateStore
     pipeline: Pipeline
     outbox: OutboxSender
@@ -31,13 +35,23 @@ class App:
     heartbeat: Heartbeat
     clock: Clock
     primary: ConnectionSource
+    owns_state: bool = True
+
+    @property
+    def database(self) -> str:
+        """The monitored database's name, its `database` label."""
+        return self.settings.database.name
 
     @classmethod
     def open(
         cls,
         settings: Settings,
+        database: str | None = None,
         *,
         clock: Clock,
+        state: ConnectionSource | None = None,
+        client: httpx.Client | None = None,
+        last_posts: dict[str, float] | None = None,
         pool_size: int = 0,
         upgrade: bool = True,
         alerts: bool = True,
@@ -45,51 +59,57 @@ class App:
         console: TextIO | None = None,
         progress: ProgressListener | None = None,
     ) -> App:
-        """Prepare the state store (creating or upgrading its schema), pipeline and outbox.
+        """Prepare database `database`'s state store (creating or upgrading its schema),
+        pipeline and outbox; None: the only one configured.
 
+        `state` is a state-store source to share (Fleet: one for every database; this App
+        then leaves closing it to the caller), `client` an HTTP client and `last_posts` the
+        Slack pacing (alerts.OutboxSender) to share.
         `pool_size` > 0 pools connections for a multi-threaded service; 0 keeps one
         connection per database (the CLI). `alerts=False` records results without
         advancing alerts, delivering messages or pinging the heartbeat. `deliver_in_cycle=False`
-        leaves delivery to the caller (the service's own delivery loop). Raises ConfigError
-        when no database URL is set, StoreUnavailable/StoreError when the state store cannot
-        be prepared. `progress` hears how far each check's evaluation got (Pipeline).
+        leaves delivery to the caller (the service's own delivery loop). `progress` hears how
+        far each check's evaluation got (Pipeline). Raises ConfigError when no database URL
+        is set, for an unknown name, or with several databases and no name;
+        StoreUnavailable/StoreError when the state store cannot be prepared.
         """
-        monitored = settings.monitored()
-        if not monitored:
-            raise ConfigError(
-                "DQ_DATABASE_URL is not set; set it (or database_url in the config file) to the "
-                "monitored database's URL"
-            )
-        database = monitored[0]  # monitor.fleet opens one App per database
-        state = ConnectionSource(
-            settings.state_database_url or database.url,
-            purpose="state store",
-            setting=store_setting(settings),
-            connect_timeout=settings.connect_timeout,
-            pool_size=pool_size,
-            watchdog=Watchdog("state store", reply_limit(settings), clock),
-        )
+        name = database if database is not None else settings.database.name
+        # A `databases` entry's errors name that entry, not DQ_DATABASE_URL.
+        listed = bool(settings.databases) and settings.database_url is None
+        state_named = state_setting(settings)
+        settings = settings.for_database(name)
+        url = settings.database_url
+        if url is None:
+            raise ConfigError(NO_DATABASE)
+        owns_state = state is None
+        if state is None:
+            state = open_state(settings, clock, pool_size, setting=state_named)
         store = StateStore(state, settings.state_schema, settings.sample_limit, clock)
         if upgrade:
             try:
                 store.upgrade()
             except BaseException:
-                state.close()
+                if owns_state:
+                    state.close()
                 raise
         primary = ConnectionSource(
-            database.url,
+            url,
             purpose="database",
+            setting=url_setting(name, listed),
             connect_timeout=settings.connect_timeout,
             read_only=True,
             pool_size=pool_size,
             watchdog=Watchdog("database", reply_limit(settings), clock),
         )
         checked = primary
-        if database.check_on is CheckOn.STANDBY:
-            checked = _standby(settings, database, clock, pool_size)
-        book = AlertBook(settings.alerts, clock) if alerts else None
+        if settings.database.check_on is CheckOn.STANDBY:
+            checked = _standby(settings, settings.database, clock, pool_size)
+        book = AlertBook(settings.alerts, clock, name) if alerts else None
         # One HTTP client for both, made when the first message or ping needs it.
-        outbox = OutboxSender(store.outbox, settings.alerts, clock, console=console)
+        outbox = OutboxSender(
+            store.outbox, settings.alerts, clock, console=console, client=client,
+            last_posts=last_posts,
+        )  # fmt: skip
         resender = Resender(store.firing_alerts, settings.alerts, clock, lambda: outbox.client)
         heartbeat = Heartbeat(settings.alerts.heartbeat_url, lambda: outbox.client, clock)
         pipeline = Pipeline(
@@ -100,6 +120,7 @@ class App:
         return cls(
             settings=settings, store=store, pipeline=pipeline, outbox=outbox,
             resender=resender, heartbeat=heartbeat, clock=clock, primary=primary,
+            owns_state=owns_state,
         )  # fmt: skip
 
     def deliver(self) -> DeliveryReport:
@@ -110,7 +131,8 @@ class App:
         if self.pipeline.source is not self.primary:
             self.pipeline.source.close()
         self.primary.close()
-        self.store.source.close()
+        if self.owns_state:
+            self.store.source.close()
         self.outbox.close()
 
 
@@ -127,6 +149,33 @@ def _standby(
         read_only=True,
         pool_size=pool_size,
         watchdog=Watchdog("standby", reply_limit(settings), clock),
+    )
+
+
+def state_setting(settings: Settings) -> str:
+    """The setting that names the state database, for error messages: state_database_url's,
+    else the first monitored database's URL (as configured: `settings` before for_database)."""
+    if settings.state_database_url is not None or not settings.databases:
+        return store_setting(settings)
+    return url_setting(settings.databases[0].name, listed=True)
+
+
+def open_state(
+    settings: Settings, clock: Clock, pool_size: int, *, setting: str
+) -> ConnectionSource:
+    """The state store's source for one database's `settings` (the state database is the
+    same for all); `setting` names it in errors (state_setting). Raises ConfigError when no
+    URL is set."""
+    url = settings.state_database_url or settings.database_url
+    if url is None:
+        raise ConfigError(NO_DATABASE)
+    return ConnectionSource(
+        url,
+        purpose="state store",
+        setting=setting,
+        connect_timeout=settings.connect_timeout,
+        pool_size=pool_size,
+        watchdog=Watchdog("state store", reply_limit(settings), clock),
     )
 
 

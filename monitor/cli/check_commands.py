@@ -35,6 +35,9 @@ def add_parsers(
         help="run only this check (repeatable; runs it even if disabled)",
     )  # fmt: skip
     check.add_argument("--full", action="store_true", help="sweep all runs, not just changed ones")
+    check.add_argument(
+        "--database", metavar="NAME", help="check only this database (default: every one)"
+    )
     check.add_argument("--format", choices=("table", "json"), default="table")
     check.add_argument(
         "--no-alerts", action="store_true",
@@ -57,11 +60,11 @@ def add_parsers(
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from checks import Status
-    from config import load_settings
-    from monitor.app import App
+    from checks import CheckResult, Status
+    from config import exit_code_of_kinds, load_settings
     from monitor.cli.output import render_json, render_table
     from monitor.cli.progress import ProgressLine
+    from monitor.fleet import Fleet
 
     settings = load_settings(args.config)
     configure_from(settings)
@@ -69,33 +72,60 @@ def cmd_check(args: argparse.Namespace) -> int:
     logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
     # Console alerts go to stderr under --format json, so stdout stays one JSON document.
     console = sys.stderr if args.format == "json" else sys.stdout
-    progress = ProgressLine(sys.stderr, args.clock)
-    app = App.open(
-        settings, clock=args.clock, alerts=not args.no_alerts, console=console, progress=progress
-    )
+    several = len(settings.monitored()) > 1
+    lines: list[ProgressLine] = []
+
+    def progress(name: str) -> ProgressLine:
+        lines.append(ProgressLine(sys.stderr, args.clock, name if several else None))
+        return lines[-1]
+
+    fleet = Fleet.open(
+        settings, clock=args.clock, only=args.database, alerts=not args.no_alerts,
+        console=console, progress=progress,
+    )  # fmt: skip
+    results: list[CheckResult] = []
+    names: list[str] = []
+    hints: list[str] = []
     try:
-        try:
-            cycle = app.pipeline.run(args.checks, full=args.full)
-        finally:
-            progress.close()
-        for line in cycle.delivery.lines if cycle.delivery else ():
-            print(f"dq-monitor: alert {line}", file=sys.stderr)
-        # Index advice needs the monitored database; when it was unreachable, asking it again
-        # would only wait for connect_timeout.
-        hints = _hints(app, cycle.checks) if cycle.reached_database else []
+        for app, line in zip(fleet, lines, strict=True):
+            try:
+                cycle = app.pipeline.run(args.checks, full=args.full)
+            finally:
+                line.close()
+            for text in cycle.delivery.lines if cycle.delivery else ():
+                print(f"dq-monitor: alert {_named(app, several)}{text}", file=sys.stderr)
+            results.extend(cycle.results)
+            names.extend(app.database for _ in cycle.results)
+            # Index advice needs the monitored database; when it was unreachable, asking it
+            # again would only wait for connect_timeout.
+            if cycle.reached_database:
+                hints.extend(f"{_named(app, several)}{h}" for h in _hints(app, cycle.checks))
     finally:
-        app.close()
-    results = cycle.results
+        fleet.close()
     if args.format == "json":
-        print(render_json(results, hints))
+        print(render_json(results, hints, names))
     else:
-        print(render_table(results))
+        print(render_table(results, names if several else ()))
         for hint in hints:
             print(f"dq-monitor: hint: {hint}", file=sys.stderr)
     # Checks that share one snapshot share its error: one problem, one line.
-    for error in dict.fromkeys(r.error for r in results if r.status is Status.ERROR):
+    errors = (f"{_prefix(d, several)}{r.error}" for d, r in zip(names, results, strict=True)
+              if r.status is Status.ERROR)  # fmt: skip
+    for error in dict.fromkeys(errors):
         print(f"dq-monitor: error: {error}", file=sys.stderr)
-    return cycle.exit_code
+    # The worst over every database, by the same rule as one database's cycle.
+    return exit_code_of_kinds(
+        [r.error_kind for r in results if r.status is Status.ERROR],
+        problems=any(r.status is not Status.OK for r in results),
+    )
+
+
+def _named(app: App, several: bool) -> str:
+    return _prefix(app.database, several)
+
+
+def _prefix(database: str, several: bool) -> str:
+    return f"database {database}: " if several else ""
 
 
 def _hints(app: App, checks: Sequence[Check]) -> list[str]:

@@ -29,7 +29,7 @@ MASK = "**********"
 ENV_PREFIX = "DQ_"
 # Optional in the model so that `config show` and `config reference` work without it, but
 # every command that reads a database needs it: `config check` reports it as a problem.
-DATABASE_URL_MISSING = "database_url: required (set DQ_DATABASE_URL)"
+DATABASE_URL_MISSING = "database_url: required (set DQ_DATABASE_URL); or databases for several"
 
 
 # --- config check ---------------------------------------------------------------------------
@@ -47,13 +47,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         given = database_url_configured(args.config)
     else:
         url = settings.database_url
-        given = url is not None and bool(url.get_secret_value().strip())
+        given = bool(settings.databases) or (
+            url is not None and bool(url.get_secret_value().strip())
+        )
     if not given:
         problems.insert(0, DATABASE_URL_MISSING)
     if problems or settings is None:
         raise ConfigError("\n".join(problems))
     routes = len(settings.alerts.routes)
-    print(f"configuration ok: {enabled_checks(settings)} checks enabled, {routes} alert routes")
+    databases = len(settings.monitored())
+    several = f", {databases} databases" if databases > 1 else ""
+    print(
+        f"configuration ok: {enabled_checks(settings)} checks enabled, {routes} alert routes"
+        f"{several}"
+    )
     return 0
 
 
@@ -210,7 +217,12 @@ def reference_rows(
     for name, field in fields:
         here = (*path, name)
         annotation = _without_none(field.annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        # An optional group inside a list's items (databases[].tables) is one row: its fields
+        # are the top-level group's, documented there.
+        optional_in_item = item_of is not None and field.default is None
+        is_group = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if is_group and not optional_in_item:
+            assert isinstance(annotation, type)
             yield from reference_rows(annotation, here, item_of)
             continue
         env = f"in `{item_of}`" if item_of else f"`{_env_name(here)}`{_json_note(annotation)}"

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 # Names only (monitor.gate.names): the parsers, and so `--help`, load none of the gate.
+from monitor.cli.options import add_database_option, one_database
 from monitor.gate import DROP_COUNTER_COLUMNS, PLAN_NAMES, REPORT_FORMATS
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def add_parsers(
     )  # fmt: skip
     gate.add_argument("plan", nargs="?", metavar="PLAN", help=f"one of: {plans}")
     gate.add_argument("--format", choices=REPORT_FORMATS, default="text")
+    add_database_option(gate, "whose gate to evaluate")
     gate.set_defaults(handler=cmd_gate)
 
     migrate = commands.add_parser(
@@ -41,6 +43,7 @@ def add_parsers(
     action = migrate.add_mutually_exclusive_group()
     action.add_argument("--apply", action="store_true", help="apply the migration")
     action.add_argument("--rollback", action="store_true", help="undo the last applied migration")
+    add_database_option(migrate, "to migrate")
     migrate.add_argument("--operator", metavar="NAME", help="who applies it (kept in the audit)")
     migrate.add_argument("--sql", metavar="FILE", help="migration SQL (default: the shipped 005; "
                          f"{DROP_COUNTER_COLUMNS} only)")  # fmt: skip
@@ -52,14 +55,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from monitor.app import App
     from monitor.gate import load_plan, migrator_for
 
-    settings = load_settings(args.config)
+    loaded = load_settings(args.config)
+    database = one_database(loaded, args.database)
+    settings = loaded.for_database(database)
+    several = len(loaded.monitored()) > 1
     plan = load_plan(settings, args.plan, args.sql)
     if not (args.apply or args.rollback):
+        if several:
+            print(f"database: {database}")
         print(plan.describe(settings))
         return 0
     if not args.operator or not args.operator.strip():
         raise ConfigError("--operator NAME is required with --apply and --rollback (audit)")
-    app = App.open(settings, clock=args.clock, alerts=False)
+    if several:
+        print(f"database: {database}", flush=True)
+    app = App.open(loaded, database, clock=args.clock, alerts=False)
     try:
         migrator = migrator_for(
             app.settings, app.store, app.primary, app.clock, plan,
@@ -80,7 +90,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from monitor.gate import PLANS, Gatekeeper, plan_spec
 
     names = [plan_spec(args.plan).name] if args.plan else list(PLANS)
-    app = App.open(load_settings(args.config), clock=args.clock, alerts=False)
+    settings = load_settings(args.config)
+    database = one_database(settings, args.database)
+    app = App.open(settings, database, clock=args.clock, alerts=False)
     try:
         reports = [
             Gatekeeper(app.settings, app.store, app.primary, app.clock, plan=name)
@@ -89,8 +101,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
         ]
     finally:
         app.close()
-    print(render_all(reports, args.format))
+    print(named(render_all(reports, args.format), database, args.format)
+          if len(settings.monitored()) > 1 else render_all(reports, args.format))  # fmt: skip
     return worst(reports).exit_code
+
+
+def named(report: str, database: str, fmt: str) -> str:
+    """The report with the database it is about: a `database` key in JSON, a first line in
+    text and Markdown (only when several databases are configured: one keeps its report)."""
+    if fmt == "json":
+        return json.dumps({"database": database, **json.loads(report)}, indent=2)
+    return f"database: {database}\n{report}"
 
 
 def worst(reports: list[GateReport]) -> Decision:

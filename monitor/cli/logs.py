@@ -72,13 +72,16 @@ def configure_from(
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every form of every secret in `settings`: database passwords and URLs, each route's
-    URL and header values, the heartbeat URL."""
+    """Every form of every secret in `settings`: database passwords and URLs (every monitored
+    database's and its standbys'), each route's URL and header values, the heartbeat URL."""
     from alerts import route_secrets, url_secrets
     from monitor.db import secrets_of
 
     found: list[str] = []
-    for url in (settings.database_url, settings.state_database_url):
+    urls = [settings.database_url, settings.state_database_url]
+    for database in settings.databases:
+        urls += [database.url, *database.standby_urls]
+    for url in urls:
         if url is not None:
             found += secrets_of(url)
     for route in settings.alerts.routes:

@@ -14,9 +14,10 @@ class ProgressLine:
     what they saw before; silent too for evaluations that are not split into ranges.
     """
 
-    def __init__(self, stream: TextIO, clock: Clock) -> None:
+    def __init__(self, stream: TextIO, clock: Clock, database: str | None = None) -> None:
         self.stream = stream
         self.clock = clock
+        self.prefix = f"{database}: " if database else ""  # named when there are several
         self.enabled = _is_terminal(stream)
         self._started: dict[str, float] = {}
         self._open = False
@@ -27,7 +28,7 @@ class ProgressLine:
         now = self.clock.monotonic()
         started = self._started.setdefault(name, now)
         percent = 100 * done // total
-        line = f"{name}: {done}/{total} ranges, {percent}%, {now - started:.1f} s"
+        line = f"{self.prefix}{name}: {done}/{total} ranges, {percent}%, {now - started:.1f} s"
         # \r back to the line's start, then the text, then erase what a longer line left.
         self.stream.write(f"\r{line}\x1b[K")
         self._open = done < total

@@ -21,21 +21,24 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 def cmd_state_prune(args: argparse.Namespace) -> int:
     # Imported here: `state --help` needs no psycopg or pydantic.
     from config import load_settings
-    from monitor.app import App
+    from monitor.fleet import Fleet
     from monitor.gate import prune_history
 
-    app = App.open(load_settings(args.config), clock=args.clock)
+    fleet = Fleet.open(load_settings(args.config), clock=args.clock)
     try:
         tty = sys.stderr.isatty()
+        for app in fleet:  # every database's state schema
+            named = f"database {app.database}: " if fleet.several else ""
 
-        def progress(table: str, deleted: int) -> None:
-            if tty:
-                print(f"\rpruning {table}: {deleted} rows deleted", end="", file=sys.stderr)
+            def progress(table: str, deleted: int, named: str = named) -> None:
+                if tty:
+                    print(f"\r{named}pruning {table}: {deleted} rows deleted", end="",
+                          file=sys.stderr)  # fmt: skip
 
-        result = prune_history(app.settings, app.store, app.clock.now(), progress)
-        if tty and result.batches:
-            print(file=sys.stderr)
-        print(result.summary())
+            result = prune_history(app.settings, app.store, app.clock.now(), progress)
+            if tty and result.batches:
+                print(file=sys.stderr)
+            print(f"{named}{result.summary()}")
     finally:
-        app.close()
+        fleet.close()
     return 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import httpx
 from pydantic import SecretStr
 
-from config import ConfigError, DqError, Settings, redact
+from config import NO_DATABASE, ConfigError, DqError, Settings, redact, url_setting
+from monitor.app import state_setting
 from monitor.db import Inspector, connect, safe_target, secrets_of
 from monitor.doctor.items import DoctorItem, Step, ok, problem, run_steps, skipped
 from monitor.doctor.monitored import MonitoredDiagnosis
@@ -20,29 +22,48 @@ _QUOTED_ROLE = re.compile(r'\b(user|role) "[^"]*"')
 def diagnose(
     settings: Settings, *, routes: bool = False, client: httpx.Client | None = None
 ) -> list[DoctorItem]:
-    """Every item: the monitored database, the state store, then (if asked) the alert routes.
+    """Every item: each monitored database and its state store (schema), then (if asked)
+    the alert routes. With several databases, each item's name starts with its database's
+    (`eu/database.connection`).
 
     Problems are items, not exceptions: an unreachable database is one problem item and one
     skipped item. Raises ConfigError only when no database URL is set.
     """
-    if settings.database_url is None:
-        raise ConfigError(
-            "DQ_DATABASE_URL is not set; set it (or database_url in the config file) to the "
-            "monitored database's URL"
-        )
-    state_url = settings.state_database_url
-    items = _diagnose_database(
-        settings.database_url, "database", settings, state_here=not state_url
-    )
-    if state_url is not None:
-        items += _diagnose_database(state_url, "state store", settings, state_here=True)
+    monitored = settings.monitored()
+    if not monitored:
+        raise ConfigError(NO_DATABASE)
+    items: list[DoctorItem] = []
+    listed = bool(settings.databases)
+    state_named = state_setting(settings)
+    for database in monitored:
+        names = (url_setting(database.name, listed), state_named)
+        found = _diagnose_one(settings.for_database(database.name), names)
+        if len(monitored) > 1:
+            found = [replace(i, name=f"{database.name}/{i.name}") for i in found]
+        items += found
     if routes:
         items += route_items(settings, client)
     return items
 
 
+def _diagnose_one(settings: Settings, setting: tuple[str, str]) -> list[DoctorItem]:
+    """One database's items: its own, then its state store's (raises nothing); `setting`
+    names the two URLs' settings for the hints."""
+    url = settings.database_url
+    assert url is not None
+    state_url = settings.state_database_url
+    items = _diagnose_database(
+        url, "database", settings, state_here=not state_url, setting=setting[0]
+    )
+    if state_url is not None:
+        items += _diagnose_database(
+            state_url, "state store", settings, state_here=True, setting=setting[1]
+        )
+    return items
+
+
 def _diagnose_database(
-    url: SecretStr, purpose: str, settings: Settings, *, state_here: bool
+    url: SecretStr, purpose: str, settings: Settings, *, state_here: bool, setting: str
 ) -> list[DoctorItem]:
     """Connect read-only and run this database's items (and the state store's, if it is here).
 
@@ -52,8 +73,9 @@ def _diagnose_database(
     covered = "database and state store" if purpose == "database" and state_here else purpose
     try:
         conn = connect(
-            url, purpose=purpose, connect_timeout=settings.connect_timeout, read_only=True
-        )
+            url, purpose=purpose, connect_timeout=settings.connect_timeout, read_only=True,
+            setting=setting,
+        )  # fmt: skip
     except DqError as exc:  # DatabaseUnavailable, StoreUnavailable, ConfigError (bad URL)
         # connect() names host:port/dbname only; libpq may still quote the user name.
         detail = redact(_QUOTED_ROLE.sub(r'\1 "***"', str(exc)), secrets_of(url))

@@ -1,10 +1,11 @@
-"""APScheduler jobs: one per check (consistency checks on one schedule share one), and sweeps."""
+"""APScheduler jobs: one per database and check (consistency checks on one schedule share one),
+and sweeps."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,26 +23,44 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from checks import Check, Probe, build_probes, select_checks
 from checks.consistency import ConsistencyPart
-from config import CheckSettings, Settings
+from config import DEFAULT_DATABASE, CheckSettings, Settings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One scheduled unit: a probe (one or more checks) and the schedule they share."""
+    """One scheduled unit: a probe (one or more checks) of one database and the schedule they
+    share."""
 
     key: str
     probe: Probe
     schedule: CheckSettings
+    database: str = DEFAULT_DATABASE
 
     @property
     def checks(self) -> tuple[Check, ...]:
         return self.probe.checks
 
+    def job_id(self, kind: str) -> str:
+        """`incremental:<key>` or `full:<key>`; another database than default is named too
+        (`full:eu/<key>`), so every database's job is its own."""
+        where = "" if self.database == DEFAULT_DATABASE else f"{self.database}/"
+        return f"{kind}:{where}{self.key}"
 
-def job_specs(settings: Settings) -> list[JobSpec]:
-    """Group the enabled checks into jobs: consistency parts with the same schedule share one."""
+    @property
+    def executor(self) -> str:
+        """The database's own thread pool: its slots are never another database's."""
+        return executor_for(self.database)
+
+
+def executor_for(database: str) -> str:
+    return "default" if database == DEFAULT_DATABASE else f"database:{database}"
+
+
+def job_specs(settings: Settings, database: str = DEFAULT_DATABASE) -> list[JobSpec]:
+    """Group the enabled checks of `settings` (one database's, Settings.for_database) into
+    jobs: consistency parts with the same schedule share one."""
     groups: dict[str, list[Check]] = {}
     for check in select_checks(settings):
         shared = isinstance(check, ConsistencyPart)
@@ -50,7 +69,7 @@ def job_specs(settings: Settings) -> list[JobSpec]:
     specs = []
     for checks in groups.values():
         (probe,) = build_probes(checks)
-        specs.append(JobSpec("+".join(c.name for c in checks), probe, checks[0].settings))
+        specs.append(JobSpec("+".join(c.name for c in checks), probe, checks[0].settings, database))
     return specs
 
 
@@ -62,13 +81,17 @@ def build_scheduler(
     run: Callable[[JobSpec, bool], None],
     skipped: Callable[[JobSpec, str, dt.datetime], None],
     first_full_sweep: Callable[[JobSpec], dt.datetime],
+    slots: Mapping[str, int] | None = None,
 ) -> BlockingScheduler:
     """A UTC BlockingScheduler with an incremental and a full-sweep job per spec.
 
-    `now` is the injected clock's time at start-up. Each incremental job runs once then,
-    then on its interval or cron, with jitter; `coalesce` folds a backlog into one run and
-    `max_instances=1` forbids overlap. Missed and overlapping runs are reported to `skipped`;
-    job errors are logged with their traceback.
+    Each database's jobs run on its own thread pool of `slots[database]` threads (default:
+    one per job), so a database whose checks hang holds only its own threads: a run that
+    waits for one of them past misfire_grace_time is recorded as missed, and the other
+    databases' runs start on time. `now` is the injected clock's time at start-up. Each
+    incremental job runs once then, then on its interval or cron, with jitter; `coalesce`
+    folds a backlog into one run and `max_instances=1` forbids overlap. Missed and
+    overlapping runs are reported to `skipped`; job errors are logged with their traceback.
     """
     sched = settings.schedule
     options = {
@@ -78,11 +101,15 @@ def build_scheduler(
         # pool) and still count; later than that it is recorded as missed.
         "misfire_grace_time": int(sched.misfire_grace_time.total_seconds()),
     }
-    scheduler = BlockingScheduler(
-        timezone=dt.UTC,
-        executors={"default": ThreadPoolExecutor(max_workers=max(2, 2 * len(specs)))},
-        job_defaults=options,
-    )
+    per_database: dict[str, int] = {}
+    for spec in specs:
+        per_database[spec.database] = per_database.get(spec.database, 0) + 2
+    threads = {
+        db: max(1, min(jobs, (slots or {}).get(db, jobs))) for db, jobs in per_database.items()
+    }
+    executors = {executor_for(db): ThreadPoolExecutor(max_workers=n) for db, n in threads.items()}
+    executors.setdefault("default", ThreadPoolExecutor(max_workers=2))
+    scheduler = BlockingScheduler(timezone=dt.UTC, executors=executors, job_defaults=options)
     jitter = int(sched.jitter.total_seconds()) or None
     by_id: dict[str, JobSpec] = {}
     for spec in specs:
@@ -93,15 +120,16 @@ def build_scheduler(
         else:
             seconds = spec.schedule.interval.total_seconds()
             trigger = IntervalTrigger(seconds=seconds, jitter=jitter, timezone=dt.UTC)
-        scheduler.add_job(run, trigger, args=(spec, False), id=f"incremental:{spec.key}",
-                          name=f"check {spec.key}", next_run_time=now, **options)  # fmt: skip
+        scheduler.add_job(run, trigger, args=(spec, False), id=spec.job_id("incremental"),
+                          name=f"check {spec.job_id('incremental')}", next_run_time=now,
+                          executor=spec.executor, **options)  # fmt: skip
         full = IntervalTrigger(
             seconds=sched.full_sweep_interval.total_seconds(), jitter=jitter, timezone=dt.UTC
         )
-        scheduler.add_job(run, full, args=(spec, True), id=f"full:{spec.key}",
-                          name=f"full sweep {spec.key}",
+        scheduler.add_job(run, full, args=(spec, True), id=spec.job_id("full"),
+                          name=f"full sweep {spec.job_id('full')}", executor=spec.executor,
                           next_run_time=max(now, first_full_sweep(spec)), **options)  # fmt: skip
-        by_id[f"incremental:{spec.key}"] = by_id[f"full:{spec.key}"] = spec
+        by_id[spec.job_id("incremental")] = by_id[spec.job_id("full")] = spec
 
     scheduler.add_listener(
         skip_listener(by_id, skipped), EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR

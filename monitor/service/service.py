@@ -10,16 +10,27 @@ import signal
 import sys
 import threading
 from contextlib import suppress
+from functools import partial
 from types import FrameType
 
 from alerts import Clock
 from checks import CheckResult
-from config import DqError, Settings, StoreError, StoreUnavailable, format_duration
+from config import (
+    DqError,
+    Settings,
+    StoreError,
+    StoreUnavailable,
+    check_slots,
+    database_pool_size,
+    format_duration,
+    state_pool_size,
+)
 from monitor.app import App
+from monitor.fleet import Fleet
 from monitor.gate import PLANS, Gatekeeper, prune_history, service_key
 from monitor.service.http import Endpoints, HttpServer
-from monitor.service.leadership import Leadership
-from monitor.service.metrics import StatsCache, SweepProgress, build_registry, one_database
+from monitor.service.leadership import Leaderships
+from monitor.service.metrics import DatabaseView, StatsCache, SweepProgress, build_registry
 from monitor.service.periodic import Periodic
 from monitor.service.scheduler import JobSpec, build_scheduler, job_specs
 
@@ -30,10 +41,10 @@ log = logging.getLogger(__name__)
 CLOSE_RESERVE = 2.0
 
 
-
-def result_fields(result: CheckResult) -> dict[str, object]:
+def result_fields(result: CheckResult, database: str) -> dict[str, object]:
     """A check result's line as fields (log_format = "json"); the text line says the same."""
     return {
+        "database": database,
         "check": result.check,
         "mode": result.mode.value,
         "duration": result.duration_seconds,
@@ -56,7 +67,11 @@ def exit_now(code: int) -> None:
 
 
 class Service:
-    """Every replica serves metrics; the one holding the leader lock also runs the checks.
+    """Every replica serves metrics; a database's leader also runs that database's checks.
+
+    Each database has its own jobs, its own bounded pool and its own share of
+    max_concurrent_checks (its own thread pool), so a slow or unreachable database delays
+    only its own runs.
 
     `hard_exit` (the `run` command) arms a last-resort timer at SIGTERM: whatever still runs
     when schedule.shutdown_timeout is up, the process exits 0 with one warning line.
@@ -66,19 +81,31 @@ class Service:
         self.settings = settings
         self.clock = clock
         self.hard_exit = hard_exit
-        self.specs = job_specs(settings)
-        # Two jobs per spec may run at once, plus the index of a scrape-time read. Delivery
-        # is the delivery loop's, every alerts.delivery_interval: a slow receiver never holds
-        # a check's thread, and one thread paces each route.
-        self.progress = SweepProgress()
-        self.app = App.open(
-            settings, clock=clock, pool_size=2 * len(self.specs) + 2, upgrade=False,
-            deliver_in_cycle=False, progress=self.progress,
+        names = [d.name for d in settings.monitored()]
+        cap = settings.max_concurrent_checks
+        self.slots = check_slots(cap, len(names))
+        # A database's pool: one connection per check slot, plus the gate's; the state pool
+        # serves every database's slots and the loops (config.capacity). Delivery is the
+        # delivery loop's, every alerts.delivery_interval: a slow receiver never holds a
+        # check's thread, and one thread paces each route.
+        self.progress = {name: SweepProgress() for name in names}
+        self.fleet = Fleet.open(
+            settings, clock=clock, state_pool_size=state_pool_size(cap, len(names)),
+            pool_size=database_pool_size(self.slots), upgrade=False, deliver_in_cycle=False,
+            progress=lambda name: self.progress[name],
         )  # fmt: skip
-        self.leadership = Leadership(settings, clock)
-        self.cache = StatsCache(self.app.store, clock)
-        self._schema_ready = False
-        self._ensure_schema()
+        self.app = next(iter(self.fleet))  # the first database's: metrics and status page
+        self.specs = [s for app in self.fleet for s in job_specs(app.settings, app.database)]
+        # One lock per database in the state database, shared fairly among the replicas; a
+        # database whose checks are running is never handed over (busy).
+        self._running: dict[str, int] = dict.fromkeys(names, 0)
+        self.leadership = Leaderships(settings, clock, names, busy=self._busy)
+        # One cache per database's store; the registry takes the first's (see build_registry).
+        self.caches = {app.database: StatsCache(app.store, clock) for app in self.fleet}
+        self.cache = self.caches[self.app.database]
+        self._schema_ready = dict.fromkeys(names, False)
+        for name in names:
+            self._ensure_schema(name)
         self._running_jobs = 0
         self._idle = threading.Condition()
         self._stopping = threading.Event()
@@ -93,9 +120,15 @@ class Service:
         self.scheduler = build_scheduler(
             settings, self.specs, now=clock.now(), run=self._run_job,
             skipped=self._record_skip, first_full_sweep=self._first_full_sweep,
+            slots=dict.fromkeys(names, self.slots),
         )  # fmt: skip
-        # One database for now, named default; several build one view each.
-        views = one_database(settings, self.cache, lambda: self.leadership.is_leader, self.progress)
+        views = {
+            app.database: DatabaseView(
+                app.settings, self.caches[app.database],
+                partial(self.leadership.leads, app.database), self.progress[app.database],
+            )
+            for app in self.fleet
+        }  # fmt: skip
         # A scrape serves a body at most one refresh old (what a follower's values are anyway)
         # rather than render after every check run; the refresh loop renders it (warm).
         self.endpoints = endpoints = Endpoints(
@@ -110,7 +143,7 @@ class Service:
             "leadership", sched.leader_poll_interval.total_seconds(), self.leadership.poll
         )
         self.metrics_loop = Periodic(
-            "metrics-refresh", sched.metrics_refresh_interval.total_seconds(), self.refresh_metrics
+            "metrics-refresh", sched.metrics_refresh_interval.total_seconds(), self._refresh
         )
         self.delivery_loop = Periodic(
             "alert-delivery", settings.alerts.delivery_interval.total_seconds(), self._deliver
@@ -129,7 +162,7 @@ class Service:
         or a close that outlives it is abandoned with one warning line, and the code is
         still 0 (the stop was asked for and done; the warning says what was left behind).
         """
-        self.cache.refresh()
+        self._refresh()
         self._skip_recorder.start()
         self.http.start()
         self.leadership.poll()  # so a lone replica runs its start-up checks right away
@@ -170,7 +203,8 @@ class Service:
                     daemon=True,
                 ).start()  # fmt: skip
         self._stopping.set()
-        self.app.pipeline.stop()
+        for app in self.fleet:
+            app.pipeline.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
@@ -183,7 +217,7 @@ class Service:
         self.retention_loop.stop()
         self.http.stop()
         self.leadership.release()
-        self.app.close()
+        self.fleet.close()
 
     def _shut_down(self) -> None:
         """Wait for running checks, then close, all by the deadline; warn about what is left."""
@@ -225,51 +259,69 @@ class Service:
         self._warn_abandoned(running, closed=False)
         exit_now(0)
 
+    def _led(self) -> list[App]:
+        """The Apps of the databases this replica leads now (none while stopping)."""
+        if self._stopping.is_set():
+            return []
+        return [app for app in self.fleet if self.leadership.leads(app.database)]
+
+    def _refresh(self) -> None:
+        """Reload every database's cache, then render /metrics for the scrapers already seen,
+        here rather than in their scrape."""
+        for cache in self.caches.values():
+            cache.refresh()
+        self.endpoints.exposition.warm()
+
+    def _busy(self, name: str) -> bool:
+        with self._idle:
+            return self._running[name] > 0
+
     def _run_job(self, spec: JobSpec, full: bool) -> None:
-        if self._stopping.is_set() or not self.leadership.is_leader or not self._ensure_schema():
+        name = spec.database
+        if (self._stopping.is_set() or not self.leadership.leads(name)
+                or not self._ensure_schema(name)):  # fmt: skip
             return
+        app = self.fleet.apps[name]
+        named = f"{name}/" if len(self.fleet.apps) > 1 else ""
         with self._idle:
             self._running_jobs += 1
+            self._running[name] += 1
         try:
             trigger = "scheduled-full" if full else "scheduled"
-            cycle = self.app.pipeline.run_probes([spec.probe], full=full, trigger=trigger)
+            cycle = app.pipeline.run_probes([spec.probe], full=full, trigger=trigger)
             for result in cycle.results:
-                log.info("%s: %s, %d violations (%s, %.3fs)", result.check, result.status.value,
-                         result.violations, result.mode.value, result.duration_seconds,
-                         extra=result_fields(result))  # fmt: skip
+                log.info("%s%s: %s, %d violations (%s, %.3fs)", named, result.check,
+                         result.status.value, result.violations, result.mode.value,
+                         result.duration_seconds, extra=result_fields(result, name))  # fmt: skip
         except StoreError as exc:
             log.warning("%s", exc)
             # A state database restored or recreated underneath us: check the schema again.
-            self._schema_ready = isinstance(exc, StoreUnavailable)
+            self._schema_ready[name] = isinstance(exc, StoreUnavailable)
         except DqError as exc:
             log.warning("%s", exc)
         finally:
             with self._idle:
                 self._running_jobs -= 1
+                self._running[name] -= 1
                 self._idle.notify_all()
-        self.cache.refresh()  # the leader's own page shows the result at once, /metrics soon
-
-    def refresh_metrics(self) -> bool:
-        """Reload what /metrics serves, then render it for the scrapers already seen, here
-        rather than in their scrape; returns whether the state store answered."""
-        answered = self.cache.refresh()
-        self.endpoints.exposition.warm()
-        return answered
+        self.caches[name].refresh()  # the leader's own page shows the result at once, /metrics soon
 
     def _deliver(self) -> None:
-        if self._stopping.is_set() or not self.leadership.is_leader:
-            return
-        try:
-            self.app.deliver()  # the outbox, then the re-sends to Alertmanager
-        except DqError as exc:
-            log.warning("%s", exc)
+        # Each database's outbox in turn, in this one thread: per alert, still in order.
+        for app in self._led():
+            try:
+                app.deliver()  # the outbox, then the re-sends to Alertmanager
+            except DqError as exc:
+                log.warning("%s", exc)
 
     def _evaluate_gate(self) -> None:
-        """Publish each plan's gate state for dq_gate_*{plan} (and sample pg_stat_statements
-        for migration 005's)."""
-        if self._stopping.is_set() or not self.leadership.is_leader or not self._schema_ready:
-            return
-        app = self.app
+        """Publish each led database's plans' gate state for dq_gate_*{plan} (and sample
+        pg_stat_statements for migration 005's)."""
+        for app in self._led():
+            if self._schema_ready[app.database]:
+                self._evaluate_gate_of(app)
+
+    def _evaluate_gate_of(self, app: App) -> None:
         for plan in PLANS:
             try:
                 report = Gatekeeper(
@@ -285,23 +337,26 @@ class Service:
                     "settings": report.settings,
                 })  # fmt: skip
             except DqError as exc:
-                log.warning("gate evaluation (%s): %s", plan, exc)
+                log.warning("gate evaluation (%s, database %s): %s", plan, app.database, exc)
 
     def prune(self) -> bool:
-        """On the leader only: delete history past retention (see prune_history); returns
-        whether it pruned."""
-        if self._stopping.is_set() or not self.leadership.is_leader or not self._schema_ready:
-            return False
-        try:
-            result = prune_history(self.settings, self.app.store, self.clock.now())
-        except DqError as exc:
-            log.warning("retention: %s", exc)
-            return False
-        log.info("%s", result.summary())
-        return not result.skipped
+        """On each database's leader only: delete its history past retention (see
+        prune_history); returns whether it pruned any."""
+        pruned = False
+        for app in self._led():
+            if not self._schema_ready[app.database]:
+                continue
+            try:
+                result = prune_history(app.settings, app.store, self.clock.now())
+            except DqError as exc:
+                log.warning("retention (database %s): %s", app.database, exc)
+                continue
+            log.info("%s", result.summary())
+            pruned = pruned or not result.skipped
+        return pruned
 
     def _record_skip(self, spec: JobSpec, status: str, scheduled_at: dt.datetime) -> None:
-        if not self._stopping.is_set() and self.leadership.is_leader:
+        if not self._stopping.is_set() and self.leadership.leads(spec.database):
             self._skips.put((spec, status, scheduled_at))
 
     def _record_skips(self) -> None:
@@ -311,24 +366,26 @@ class Service:
                 continue
             for check in spec.checks:
                 try:
-                    self.app.store.record_skip(check, status, scheduled_at)
+                    self.fleet.apps[spec.database].store.record_skip(check, status, scheduled_at)
                 except DqError as exc:
                     log.warning("%s", exc)
 
     def _first_full_sweep(self, spec: JobSpec) -> dt.datetime:
         interval = self.settings.schedule.full_sweep_interval
         try:
-            last = self.app.store.last_full_sweep([c.name for c in spec.checks])
+            last = self.fleet.apps[spec.database].store.last_full_sweep(
+                [c.name for c in spec.checks]
+            )
         except DqError:
             last = None
         now = self.clock.now()
         return now if last is None else min(max(now, last + interval), now + interval)
 
-    def _ensure_schema(self) -> bool:
-        if not self._schema_ready:
+    def _ensure_schema(self, name: str) -> bool:
+        if not self._schema_ready[name]:
             try:
-                self.app.store.upgrade()
-                self._schema_ready = True
+                self.fleet.apps[name].store.upgrade()
+                self._schema_ready[name] = True
             except DqError as exc:
                 log.warning("%s; will retry", exc)
-        return self._schema_ready
+        return self._schema_ready[name]

@@ -43,7 +43,7 @@ def route(*urls: str, **extra) -> RouteSettings:
 
 def test_a_firing_alert_is_valid_for_four_resend_intervals_with_the_rules_labels():
     alert = postable_alert(message(), NOW, dt.timedelta(minutes=1))
-    assert alert["labels"] == {"alertname": "DqCriticalCheckViolations",
+    assert alert["labels"] == {"alertname": "DqCriticalCheckViolations", "database": "default",
                                "check": "dashboard_mismatch", "severity": "critical"}  # fmt: skip
     assert alert["startsAt"] == "2026-03-01T11:55:00Z"
     assert alert["endsAt"] == "2026-03-01T12:04:00Z"
@@ -68,8 +68,8 @@ def test_a_resolved_alert_ends_when_it_resolved_and_a_test_alert_starts_resolved
                            severity=Severity.INFO)  # fmt: skip
     test = postable_alert(test_message, NOW, dt.timedelta(minutes=1))
     assert test["startsAt"] == test["endsAt"] == "2026-03-01T12:00:00Z"
-    assert test["labels"] == {"alertname": "DqMonitorTest", "check": "dq_monitor_test",
-                              "severity": "none"}  # fmt: skip
+    assert test["labels"] == {"alertname": "DqMonitorTest", "database": "default",
+                              "check": "dq_monitor_test", "severity": "none"}  # fmt: skip
     assert "generatorURL" not in test  # no external_url: no link rather than ""
 
 

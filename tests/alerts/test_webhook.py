@@ -70,14 +70,18 @@ def test_every_kind_has_exactly_alertmanagers_fields_and_types(
     assert status in FORMAT["status_values"]
     assert body["notification_reason"] == reason
     assert reason in FORMAT["notification_reason_values"]
-    labels = {"alertname": alertname, "check": "stale_partitions", "severity": severity}
+    labels = {"alertname": alertname, "database": "default", "check": "stale_partitions",
+              "severity": severity}  # fmt: skip
     assert alert["labels"] == body["commonLabels"] == labels
-    assert body["groupLabels"] == {"alertname": alertname, "check": "stale_partitions"}
+    assert body["groupLabels"] == {
+        "alertname": alertname, "database": "default", "check": "stale_partitions"
+    }  # fmt: skip
     assert body["routeLabels"] == {"route": "oncall"}
     assert body["commonAnnotations"] == alert["annotations"]
     assert (body["version"], body["truncatedAlerts"], body["receiver"]) == ("4", 0, "oncall-hook")
     assert body["groupKey"] == (
-        f'{{}}/{{route="oncall"}}:{{alertname="{alertname}", check="stale_partitions"}}'
+        f'{{}}/{{route="oncall"}}:{{alertname="{alertname}", database="default", '
+        'check="stale_partitions"}'
     )
     assert body["externalURL"] == EXTERNAL
     assert alert["generatorURL"] == f"{EXTERNAL}/?check=stale_partitions"
@@ -88,8 +92,8 @@ def test_the_fingerprint_is_alertmanagers_over_the_labels_on_every_route():
     firing = webhook_payload(notification(), "a")["alerts"][0]
     elsewhere = webhook_payload(notification(route="other", fingerprint="0" * 16), "b")
     assert firing["fingerprint"] == elsewhere["alerts"][0]["fingerprint"]
-    labels = {"alertname": "DqCriticalCheckViolations", "check": "stale_partitions",
-              "severity": "critical"}  # fmt: skip
+    labels = {"alertname": "DqCriticalCheckViolations", "database": "default",
+              "check": "stale_partitions", "severity": "critical"}  # fmt: skip
     assert firing["fingerprint"] == label_fingerprint(labels)
     assert firing["fingerprint"] == label_fingerprint(alert_labels(notification()))
     assert firing["fingerprint"] != "f00dfeed"  # not dq-monitor's own (per route) identity

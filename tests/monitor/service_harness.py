@@ -28,10 +28,7 @@ misfire_grace_time = "30s"
 
 
 def fast_config(interval: str = "1s", extra: str = "") -> str:
-    checks = "".join(
-        f'[checks.{name}]\ninterval = "{interval}"\n'
-        for name in REGISTRY
-    )
+    checks = "".join(f'[checks.{name}]\ninterval = "{interval}"\n' for name in REGISTRY)
     return FAST + checks + extra
 
 
@@ -92,7 +89,7 @@ class RunningService:
 
 def start_service(
     tmp_path: Path,
-    db_url: str,
+    db_url: str | None,
     *,
     config: str | None = None,
     env: dict[str, str] | None = None,
@@ -105,9 +102,11 @@ def start_service(
     log_path = tmp_path / f"{name}.log"
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DQ_")},
-        "DQ_DATABASE_URL": db_url, "DQ_METRICS_HOST": "127.0.0.1", "DQ_METRICS_PORT": str(port),
+        "DQ_METRICS_HOST": "127.0.0.1", "DQ_METRICS_PORT": str(port),
         "DQ_CONNECT_TIMEOUT": "2s", **(env or {}),
     }  # fmt: skip
+    if db_url is not None:  # None: the databases come from DQ_DATABASES in `env`
+        full_env["DQ_DATABASE_URL"] = db_url
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],

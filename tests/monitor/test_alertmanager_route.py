@@ -19,8 +19,8 @@ from tests.helpers import FakeClock, run_cli
 from tests.monitor.test_alert_delivery import open_app
 from tests.plugins.alertmanager import wait_for
 
-LABELS = {"alertname": "DqCriticalCheckViolations", "check": "dashboard_mismatch",
-          "severity": "critical"}  # fmt: skip
+LABELS = {"alertname": "DqCriticalCheckViolations", "database": "default",
+          "check": "dashboard_mismatch", "severity": "critical"}  # fmt: skip
 
 
 def am_route(*urls: str, **extra) -> dict:

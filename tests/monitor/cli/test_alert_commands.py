@@ -128,8 +128,8 @@ def test_alerts_test_to_a_webhook_pages_no_one(env, capsys, httpserver, monkeypa
     (alert,) = body["alerts"]
     assert body["status"] == alert["status"] == "resolved"
     assert alert["endsAt"] == alert["startsAt"]
-    assert alert["labels"] == {"alertname": "DqMonitorTest", "check": "dq_monitor_test",
-                               "severity": "none"}  # fmt: skip
+    assert alert["labels"] == {"alertname": "DqMonitorTest", "database": "default",
+                               "check": "dq_monitor_test", "severity": "none"}  # fmt: skip
     with pytest.raises(SystemExit):
         run_cli(capsys, "alerts", "test", "--help")
     assert "status resolved" in " ".join(capsys.readouterr().out.split())

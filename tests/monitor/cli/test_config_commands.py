@@ -157,7 +157,7 @@ def test_check_missing_file_and_missing_database_url(tmp_path, capsys):
     code, _, err = run_cli(capsys, "config", "check", "--config", str(tmp_path / "nope.toml"))
     assert code == 2
     assert problems(err) == [
-        "database_url: required (set DQ_DATABASE_URL)",
+        "database_url: required (set DQ_DATABASE_URL); or databases for several",
         f"config file {tmp_path / 'nope.toml'} does not exist; check --config or DQ_CONFIG",
     ]
 
@@ -274,7 +274,8 @@ def leaf_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
         paths.append(prefix + name)
         models = [a for a in typing.get_args(field.annotation) if isinstance(a, type)
                   and issubclass(a, BaseModel)]  # fmt: skip
-        if models:
+        # A list of groups has rows for its items' fields; an optional group, one row.
+        if models and typing.get_origin(field.annotation) in (tuple, list):
             paths += leaf_paths(models[0], f"{prefix}{name}[].")
     return paths
 

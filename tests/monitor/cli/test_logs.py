@@ -110,9 +110,7 @@ def test_run_logs_each_result_as_json(tmp_path, db_url, db):
     seed_race(db, "race")
     svc = start_service(tmp_path, db_url, env={"DQ_LOG_FORMAT": "json"})
     try:
-        svc.wait_for(
-            "a result line", lambda: '"check": "dashboard_mismatch", "mode"' in svc.log()
-        )
+        svc.wait_for("a result line", lambda: '"check": "dashboard_mismatch", "mode"' in svc.log())
     finally:
         svc.stop(signal.SIGKILL)
     lines = json_lines(svc.log())
@@ -125,7 +123,20 @@ def test_run_logs_each_result_as_json(tmp_path, db_url, db):
     assert isinstance(result["duration"], float)
     # The text format's message, unchanged.
     assert result["message"] == (
-        f"dashboard_mismatch: violation, 1 violations ({result['mode']}, "
-        f"{result['duration']:.3f}s)"
+        f"dashboard_mismatch: violation, 1 violations ({result['mode']}, {result['duration']:.3f}s)"
     )
     assert dt.datetime.fromisoformat(str(result["timestamp"])).utcoffset() == dt.timedelta(0)
+
+
+def test_every_databases_and_standbys_password_is_a_secret_to_mask():
+    from config import Settings
+    from monitor.cli.logs import settings_secrets
+
+    settings = Settings(databases=[
+        {"name": "eu", "url": f"postgresql://dq:{PASSWORD}1@a/eu",
+         "standby_urls": [f"postgresql://dq:{PASSWORD}2@b/eu"]},
+        {"name": "us", "url": f"postgresql://dq:{PASSWORD}3@a/us"},
+    ])  # fmt: skip
+    found = settings_secrets(settings)
+    for n in "123":
+        assert f"{PASSWORD}{n}" in found

@@ -59,6 +59,14 @@ def test_the_line_counts_ranges_percent_and_seconds():
     )
 
 
+def test_with_several_databases_the_line_names_its_database():
+    stream = Terminal()
+    line = ProgressLine(stream, StepClock(), "eu")
+    line(("dashboard_mismatch",), "consistency sweep", 1, 2)
+    line.close()
+    assert stream.getvalue() == "\reu: consistency sweep: 1/2 ranges, 50%, 0.0 s\x1b[K\n"
+
+
 def test_a_line_a_failed_sweep_left_open_is_ended():
     stream = Terminal()
     line = ProgressLine(stream, StepClock())
