@@ -122,7 +122,9 @@ class Leaderships:
     ) -> None:
         """`names`: the monitored databases, in configuration order; `replica`: this replica's
         tag for the take order (random if empty); `busy(name)`: whether a database's checks
-        run now on this replica, so that a hand-over never lets two replicas run them."""
+        run now on this replica, so that a hand-over never lets two replicas run them. A
+        hand-over withdraws leads(name), then asks `busy` again: a job must check leads()
+        and count itself running atomically with what `busy` reads."""
         repeated = sorted({name for name in names if list(names).count(name) > 1})
         if repeated:
             raise ConfigError(f"leadership: database names repeat: {', '.join(repeated)}")
@@ -280,6 +282,11 @@ class Leaderships:
         """Release a surplus lock explicitly (at once, not when the backend has ended)."""
         held = self._held[name]
         self._publish(exclude=name)  # no job of this database starts from here on
+        if self._busy(name):
+            # A job that saw leads() just before that has started since `busy` was asked:
+            # releasing now would let another replica run the database's checks beside it.
+            self._publish()
+            return
         with suppress(psycopg.Error):  # closing the session below releases it all the same
             held.conn.execute(_UNLOCK, (self._keys[name],))
         self._drop(name)

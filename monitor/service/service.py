@@ -284,6 +284,10 @@ class Service:
         app = self.fleet.apps[name]
         named = f"{name}/" if len(self.fleet.apps) > 1 else ""
         with self._idle:
+            # Asked again under the lock _busy takes: a hand-over that withdrew leadership
+            # meanwhile either stops this job here or sees it running (Leaderships).
+            if not self.leadership.leads(name):
+                return
             self._running_jobs += 1
             self._running[name] += 1
         try:

@@ -276,3 +276,26 @@ def test_the_readme_query_shows_who_holds_what(make, db, settings):
         ("dq-monitor-leader:dq_monitor:orders", pids["orders"], "ExclusiveLock"),
         ("dq-monitor-members:dq_monitor", pids[""], "ShareLock"),
     ]
+
+
+def test_a_job_starting_while_its_database_is_handed_over_keeps_it_led(make, db, settings):
+    """A job that saw leads() just before a hand-over withdrew it: the hand-over, asking
+    `busy` again, finds it running and keeps the lock, so no two replicas run it at once."""
+    running: set[str] = set()
+
+    def busy(name: str) -> bool:
+        was = name in running
+        if lone.leads(name):  # a job that asked leads() a moment ago starts right now
+            running.add(name)
+        return was
+
+    lone = make("lone", busy=busy)
+    lone.poll()
+    assert lone.led() == frozenset(NAMES)
+    other = make("b")
+    for _ in range(2):
+        poll_round(db, settings, [other, lone])
+    assert running == set(NAMES)
+    assert lone.led() == frozenset(NAMES)  # every job started before the lock could go
+    assert other.led() == frozenset()
+    assert all(len(pids) == 1 for pids in server_holders(db, settings).values())
