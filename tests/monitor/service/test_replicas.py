@@ -246,21 +246,17 @@ def test_three_replicas_share_six_databases_and_deliver_every_alert_once(
         dead = 0
         replicas[dead].stop(signal.SIGKILL)
         live = [i for i in live if i != dead]
-        rounds = 0
 
         def handed_over() -> bool:
-            nonlocal rounds
-            rounds += 1
             by_metrics = metrics_leaders(replicas)
             by_locks = lock_leaders(state, replicas)
-            for name in NAMES:
+            for name in NAMES:  # at every look: at most one claims it, and holds its lock
                 assert len(by_metrics[name]) <= 1, (name, by_metrics)
-                assert len(by_locks[name]) <= 1, (name, by_locks)
+                assert set(by_metrics[name]) <= set(by_locks[name]), (name, by_metrics, by_locks)
             return one_leader_each(state, replicas, live)
 
         until("the survivors to lead every database", handed_over, replicas[1:],
               lambda: (metrics_leaders(replicas), lock_leaders(state, replicas)))  # fmt: skip
-        assert rounds >= 1
         assert sorted(shares()) == live, shares()
 
         # A new critical defect everywhere, with the new leaders: again exactly once each.
