@@ -14,6 +14,7 @@ from monitor.db import Inspector, connect, safe_target, secrets_of
 from monitor.doctor.items import DoctorItem, Step, ok, problem, run_steps, skipped
 from monitor.doctor.monitored import MonitoredDiagnosis
 from monitor.doctor.routes import route_items
+from monitor.doctor.standbys import standby_items
 from monitor.doctor.state import StateDiagnosis
 
 _QUOTED_ROLE = re.compile(r'\b(user|role) "[^"]*"')
@@ -55,6 +56,7 @@ def _diagnose_one(settings: Settings, setting: tuple[str, str]) -> list[DoctorIt
     items = _diagnose_database(
         url, "database", settings, state_here=not state_url, setting=setting[0]
     )
+    items += standby_items(settings)
     if state_url is not None:
         items += _diagnose_database(
             state_url, "state store", settings, state_here=True, setting=setting[1]

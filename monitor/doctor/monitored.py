@@ -154,8 +154,7 @@ class MonitoredDiagnosis:
         some = " (on the tables found)" if any(t.oid is None for t in self.tables.values()) else ""
         return [ok("database.indexes", f"the indexes the incremental checks use exist{some}")]
 
-    def pgss_items(self) -> list[DoctorItem]:
-        name = "database.pg_stat_statements"
+    def pgss_items(self, name: str = "database.pg_stat_statements") -> list[DoctorItem]:
         version = self.db.value(_PGSS)
         if version is None:
             return [problem(
