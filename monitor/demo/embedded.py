@@ -81,12 +81,8 @@ class EmbeddedPostgres:
 
         Raises ConfigError when, as root, the service user cannot reach base_dir.
         """
-        if self._user is not None:
-            self._prepare_for(self._user)
-        if (self.data_dir / "PG_VERSION").exists():
+        if not self._fresh_data_dir():
             return
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(exist_ok=True)
         self._run(
             "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
             "--encoding=UTF8", "--locale=C", "--no-sync",
@@ -96,16 +92,23 @@ class EmbeddedPostgres:
         """Make the data directory (once) a streaming standby of `primary`: pg_basebackup -R
         writes standby.signal and primary_conninfo; initdb's pg_hba already trusts
         replication connections on loopback. Raises RuntimeError when the backup fails."""
-        if self._user is not None:
-            self._prepare_for(self._user)
-        if (self.data_dir / "PG_VERSION").exists():
+        if not self._fresh_data_dir():
             return
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(exist_ok=True)
         self._run(
             "pg_basebackup", "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(primary.port),
             "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync",
         )  # fmt: skip
+
+    def _fresh_data_dir(self) -> bool:
+        """Prepare the directories (as root, the service user's copy first); False when the
+        data directory already holds a cluster."""
+        if self._user is not None:
+            self._prepare_for(self._user)
+        if (self.data_dir / "PG_VERSION").exists():
+            return False
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        return True
 
     def start(self, *, wait_seconds: int = 60, preload: Sequence[str] | None = None) -> None:
         """Start the server (with pg_stat_statements preloaded unless `preload` lists other
