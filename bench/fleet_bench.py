@@ -128,26 +128,34 @@ def cycles(url: Any, names: list[str], interval: int) -> dict[str, Any]:
                         ).format(schema)):  # fmt: skip
                 runs.append((name, check, started, finished))
         checks = {c for _, c, _, _ in runs}
+        skipped = sum(
+            int(conn.execute(sql.SQL("SELECT count(*) FROM {}.check_runs WHERE status IN"
+                                     " ('missed', 'overlap')").format(
+                sql.Identifier(state_schema_for("dq_monitor", name)))).fetchone()[0])  # type: ignore[index]
+            for name in names
+        )  # fmt: skip
     if not runs:
-        return {"rounds": [], "complete": 0}
+        return {"rounds": [], "skipped_runs": skipped}
+    # Each (database, check) runs at most once per tick (coalesce, no overlap): its k-th run
+    # is round k's, exact while nothing was missed or skipped (both reported beside).
     start = min(r[2] for r in runs)
+    ordinal: dict[tuple[str, str], int] = {}
     buckets: dict[int, list[tuple[str, str, dt.datetime, dt.datetime]]] = {}
-    for run in runs:
-        k = int((run[2] - start).total_seconds() // interval)
+    for run in sorted(runs, key=lambda r: r[2]):
+        k = ordinal[run[0], run[1]] = ordinal.get((run[0], run[1]), -1) + 1
         buckets.setdefault(k, []).append(run)
     expected = len(names) * len(checks)
     rounds = []
     for k in sorted(buckets):
         rows = buckets[k]
-        pairs = {(n, c) for n, c, _, _ in rows}
         at = start + dt.timedelta(seconds=k * interval)
-        rounds.append({"round": k, "complete": len(pairs) == expected, "checks_run": len(pairs),
+        rounds.append({"round": k, "complete": len(rows) == expected, "checks_run": len(rows),
                        "expected": expected,
                        "cycle_seconds": round((max(r[3] for r in rows) - at).total_seconds(),
                                               2)})  # fmt: skip
     steady = [r["cycle_seconds"] for r in rounds if r["complete"] and r["round"] > 0]
     first = [r["cycle_seconds"] for r in rounds if r["complete"] and r["round"] == 0]
-    return {"rounds": rounds, "checks_per_database": len(checks),
+    return {"rounds": rounds, "checks_per_database": len(checks), "skipped_runs": skipped,
             "first_round_seconds": first[0] if first else None,
             "steady_median_seconds": statistics.median(steady) if steady else None,
             "steady_max_seconds": max(steady) if steady else None}  # fmt: skip
@@ -253,7 +261,8 @@ def summary(results: dict[str, Any]) -> str:
             f"  /metrics ({r['metrics_scrape_ms']['series']} series): median "
             f"{r['metrics_scrape_ms']['median']} ms, p95 {r['metrics_scrape_ms']['p95']} ms "
             f"over {r['metrics_scrape_ms']['scrapes']} scrapes",
-            f"  missed runs: {r['missed_runs']}; SIGTERM to exit {r['stop_seconds']}s (code "
+            f"  missed runs: {r['missed_runs']} (missed or overlapping in check_runs: "
+            f"{c['skipped_runs']}); SIGTERM to exit {r['stop_seconds']}s (code "
             f"{r['exit_code']}); load average before/after {r['load_average']['before'][0]}/"
             f"{r['load_average']['after'][0]}",
             "",
