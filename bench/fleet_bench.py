@@ -20,8 +20,9 @@ subprocess with every check every --interval seconds (jitter 0: every database's
 at the same moment, the worst case for the slots) and the defaults otherwise
 (max_concurrent_checks 4, max_connections 100, misfire_grace_time 2m, a full sweep of each
 check at start-up since there is no history). For --duration seconds, once a second, it
-samples the process's RSS (/proc/PID/status VmRSS) and the server's pg_stat_activity rows
-with application_name dq-monitor (the state database's and the monitored ones'). Then it
+samples the process's RSS (/proc/PID/status VmRSS) and the server's pg_stat_activity client
+backends with application_name dq-monitor (the state database's and the monitored ones';
+parallel query workers, which carry the same name, are not connections and not counted). Then it
 times --scrapes scrapes of /metrics over one keep-alive loopback connection, reads
 dq_check_missed_runs_total, and stops the service with SIGTERM.
 
@@ -72,6 +73,7 @@ class Sampled:
     total: list[int] = field(default_factory=list)
     state: list[int] = field(default_factory=list)
     monitored: list[int] = field(default_factory=list)
+    working: list[int] = field(default_factory=list)  # monitored, not idle: inside a slot
 
 
 def build(admin: psycopg.Connection[Any], prefix: str, *, count: int, runs: int, parts: int,
@@ -105,14 +107,19 @@ def config(names: list[str], url: Any, interval: int) -> str:
 
 def sample(admin: psycopg.Connection[Any], pid: int, into: Sampled) -> None:
     into.rss.append(rss_mb(pid))
+    # Client backends only: a check's parallel query workers carry its application_name too
+    # but are no connection. A backend whose client just closed is listed until it has
+    # exited (a few ms): the non-idle count is the work at once, which the slots bound.
     rows = admin.execute(
-        "SELECT datname = %s, count(*) FROM pg_stat_activity"
-        " WHERE application_name = 'dq-monitor' GROUP BY 1",
+        "SELECT datname = %s, count(*), count(*) FILTER (WHERE state <> 'idle')"
+        " FROM pg_stat_activity WHERE application_name = 'dq-monitor'"
+        " AND backend_type = 'client backend' GROUP BY 1",
         (STATE_DB,),
     ).fetchall()
-    counts = {bool(is_state): int(n) for is_state, n in rows}
-    into.state.append(counts.get(True, 0))
-    into.monitored.append(counts.get(False, 0))
+    counts = {bool(is_state): (int(n), int(busy)) for is_state, n, busy in rows}
+    into.state.append(counts.get(True, (0, 0))[0])
+    into.monitored.append(counts.get(False, (0, 0))[0])
+    into.working.append(counts.get(False, (0, 0))[1])
     into.total.append(into.state[-1] + into.monitored[-1])
 
 
@@ -226,7 +233,9 @@ def serve(label: str, names: list[str], url: Any, admin: psycopg.Connection[Any]
         "connections": {"max": max(sampled.total), "median": statistics.median(sampled.total),
                         "state_max": max(sampled.state),
                         "monitored_max": max(sampled.monitored),
-                        "monitored_median": statistics.median(sampled.monitored)},
+                        "monitored_median": statistics.median(sampled.monitored),
+                        "monitored_working_max": max(sampled.working),
+                        "samples": len(sampled.total)},
         "metrics_scrape_ms": {"scrapes": args.scrapes, "series": series,
                               "median": round(statistics.median(scrapes) * 1000, 3),
                               "p95": round(statistics.quantiles(scrapes, n=20)[18] * 1000, 3)},
@@ -255,7 +264,8 @@ def summary(results: dict[str, Any]) -> str:
             f"max {c['steady_max_seconds']}s; complete rounds "
             f"{sum(x['complete'] for x in c['rounds'])}/{len(c['rounds'])}",
             f"  connections held: max {r['connections']['max']} (median "
-            f"{r['connections']['median']}); monitored max {r['connections']['monitored_max']}, "
+            f"{r['connections']['median']}); monitored max {r['connections']['monitored_max']} "
+            f"(not idle: max {r['connections'].get('monitored_working_max')}), "
             f"state database max {r['connections']['state_max']}",
             f"  RSS: median {r['rss_mb']['median']} MB, max {r['rss_mb']['max']} MB",
             f"  /metrics ({r['metrics_scrape_ms']['series']} series): median "
@@ -289,6 +299,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interval", type=int, default=60, help="every check's interval (s)")
     parser.add_argument("--scrapes", type=int, default=1000)
     parser.add_argument("--json", default=None, help="write results here (and a .txt beside)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep --json's scenarios that this run skips")  # fmt: skip
     return parser.parse_args()
 
 
@@ -310,7 +322,8 @@ def main() -> int:
                 say(f"({label}) building {count} databases of {runs * parts:,} partition rows")
                 names = build(admin, label, count=count, runs=runs, parts=parts, url=pg.url)
                 result = serve(label, names, pg.url, admin, args=args, tmp=tmp)
-                scenarios[label] = {"rows_per_database": runs * parts, **result}
+                scenarios[label] = {"rows_per_database": runs * parts, **result,
+                                    "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
                 for name in [*names, f"{label}_template"]:
                     admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
                         sql.Identifier(name)))  # fmt: skip
@@ -326,7 +339,12 @@ def main() -> int:
     text = summary(results)
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        path = Path(args.json)
+        if args.merge and path.exists():  # keep the scenarios not run this time
+            earlier = json.loads(path.read_text())
+            results["scenarios"] = {**earlier["scenarios"], **scenarios}
+            text = summary(results)
+        path.write_text(json.dumps(results, indent=2) + "\n")
         Path(args.json).with_suffix(".txt").write_text(text)
     small = scenarios.get("small")
     ok = small is None or (small["rss_mb"]["max"] <= TARGETS["rss_mb"]

@@ -33,15 +33,18 @@ def wait_until_waiting(slots: CheckSlots, count: int) -> None:
 
 def test_at_most_size_are_held_and_a_release_lets_the_next_in():
     slots = CheckSlots(2, FakeClock(NOW))
-    assert slots.acquire(LATER) and slots.acquire(LATER)
+    assert slots.acquire(LATER)
+    assert slots.acquire(LATER)
     assert slots.in_use == 2
     got: list[bool] = []
     thread = waiter(slots, LATER, got)
     wait_until_waiting(slots, 1)
-    assert got == [] and slots.in_use == 2
+    assert got == []
+    assert slots.in_use == 2
     slots.release()
     thread.join(10)
-    assert got == [True] and slots.in_use == 2
+    assert got == [True]
+    assert slots.in_use == 2
 
 
 def test_a_waiter_gives_up_when_the_injected_clock_passes_its_deadline():
@@ -92,7 +95,8 @@ def test_stop_wakes_every_waiter_and_later_acquires_fail():
     for thread in threads:
         thread.join(10)
     assert got == [False, False, False]
-    assert slots.stopped and not slots.acquire(LATER)
+    assert slots.stopped
+    assert not slots.acquire(LATER)
 
 
 def test_bad_use_is_refused():
@@ -100,3 +104,68 @@ def test_bad_use_is_refused():
         CheckSlots(0, FakeClock(NOW))
     with pytest.raises(RuntimeError, match="released more often"):
         CheckSlots(1, FakeClock(NOW)).release()
+
+
+def test_a_job_that_finds_no_slot_within_its_grace_is_missed_and_never_runs():
+    """SlotExecutor in a real (background) scheduler: all slots taken, the injected clock
+    passes the run's misfire grace, APScheduler's own missed event follows."""
+    from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.service.slots import SlotExecutor
+
+    clock = FakeClock()  # starts at the wall clock's now: APScheduler's run times are real
+    slots = CheckSlots(1, clock)
+    assert slots.acquire(clock.now() + dt.timedelta(minutes=5))  # a hanging neighbour's
+    ran: list[str] = []
+    events: list[int] = []
+    done = threading.Event()
+
+    def listener(event) -> None:
+        events.append(event.code)
+        done.set()
+
+    scheduler = BackgroundScheduler(timezone=dt.UTC, executors={"default": SlotExecutor(1, slots)})
+    scheduler.add_listener(listener, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED)
+    scheduler.start()
+    try:
+        scheduler.add_job(lambda: ran.append("ran"), "date", run_date=clock.now(),
+                          misfire_grace_time=60)  # fmt: skip
+        wait_until_waiting(slots, 1)
+        clock.advance(seconds=61)
+        assert done.wait(10)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert events == [EVENT_JOB_MISSED]
+    assert ran == []
+    assert slots.in_use == 1  # the waiter took nothing
+
+
+def test_a_job_that_gets_a_slot_runs_and_gives_it_back():
+    from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.service.slots import SlotExecutor
+
+    clock = FakeClock()
+    slots = CheckSlots(1, clock)
+    events: list[int] = []
+    done = threading.Event()
+    seen: list[int] = []
+
+    def listener(event) -> None:
+        events.append(event.code)
+        done.set()
+
+    scheduler = BackgroundScheduler(timezone=dt.UTC, executors={"default": SlotExecutor(1, slots)})
+    scheduler.add_listener(listener, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED)
+    scheduler.start()
+    try:
+        scheduler.add_job(lambda: seen.append(slots.in_use), "date", run_date=clock.now(),
+                          misfire_grace_time=60)  # fmt: skip
+        assert done.wait(10)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert events == [EVENT_JOB_EXECUTED]
+    assert seen == [1]  # it held the slot while it ran
+    assert slots.in_use == 0
