@@ -8,7 +8,7 @@ from .lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .alerts import AlertsSettings, RouteSettings, RouteType
-    from .capacity import check_slots, database_pool_size, state_pool_size
+    from .capacity import check_slots, database_pool_size, pooled, state_pool_size
     from .checks import (
         BUILTIN_CATALOGUE,
         BuiltinCatalogue,
@@ -105,7 +105,7 @@ __getattr__, __dir__ = lazy_exports(
             "unknown_database",
             "url_setting",
         ),
-        "capacity": ("check_slots", "database_pool_size", "state_pool_size"),
+        "capacity": ("check_slots", "database_pool_size", "pooled", "state_pool_size"),
         "settings": ("Settings",),
         "tables": (
             "PartitionProgressNames",
@@ -166,6 +166,7 @@ __all__ = [
     "gate_history_floor",
     "load_settings",
     "parse_duration",
+    "pooled",
     "redact",
     "register_builtin",
     "state_pool_size",

@@ -13,7 +13,7 @@ from pydantic_settings import (
 )
 
 from .alerts import AlertsSettings
-from .capacity import connections_needed, too_few_slots
+from .capacity import connections_needed
 from .checks import BUILTIN_CATALOGUE, ChecksSettings
 from .databases import (
     DEFAULT_DATABASE,
@@ -123,15 +123,23 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         description="Most check jobs `dq-monitor run` runs at once, over all databases; each "
-        "database gets an equal share of them (at least one), so a slow database never "
-        "holds another's.",
+        "database may have at most ceil(max_concurrent_checks / databases) of them in flight "
+        "(1 once there are at least as many databases), so a slow or unreachable database "
+        "holds only its own share and the others keep running. A run that finds no slot "
+        "within schedule.misfire_grace_time is recorded as missed.",
     )
     max_connections: int = Field(
-        default=64,
+        default=100,
         ge=2,
         le=10_000,
-        description="Most connections `dq-monitor run` may open in all (state store, every "
-        "database's pool, leader locks); start-up refuses settings whose pools need more.",
+        description="Most connections `dq-monitor run` may have open at once; start-up "
+        "refuses settings that may need more, in one line. Counted: the state pool "
+        "(max_concurrent_checks + 5), the leader-lock sessions (one per database plus one), "
+        "and the monitored databases': with one database its pool (max_concurrent_checks + "
+        "1, twice with check_on = \"standby\", plus 1 for the gate's standby reads); with "
+        "several, connections open only while a check or gate read uses them, so "
+        "max_concurrent_checks + 1 in all. The default fits up to 85 databases at the default "
+        "max_concurrent_checks (9 + 5 + 86 = 100).",
     )
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
@@ -160,11 +168,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _databases_fit(self) -> Settings:
-        count = len(self.monitored())
-        problem = too_few_slots(self.max_concurrent_checks, count)
-        if problem:
-            raise ValueError(problem)
-        needed = connections_needed(self.max_concurrent_checks, count)
+        monitored = self.monitored()
+        count = len(monitored)
+        needed = connections_needed(
+            self.max_concurrent_checks, count,
+            standby_pool=any(d.check_on is CheckOn.STANDBY for d in monitored),
+            standby_reads=any(d.standby_urls for d in monitored),
+        )  # fmt: skip
         if count and needed > self.max_connections:
             raise ValueError(
                 f"max_connections ({self.max_connections}) is too small: {count} database(s) "

@@ -53,6 +53,7 @@ class App:
         client: httpx.Client | None = None,
         last_posts: dict[str, float] | None = None,
         pool_size: int = 0,
+        per_use: bool = False,
         upgrade: bool = True,
         alerts: bool = True,
         deliver_in_cycle: bool = True,
@@ -66,12 +67,14 @@ class App:
         then leaves closing it to the caller), `client` an HTTP client and `last_posts` the
         Slack pacing (alerts.OutboxSender) to share.
         `pool_size` > 0 pools connections for a multi-threaded service; 0 keeps one
-        connection per database (the CLI). `alerts=False` records results without
-        advancing alerts, delivering messages or pinging the heartbeat. `deliver_in_cycle=False`
-        leaves delivery to the caller (the service's own delivery loop). `progress` hears how
-        far each check's evaluation got (Pipeline). Raises ConfigError when no database URL
-        is set, for an unknown name, or with several databases and no name;
-        StoreUnavailable/StoreError when the state store cannot be prepared.
+        connection per database (the CLI); `per_use` opens the monitored database's
+        connections per use instead (the service with several databases). `alerts=False`
+        records results without advancing alerts, delivering messages or pinging the
+        heartbeat. `deliver_in_cycle=False` leaves delivery to the caller (the service's own
+        delivery loop). `progress` hears how far each check's evaluation got (Pipeline).
+        Raises ConfigError when no database URL is set, for an unknown name, or with several
+        databases and no name; StoreUnavailable/StoreError when the state store cannot be
+        prepared.
         """
         name = database if database is not None else settings.database.name
         # A `databases` entry's errors name that entry, not DQ_DATABASE_URL.
@@ -99,11 +102,12 @@ class App:
             connect_timeout=settings.connect_timeout,
             read_only=True,
             pool_size=pool_size,
+            per_use=per_use,
             watchdog=Watchdog("database", reply_limit(settings), clock),
         )
         checked = primary
         if settings.database.check_on is CheckOn.STANDBY:
-            checked = _standby(settings, settings.database, clock, pool_size)
+            checked = _standby(settings, settings.database, clock, pool_size, per_use)
         book = AlertBook(settings.alerts, clock, name) if alerts else None
         # One HTTP client for both, made when the first message or ping needs it.
         outbox = OutboxSender(
@@ -137,7 +141,7 @@ class App:
 
 
 def _standby(
-    settings: Settings, database: DatabaseSettings, clock: Clock, pool_size: int
+    settings: Settings, database: DatabaseSettings, clock: Clock, pool_size: int, per_use: bool
 ) -> ConnectionSource:
     """The first standby, where the checks run with check_on = "standby" (the gate reads
     every standby's statistics on connections of its own: monitor.gate.standbys)."""
@@ -148,6 +152,7 @@ def _standby(
         connect_timeout=settings.connect_timeout,
         read_only=True,
         pool_size=pool_size,
+        per_use=per_use,
         watchdog=Watchdog("standby", reply_limit(settings), clock),
     )
 

@@ -41,6 +41,7 @@ class Fleet:
         only: str | None = None,
         state_pool_size: int = 0,
         pool_size: Callable[[str], int] | int = 0,
+        per_use: bool = False,
         upgrade: bool = True,
         alerts: bool = True,
         deliver_in_cycle: bool = True,
@@ -49,7 +50,8 @@ class Fleet:
     ) -> Fleet:
         """Open every database's App (or only the one named `only`), upgrading each one's
         state schema when `upgrade`. `pool_size` is each database's monitored pool size (a
-        number, or one per name), `progress` makes each database's listener.
+        number, or one per name; `per_use`: none, a connection per use), `progress` makes
+        each database's listener.
 
         Raises ConfigError when no database is configured or `only` names none, and the
         state store's errors (after closing what was opened).
@@ -77,6 +79,7 @@ class Fleet:
                     settings, name, clock=clock, state=state, client=client,
                     last_posts=last_posts,
                     pool_size=pool_size(name) if callable(pool_size) else pool_size,
+                    per_use=per_use,
                     upgrade=upgrade, alerts=alerts, deliver_in_cycle=deliver_in_cycle,
                     console=console, progress=progress(name) if progress else None,
                 )  # fmt: skip

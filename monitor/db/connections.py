@@ -85,10 +85,17 @@ class ConnectionSource:
         connect_timeout: dt.timedelta,
         read_only: bool = False,
         pool_size: int = 0,
+        per_use: bool = False,
         setting: str | None = None,
         watchdog: Watchdog | None = None,
     ) -> None:
         self.url = url
+        # A connection per connection() call, closed after it (the service with several
+        # databases: no idle session on any monitored server, and what is open at once is
+        # what runs at once). Takes precedence over pool_size.
+        self.per_use = per_use
+        if per_use:
+            pool_size = 0
         self.purpose = purpose
         self.target = Target(url, purpose, setting or default_setting(purpose))
         self.connect_timeout = connect_timeout
@@ -166,6 +173,13 @@ class ConnectionSource:
 
     @contextmanager
     def _checked_out(self) -> Iterator[WatchedConnection]:
+        if self.per_use:
+            conn = self._open()
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
         if self._pool is None:
             yield self._acquire_single()
             return
@@ -204,15 +218,18 @@ class ConnectionSource:
         if self._single is None or self._single.closed or self._single.broken:
             if self._single is not None:
                 self._single.close()
-            self._single = connect(
-                self.url,
-                purpose=self.purpose,
-                connect_timeout=self.connect_timeout,
-                read_only=self.read_only,
-                setting=self.target.setting,
-                watchdog=self.watchdog,
-            )
+            self._single = self._open()
         return self._single
+
+    def _open(self) -> WatchedConnection:
+        return connect(
+            self.url,
+            purpose=self.purpose,
+            connect_timeout=self.connect_timeout,
+            read_only=self.read_only,
+            setting=self.target.setting,
+            watchdog=self.watchdog,
+        )
 
     def _unavailable(self, exc: BaseException) -> DqError:
         unavailable = StoreUnavailable if self.target.is_store else DatabaseUnavailable

@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from checks import Check, Probe, build_probes, select_checks
 from checks.consistency import ConsistencyPart
 from config import DEFAULT_DATABASE, CheckSettings, Settings
+from monitor.service.slots import CheckSlots, SlotExecutor
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +83,19 @@ def build_scheduler(
     skipped: Callable[[JobSpec, str, dt.datetime], None],
     first_full_sweep: Callable[[JobSpec], dt.datetime],
     slots: Mapping[str, int] | None = None,
+    check_slots: CheckSlots | None = None,
 ) -> BlockingScheduler:
     """A UTC BlockingScheduler with an incremental and a full-sweep job per spec.
 
     Each database's jobs run on its own thread pool of `slots[database]` threads (default:
-    one per job), so a database whose checks hang holds only its own threads: a run that
-    waits for one of them past misfire_grace_time is recorded as missed, and the other
-    databases' runs start on time. `now` is the injected clock's time at start-up. Each
-    incremental job runs once then, then on its interval or cron, with jitter; `coalesce`
-    folds a backlog into one run and `max_instances=1` forbids overlap. Missed and
-    overlapping runs are reported to `skipped`; job errors are logged with their traceback.
+    one per job), so a database whose checks hang holds only its own threads; with
+    `check_slots`, a job also takes one of those global slots while it runs (at most
+    max_concurrent_checks over all databases). A run that waits for either past
+    misfire_grace_time is recorded as missed, and the other databases' runs start on time.
+    `now` is the injected clock's time at start-up. Each incremental job runs once then,
+    then on its interval or cron, with jitter; `coalesce` folds a backlog into one run and
+    `max_instances=1` forbids overlap. Missed and overlapping runs are reported to
+    `skipped`; job errors are logged with their traceback.
     """
     sched = settings.schedule
     options = {
@@ -107,7 +111,12 @@ def build_scheduler(
     threads = {
         db: max(1, min(jobs, (slots or {}).get(db, jobs))) for db, jobs in per_database.items()
     }
-    executors = {executor_for(db): ThreadPoolExecutor(max_workers=n) for db, n in threads.items()}
+    executors = {
+        executor_for(db): ThreadPoolExecutor(max_workers=n)
+        if check_slots is None
+        else SlotExecutor(n, check_slots)
+        for db, n in threads.items()
+    }
     executors.setdefault("default", ThreadPoolExecutor(max_workers=2))
     scheduler = BlockingScheduler(timezone=dt.UTC, executors=executors, job_defaults=options)
     jitter = int(sched.jitter.total_seconds()) or None

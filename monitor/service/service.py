@@ -23,6 +23,7 @@ from config import (
     check_slots,
     database_pool_size,
     format_duration,
+    pooled,
     state_pool_size,
 )
 from monitor.app import App
@@ -33,6 +34,7 @@ from monitor.service.leadership import Leaderships
 from monitor.service.metrics import DatabaseView, StatsCache, SweepProgress, build_registry
 from monitor.service.periodic import Periodic
 from monitor.service.scheduler import JobSpec, build_scheduler, job_specs
+from monitor.service.slots import CheckSlots
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,10 @@ def exit_now(code: int) -> None:
 class Service:
     """Every replica serves metrics; a database's leader also runs that database's checks.
 
-    Each database has its own jobs, its own bounded pool and its own share of
-    max_concurrent_checks (its own thread pool), so a slow or unreachable database delays
-    only its own runs.
+    Each database has its own jobs and its own share of max_concurrent_checks (its own thread
+    pool of ceil(cap / databases) threads); every check job also takes one of the cap's global
+    slots while it runs. So at most max_concurrent_checks checks run at once, and a slow or
+    unreachable database holds only its own share: the others' runs keep their schedule.
 
     `hard_exit` (the `run` command) arms a last-resort timer at SIGTERM: whatever still runs
     when schedule.shutdown_timeout is up, the process exits 0 with one warning line.
@@ -84,15 +87,17 @@ class Service:
         names = [d.name for d in settings.monitored()]
         cap = settings.max_concurrent_checks
         self.slots = check_slots(cap, len(names))
-        # A database's pool: one connection per check slot, plus the gate's; the state pool
-        # serves every database's slots and the loops (config.capacity). Delivery is the
-        # delivery loop's, every alerts.delivery_interval: a slow receiver never holds a
-        # check's thread, and one thread paces each route.
+        self.check_slots = CheckSlots(cap, clock)
+        # One database: a pool of one connection per check slot, plus the gate's. Several: a
+        # connection per check or gate read, so what is open is what runs (config.capacity).
+        # The state pool serves the global slots and the loops. Delivery is the delivery
+        # loop's, every alerts.delivery_interval: a slow receiver never holds a check's
+        # thread, and one thread paces each route.
         self.progress = {name: SweepProgress() for name in names}
         self.fleet = Fleet.open(
-            settings, clock=clock, state_pool_size=state_pool_size(cap, len(names)),
-            pool_size=database_pool_size(self.slots), upgrade=False, deliver_in_cycle=False,
-            progress=lambda name: self.progress[name],
+            settings, clock=clock, state_pool_size=state_pool_size(cap),
+            pool_size=database_pool_size(self.slots), per_use=not pooled(len(names)),
+            upgrade=False, deliver_in_cycle=False, progress=lambda name: self.progress[name],
         )  # fmt: skip
         self.app = next(iter(self.fleet))  # the first database's: metrics and status page
         self.specs = [s for app in self.fleet for s in job_specs(app.settings, app.database)]
@@ -120,7 +125,7 @@ class Service:
         self.scheduler = build_scheduler(
             settings, self.specs, now=clock.now(), run=self._run_job,
             skipped=self._record_skip, first_full_sweep=self._first_full_sweep,
-            slots=dict.fromkeys(names, self.slots),
+            slots=dict.fromkeys(names, self.slots), check_slots=self.check_slots,
         )  # fmt: skip
         views = {
             app.database: DatabaseView(
@@ -203,6 +208,7 @@ class Service:
                     daemon=True,
                 ).start()  # fmt: skip
         self._stopping.set()
+        self.check_slots.stop()  # runs waiting for a slot give up, unrecorded
         for app in self.fleet:
             app.pipeline.stop()
         if self.scheduler.running:

@@ -170,11 +170,31 @@ def test_a_custom_check_is_overridden_by_its_name():
     assert "database 'eu': checks.mine.interval: Value error, must be at least 1s" in text
 
 
-def test_the_cap_must_give_every_database_a_slot_and_the_connections_must_fit():
+def test_more_databases_than_slots_are_fine_but_the_connections_must_fit():
     dbs = [{"name": f"d{i}", "url": "postgresql://a/b"} for i in range(3)]
-    assert "max_concurrent_checks (2) must be at least the number of databases (3)" in refusal(
-        databases=dbs, max_concurrent_checks=2
-    )
+    # Issue 16: the cap is global; three databases share two slots (one each at most).
+    assert Settings(databases=dbs, max_concurrent_checks=2).max_concurrent_checks == 2
     text = refusal(databases=dbs, max_connections=10)
     assert "max_connections (10) is too small: 3 database(s) with max_concurrent_checks 4" in text
+    assert "need 18" in text  # 4 + 5 state, 4 + 1 monitored, 3 + 1 lock sessions
     assert Settings(databases=dbs).max_concurrent_checks == 4
+
+
+def test_fifty_databases_fit_the_default_connection_cap_and_eighty_six_do_not():
+    fifty = [{"name": f"d{i}", "url": "postgresql://a/b"} for i in range(50)]
+    assert len(Settings(databases=fifty).monitored()) == 50
+    text = refusal(databases=[{"name": f"d{i}", "url": "postgresql://a/b"} for i in range(86)])
+    assert "max_connections (100) is too small: 86 database(s)" in text
+    assert "need 101" in text
+    assert len(text.strip().splitlines()) == 1
+
+
+def test_one_database_counts_its_pools():
+    from config.capacity import check_slots, connections_needed
+
+    assert [check_slots(4, n) for n in (1, 2, 3, 4, 5, 50)] == [4, 2, 2, 1, 1, 1]
+    # state 4 + 5, pool 4 + 1, one lock and the membership's
+    assert connections_needed(4, 1) == 16
+    assert connections_needed(4, 1, standby_pool=True, standby_reads=True) == 22
+    # several: what runs at once, whatever their number
+    assert connections_needed(4, 2) == connections_needed(4, 50) - 48
