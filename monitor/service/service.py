@@ -28,7 +28,8 @@ from config import (
 )
 from monitor.app import App
 from monitor.fleet import Fleet
-from monitor.gate import PLANS, Gatekeeper, prune_history, service_key
+from monitor.gate import prune_history
+from monitor.service.gate_state import publish_gate_state
 from monitor.service.http import Endpoints, HttpServer
 from monitor.service.leadership import Leaderships
 from monitor.service.metrics import DatabaseView, StatsCache, SweepProgress, build_registry
@@ -329,25 +330,7 @@ class Service:
         pg_stat_statements for migration 005's)."""
         for app in self._led():
             if self._schema_ready[app.database]:
-                self._evaluate_gate_of(app)
-
-    def _evaluate_gate_of(self, app: App) -> None:
-        for plan in PLANS:
-            try:
-                report = Gatekeeper(
-                    app.settings, app.store, app.primary, app.clock, as_service=True,
-                    plan=plan,
-                ).evaluate()  # fmt: skip
-                # The settings too: a `gate` or `migrate` run elsewhere is held to them.
-                app.store.set_service_state(service_key(plan), {
-                    "decision": report.decision.value,
-                    "clean_since": report.clean_since.isoformat() if report.clean_since else None,
-                    "required_seconds": report.required.total_seconds(),
-                    "evaluated_at": report.now.isoformat(),
-                    "settings": report.settings,
-                })  # fmt: skip
-            except DqError as exc:
-                log.warning("gate evaluation (%s, database %s): %s", plan, app.database, exc)
+                publish_gate_state(app)
 
     def prune(self) -> bool:
         """On each database's leader only: delete its history past retention (see
