@@ -26,10 +26,12 @@ parallel query workers, which carry the same name, are not connections and not c
 times --scrapes scrapes of /metrics over one keep-alive loopback connection, reads
 dq_check_missed_runs_total, and stops the service with SIGTERM.
 
-Cycle time, from the state store's check_runs: round k is the runs scheduled at start +
-k x interval (bucketed by started_at); its cycle time is from that moment to the last
-finished_at of the round, and a round counts only if every database's every check ran in it.
-Round 0 also holds the start-up's full sweeps; the steady figure is the median of the others.
+Cycle time, from the state store's check_runs: round k is every (database, check)'s k-th
+run of its interval job (trigger 'scheduled'; a check that cannot run incrementally runs in
+full there, every time); its cycle time is from start + k x interval to the round's last
+finished_at, and a round counts only if every database's every check ran in it. The
+start-up's full-sweep jobs (trigger 'scheduled-full') run beside round 0 and are timed apart;
+the steady figure is the median of rounds 1 and later.
 """
 
 from __future__ import annotations
@@ -131,10 +133,15 @@ def cycles(url: Any, names: list[str], interval: int) -> dict[str, Any]:
             schema = sql.Identifier(state_schema_for("dq_monitor", name))
             for check, started, finished in conn.execute(
                 sql.SQL("SELECT check_name, started_at, finished_at FROM {}.check_runs"
-                        " WHERE mode = 'incremental' AND status IN ('ok', 'violation', 'error')"
+                        " WHERE trigger = 'scheduled' AND status IN ('ok', 'violation', 'error')"
                         ).format(schema)):  # fmt: skip
                 runs.append((name, check, started, finished))
         checks = {c for _, c, _, _ in runs}
+        full = [conn.execute(sql.SQL("SELECT min(started_at), max(finished_at), count(*) FROM"
+                                     " {}.check_runs WHERE trigger = 'scheduled-full'"
+                                     " AND status IN ('ok', 'violation', 'error')").format(
+                    sql.Identifier(state_schema_for("dq_monitor", name)))).fetchone()
+                for name in names]  # fmt: skip
         skipped = sum(
             int(conn.execute(sql.SQL("SELECT count(*) FROM {}.check_runs WHERE status IN"
                                      " ('missed', 'overlap')").format(
@@ -162,7 +169,13 @@ def cycles(url: Any, names: list[str], interval: int) -> dict[str, Any]:
                                               2)})  # fmt: skip
     steady = [r["cycle_seconds"] for r in rounds if r["complete"] and r["round"] > 0]
     first = [r["cycle_seconds"] for r in rounds if r["complete"] and r["round"] == 0]
+    sweeps = [f for f in full if f is not None and f[0] is not None]
     return {"rounds": rounds, "checks_per_database": len(checks), "skipped_runs": skipped,
+            # The start-up's full sweeps (no history yet): from the first run's start to the
+            # last sweep's end, beside round 0's incremental runs.
+            "full_sweeps": sum(int(f[2]) for f in sweeps),
+            "full_sweep_round_seconds": round((max(f[1] for f in sweeps) - start)
+                                              .total_seconds(), 2) if sweeps else None,
             "first_round_seconds": first[0] if first else None,
             "steady_median_seconds": statistics.median(steady) if steady else None,
             "steady_max_seconds": max(steady) if steady else None}  # fmt: skip
@@ -260,7 +273,8 @@ def summary(results: dict[str, Any]) -> str:
             f"{label}: {r['databases']} databases ({r['rows_per_database']:,} partition rows "
             f"each), checks every {r['interval_seconds']}s, {r['duration_seconds']}s of service",
             f"  cycle (every database's checks, one round): first {c['first_round_seconds']}s "
-            f"(with the start-up full sweeps), steady median {c['steady_median_seconds']}s, "
+            f"(the start-up's {c.get('full_sweeps')} full sweeps beside it: all done after "
+            f"{c.get('full_sweep_round_seconds')}s), steady median {c['steady_median_seconds']}s, "
             f"max {c['steady_max_seconds']}s; complete rounds "
             f"{sum(x['complete'] for x in c['rounds'])}/{len(c['rounds'])}",
             f"  connections held: max {r['connections']['max']} (median "
