@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
 
 from monitor.service.slots import CheckSlots
 from tests.helpers import FakeClock
@@ -106,22 +109,20 @@ def test_bad_use_is_refused():
         CheckSlots(1, FakeClock(NOW)).release()
 
 
-def test_a_job_that_finds_no_slot_within_its_grace_is_missed_and_never_runs():
-    """SlotExecutor in a real (background) scheduler: all slots taken, the injected clock
-    passes the run's misfire grace, APScheduler's own missed event follows."""
-    from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+@contextmanager
+def one_job(
+    slots: CheckSlots, clock: FakeClock, job: Callable[[], object]
+) -> Iterator[tuple[list[int], threading.Event]]:
+    """A real background scheduler on a SlotExecutor over `slots`, running `job` once now
+    (misfire grace 60 s); yields the events it fired and an Event set at the first."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from monitor.service.slots import SlotExecutor
 
-    clock = FakeClock()  # starts at the wall clock's now: APScheduler's run times are real
-    slots = CheckSlots(1, clock)
-    assert slots.acquire(clock.now() + dt.timedelta(minutes=5))  # a hanging neighbour's
-    ran: list[str] = []
     events: list[int] = []
     done = threading.Event()
 
-    def listener(event) -> None:
+    def listener(event: JobEvent) -> None:
         events.append(event.code)
         done.set()
 
@@ -129,43 +130,34 @@ def test_a_job_that_finds_no_slot_within_its_grace_is_missed_and_never_runs():
     scheduler.add_listener(listener, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED)
     scheduler.start()
     try:
-        scheduler.add_job(lambda: ran.append("ran"), "date", run_date=clock.now(),
-                          misfire_grace_time=60)  # fmt: skip
+        scheduler.add_job(job, "date", run_date=clock.now(), misfire_grace_time=60)
+        yield events, done
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def test_a_job_that_finds_no_slot_within_its_grace_is_missed_and_never_runs():
+    """SlotExecutor in a real (background) scheduler: all slots taken, the injected clock
+    passes the run's misfire grace, APScheduler's own missed event follows."""
+    clock = FakeClock()  # starts at the wall clock's now: APScheduler's run times are real
+    slots = CheckSlots(1, clock)
+    assert slots.acquire(clock.now() + dt.timedelta(minutes=5))  # a hanging neighbour's
+    ran: list[str] = []
+    with one_job(slots, clock, lambda: ran.append("ran")) as (events, done):
         wait_until_waiting(slots, 1)
         clock.advance(seconds=61)
         assert done.wait(10)
-    finally:
-        scheduler.shutdown(wait=True)
     assert events == [EVENT_JOB_MISSED]
     assert ran == []
     assert slots.in_use == 1  # the waiter took nothing
 
 
 def test_a_job_that_gets_a_slot_runs_and_gives_it_back():
-    from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from monitor.service.slots import SlotExecutor
-
     clock = FakeClock()
     slots = CheckSlots(1, clock)
-    events: list[int] = []
-    done = threading.Event()
     seen: list[int] = []
-
-    def listener(event) -> None:
-        events.append(event.code)
-        done.set()
-
-    scheduler = BackgroundScheduler(timezone=dt.UTC, executors={"default": SlotExecutor(1, slots)})
-    scheduler.add_listener(listener, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED)
-    scheduler.start()
-    try:
-        scheduler.add_job(lambda: seen.append(slots.in_use), "date", run_date=clock.now(),
-                          misfire_grace_time=60)  # fmt: skip
+    with one_job(slots, clock, lambda: seen.append(slots.in_use)) as (events, done):
         assert done.wait(10)
-    finally:
-        scheduler.shutdown(wait=True)
     assert events == [EVENT_JOB_EXECUTED]
     assert seen == [1]  # it held the slot while it ran
     assert slots.in_use == 0
