@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .schedule import ScheduleSettings
     from .settings import Settings
     from .tables import PartitionProgressNames, RunMetadataNames, TablesSettings, WorkerRunsNames
+    from .wording import count, noun
 
 # Each name loads its module on first use: `--help` needs no pydantic.
 __getattr__, __dir__ = lazy_exports(
@@ -113,6 +114,7 @@ __getattr__, __dir__ = lazy_exports(
             "TablesSettings",
             "WorkerRunsNames",
         ),
+        "wording": ("count", "noun"),
     },
 )
 
@@ -158,6 +160,7 @@ __all__ = [
     "TablesSettings",
     "WorkerRunsNames",
     "check_slots",
+    "count",
     "database_pool_size",
     "database_url_configured",
     "exit_code_of_kinds",
@@ -165,6 +168,7 @@ __all__ = [
     "format_validation_error",
     "gate_history_floor",
     "load_settings",
+    "noun",
     "parse_duration",
     "pooled",
     "redact",
