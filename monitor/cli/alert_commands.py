@@ -7,18 +7,30 @@ import os
 import pwd
 import sys
 
-from monitor.cli.options import add_database_option, one_database
+from monitor.cli.options import EXAMPLE_DATABASE_URL, add_database_option, documented, one_database
 
 # The handlers import what they use when they run: the parsers, and so `--help`, need none of it.
+
+_URL = EXAMPLE_DATABASE_URL
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                 common: argparse.ArgumentParser) -> None:  # fmt: skip
     silence = commands.add_parser(
-        "silence", parents=[common], help="silence a check's alerts for a while (add, list, remove)"
-    )
+        "silence", parents=[common],
+        help="silence a check's alerts for a while (add, list, remove)",
+        **documented("Silence a check's alerts for a while, list the silences, or end one.",
+                     f"DQ_DATABASE_URL={_URL} dq-monitor silence list"),
+    )  # fmt: skip
     actions = silence.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", parents=[common], help="silence a check")
+    add = actions.add_parser(
+        "add", parents=[common], help="silence a check",
+        **documented(
+            "Silence a check's alerts for DURATION; the reason is kept for the migration gate.",
+            f"DQ_DATABASE_URL={_URL} dq-monitor silence add stale_partitions --for 2h "
+            "--reason 'backfill of the March runs'",
+        ),
+    )  # fmt: skip
     add.add_argument("check", metavar="CHECK")
     add.add_argument("--for", dest="duration", required=True, metavar="DURATION",
                      help="how long, e.g. 30m, 2h, 1d")  # fmt: skip
@@ -26,25 +38,40 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     add.add_argument("--by", default=None, help="who silences (default: the OS user)")
     add_database_option(add, "whose check to silence")
     add.set_defaults(handler=cmd_silence_add)
-    listing = actions.add_parser("list", parents=[common], help="list active silences")
+    listing = actions.add_parser(
+        "list", parents=[common], help="list active silences",
+        **documented("List the active silences (with --all, also expired and removed ones).",
+                     f"DQ_DATABASE_URL={_URL} dq-monitor silence list --all"),
+    )  # fmt: skip
     listing.add_argument("--all", action="store_true", help="include expired and removed ones")
     add_database_option(listing, "whose silences to list")
     listing.set_defaults(handler=cmd_silence_list)
-    remove = actions.add_parser("remove", parents=[common], help="end a silence now")
+    remove = actions.add_parser(
+        "remove", parents=[common], help="end a silence now",
+        **documented("End the silence ID (as `silence list` shows it) now.",
+                     f"DQ_DATABASE_URL={_URL} dq-monitor silence remove 12 --by alice"),
+    )  # fmt: skip
     remove.add_argument("id", type=int, metavar="ID")
     remove.add_argument("--by", default=None, help="who removes it (default: the OS user)")
     add_database_option(remove, "whose silence to remove")
     remove.set_defaults(handler=cmd_silence_remove)
 
-    alerts = commands.add_parser("alerts", parents=[common], help="alert routes")
+    alerts = commands.add_parser(
+        "alerts", parents=[common], help="alert routes",
+        **documented("Operate the alert routes (alerts.routes in the file, or DQ_ALERTS__ROUTES).",
+                     "dq-monitor --config /etc/dq-monitor/dq-monitor.toml alerts test"),
+    )  # fmt: skip
     alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
     test = alert_actions.add_parser(
         "test", parents=[common], help="send a test message and report the receiver's answer",
-        description="Send each route a test message and print the receiver's answer. The "
-        "message pages no one: a webhook gets alertname DqMonitorTest, severity none and "
-        "status resolved (endsAt = startsAt), so a bridge that opens incidents on firing "
-        "alerts ignores it; Slack and the console say it is a test.",
-    )  # fmt: skip
+        **documented(
+            "Send each route a test message and print the receiver's answer. The message pages "
+            "no one: a webhook gets alertname DqMonitorTest, severity none and status resolved "
+            "(endsAt = startsAt), so a bridge that opens incidents on firing alerts ignores it; "
+            "Slack and the console say it is a test.",
+            "DQ_CONFIG=/etc/dq-monitor/dq-monitor.toml dq-monitor alerts test --route slack",
+        ),
+    )
     test.add_argument("--route", metavar="NAME", help="only this route (default: every route)")
     test.set_defaults(handler=cmd_alerts_test)
 

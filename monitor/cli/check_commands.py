@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from config import DEFAULT_METRICS_PORT
 from monitor.cli.logs import configure_from
-from monitor.cli.options import port
+from monitor.cli.options import EXAMPLE_DATABASE_URL, documented, port
 
 if TYPE_CHECKING:  # the handlers import these when they run: `--help` needs none of them
     from checks import Check
@@ -26,9 +26,12 @@ def add_parsers(
         "check",
         parents=[common],
         help="run the checks once, record them and print the results",
-        description="Run the enabled checks once, record them and print the results. "
-        "Exit 0: all ok; 1: violations found (or a check failed); 2: usage or configuration "
-        "error; 3: a database cannot be reached.",
+        **documented(
+            "Run the enabled checks once, record them and print the results. Exit 0: all ok; "
+            "1: violations found (or a check failed); 2: usage or configuration error; 3: a "
+            "database cannot be reached.",
+            f"DQ_DATABASE_URL={EXAMPLE_DATABASE_URL} dq-monitor check --check dashboard_mismatch",
+        ),
     )
     check.add_argument(
         "--check", dest="checks", action="append", default=[], metavar="NAME",
@@ -49,8 +52,12 @@ def add_parsers(
         "run",
         parents=[common],
         help="run the scheduled service that Prometheus scrapes",
-        description="Run the checks on their schedules and serve /metrics, /healthz, /readyz "
-        "and a status page. Several replicas may run; one leads and runs the checks.",
+        **documented(
+            "Run the checks on their schedules and serve /metrics, /healthz, /readyz and a "
+            "status page. Several replicas may run; one leads and runs the checks.",
+            f"DQ_DATABASE_URL={EXAMPLE_DATABASE_URL} dq-monitor run --metrics-port "
+            f"{DEFAULT_METRICS_PORT}",
+        ),
     )
     run.add_argument(
         "--metrics-port", type=port, metavar="N",

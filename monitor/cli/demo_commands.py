@@ -6,20 +6,33 @@ import argparse
 import logging
 
 from config import DEFAULT_METRICS_PORT
-from monitor.cli.options import port
+from monitor.cli.options import documented, port
+
+# The demo makes its own database; the rest of the settings are read as every command reads them.
+_DEMO_SETTINGS = """\
+settings: the demo makes its own database, so DQ_DATABASE_URL is not needed
+  (nor used); other settings (checks, alert routes, metrics_port) come from the
+  TOML file given by --config FILE or DQ_CONFIG, and from DQ_* environment
+  variables, which override the file."""
 
 
 def add_parsers(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     demo = commands.add_parser(
-        "demo", parents=[common], help="see dq-monitor catch the seed's race on this machine",
-        description="Start an embedded PostgreSQL, simulate a job system with the seed's race, "
-        "and run the real service against it. Ctrl-C stops it. Needs the `demo` extra. With "
-        "--gate-period, the demo also tells the release manager's story: the old build "
-        "retires part-way, the gate goes from blocked to not yet to open, and the demo "
-        "applies and rolls back drop_counter_columns, then ends (exit 0).",
-    )  # fmt: skip
+        "demo", parents=[common],
+        help="see dq-monitor catch a job system's counter race on this machine",
+        **documented(
+            "Start an embedded PostgreSQL, simulate a job system whose failure counters race "
+            "(its dashboard shows 3 failed workers in one place and 2 in another), and run the "
+            "real service against it. Ctrl-C stops it. Needs the `demo` extra. With "
+            "--gate-period, the demo also tells the release manager's story: the old build "
+            "retires part-way, the gate goes from blocked to not yet to open, and the demo "
+            "applies and rolls back drop_counter_columns, then ends (exit 0).",
+            "dq-monitor demo --metrics-port 8477 --duration 5m",
+            settings=_DEMO_SETTINGS,
+        ),
+    )
     demo.add_argument("--duration", metavar="DURATION", help="stop after this long, e.g. 40s")
     demo.add_argument(
         "--metrics-port", type=port, metavar="N",

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from monitor.cli.options import EXAMPLE_DATABASE_URL, documented
+
 if TYPE_CHECKING:  # the handler imports the doctor when it runs: `--help` needs none of it
     from monitor.doctor import DoctorItem
 
@@ -18,13 +20,7 @@ three tables, USAGE on their schema, pg_read_all_stats), the indexes the checks 
 pg_stat_statements for the gate, the state schema (usable, or creatable) and its version.
 With --routes, also whether each alert route's host answers HTTP.
 
-Settings come from the environment (DQ_DATABASE_URL, DQ_STATE_DATABASE_URL and any other
-DQ_* variable) and from the TOML file given by --config or DQ_CONFIG.
 Exit 0: every item ok; 2: at least one problem (each with a hint), or a configuration error.
-"""
-_EPILOG = """\
-example:
-  DQ_DATABASE_URL=postgresql://dq_monitor@db.example.com:5432/jobs dq-monitor doctor --routes
 """
 
 
@@ -33,9 +29,10 @@ def add_parsers(
 ) -> None:
     doctor = commands.add_parser(
         "doctor", parents=[common], help="check connections, grants, indexes and the state store",
-        description=_DESCRIPTION, epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+        **documented(
+            _DESCRIPTION, f"DQ_DATABASE_URL={EXAMPLE_DATABASE_URL} dq-monitor doctor --routes"
+        ),
+    )
     doctor.add_argument(
         "--routes", action="store_true",
         help="also check that each alert route's host answers (an HTTP HEAD to its origin)",

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 # Names only (monitor.gate.names): the parsers, and so `--help`, load none of the gate.
-from monitor.cli.options import add_database_option, one_database
+from monitor.cli.options import add_database_option, documented, one_database
 from monitor.gate import DROP_COUNTER_COLUMNS, PLAN_NAMES, REPORT_FORMATS
 
 if TYPE_CHECKING:
@@ -20,12 +20,15 @@ def add_parsers(
     plans = ", ".join(PLAN_NAMES)
     gate = commands.add_parser(
         "gate", parents=[common], help="may a migration plan run yet?",
-        description="Evaluate a migration plan's gate (every plan's without PLAN). Exit 0: "
-        "open; 1: blocked (findings, errors, gaps, or evidence that time alone will not supply); "
-        "4: not yet, only time is missing (without PLAN: the worst of the plans); "
-        "2: configuration error; 3: a database cannot be "
-        f"reached. Plans: {plans}.",
-    )  # fmt: skip
+        **documented(
+            "Evaluate a migration plan's gate (every plan's without PLAN). Exit 0: open; 1: "
+            "blocked (findings, errors, gaps, or evidence that time alone will not supply); 4: "
+            "not yet, only time is missing (without PLAN: the worst of the plans); 2: "
+            f"configuration error; 3: a database cannot be reached. Plans: {plans}.",
+            f"DQ_CONFIG=/etc/dq-monitor/dq-monitor.toml dq-monitor gate {DROP_COUNTER_COLUMNS} "
+            "--format markdown",
+        ),
+    )
     gate.add_argument("plan", nargs="?", metavar="PLAN", help=f"one of: {plans}")
     gate.add_argument("--format", choices=REPORT_FORMATS, default="text")
     add_database_option(gate, "whose gate to evaluate")
@@ -33,11 +36,15 @@ def add_parsers(
 
     migrate = commands.add_parser(
         "migrate", parents=[common], help="run a migration plan, guarded (default: migration 005)",
-        description="Without flags, a dry run: print the plan and the exact SQL. --apply runs "
-        "it once the plan's gate is open; --rollback undoes it (for drop_counter_columns: "
-        f"re-adds the columns and restores the archived values). Plans: {plans}; without "
-        f"PLAN, {DROP_COUNTER_COLUMNS}.",
-    )  # fmt: skip
+        **documented(
+            "Without flags, a dry run: print the plan and the exact SQL. --apply runs it once "
+            "the plan's gate is open; --rollback undoes it (for drop_counter_columns: re-adds "
+            f"the columns and restores the archived values). Plans: {plans}; without PLAN, "
+            f"{DROP_COUNTER_COLUMNS}.",
+            f"DQ_CONFIG=/etc/dq-monitor/dq-monitor.toml dq-monitor migrate {DROP_COUNTER_COLUMNS} "
+            "--apply --operator alice",
+        ),
+    )
     migrate.add_argument("plan", nargs="?", metavar="PLAN", default=DROP_COUNTER_COLUMNS,
                          help=f"one of: {plans} (default: {DROP_COUNTER_COLUMNS})")  # fmt: skip
     action = migrate.add_mutually_exclusive_group()

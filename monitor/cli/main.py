@@ -17,6 +17,7 @@ from monitor.cli import (
     gate_commands,
     state_commands,
 )
+from monitor.cli.options import EXAMPLE_DATABASE_URL, documented
 
 if TYPE_CHECKING:
     from alerts import Clock
@@ -43,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = _global_options(top_level=False)
     parser = argparse.ArgumentParser(
         prog="dq-monitor",
-        description="Data-quality monitor for job systems on PostgreSQL.",
         parents=[_global_options(top_level=True)],
+        **documented(
+            "Data-quality monitor for job systems on PostgreSQL. `dq-monitor COMMAND --help` "
+            "tells what a command does and shows an example.",
+            f"DQ_DATABASE_URL={EXAMPLE_DATABASE_URL} dq-monitor check",
+        ),
     )
     parser.add_argument("--version", action="version", version=f"dq-monitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -4,13 +4,37 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import textwrap
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from config import Settings
 
 Handler = Callable[[argparse.Namespace], int]
+
+EXAMPLE_DATABASE_URL = "postgresql://dq_monitor@db.example.com/jobs"
+# Where every command that loads the settings finds them (config/loading.py's order).
+SETTINGS_FROM = """\
+settings: the monitored database from DQ_DATABASE_URL (or `databases` in the
+  file); the TOML file from --config FILE or DQ_CONFIG; other DQ_* environment
+  variables override the file."""
+NO_SETTINGS = """\
+settings: none; this command reads no configuration (no DQ_DATABASE_URL,
+  --config or DQ_CONFIG)."""
+_WIDTH = 78  # an 80-column terminal, as argparse's own wrapping assumes
+
+
+def documented(description: str, example: str, *, settings: str = SETTINGS_FROM) -> dict[str, Any]:
+    """The add_parser() keywords that give a command its help: `description` wrapped (blank
+    lines keep paragraphs apart), then where its settings come from and one `example` command
+    line, kept as written (RawDescriptionHelpFormatter only re-wraps the option help)."""
+    paragraphs = [textwrap.fill(" ".join(p.split()), _WIDTH) for p in description.split("\n\n")]
+    return {
+        "description": "\n\n".join(paragraphs),
+        "epilog": f"{settings}\n\nexample:\n  {example}",
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
 
 
 def lazy_handler(module: str, name: str) -> Handler:
