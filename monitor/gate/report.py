@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from config import format_duration
+from config import count, format_duration, noun
 from monitor.gate.plans import PLANS
 from monitor.gate.verdict import Finding, GateReport, Pending
 
@@ -26,10 +26,53 @@ def _finding(f: Finding) -> str:
     if f.at:
         line += f" (at {_when(f.at)})"
     if f.runs:
-        line += f"; check runs {', '.join(str(r) for r in f.runs)}"
+        line += f"; {noun(len(f.runs), 'check run')} {', '.join(str(r) for r in f.runs)}"
     if f.sample_runs:
-        line += f"; job runs {', '.join(f.sample_runs)}"
+        line += f"; {noun(len(f.sample_runs), 'job run')} {', '.join(f.sample_runs)}"
     return line
+
+
+# How a restart's kind reads after "by": one of them, several of them.
+_BY = {
+    "violation": ("violations", "violations"),
+    "error": ("an error", "errors"),
+    "gap": ("a gap", "gaps"),
+    "full_sweep": ("a missing full sweep", "missing full sweeps"),
+    "silence": ("a silence", "silences"),
+}
+
+
+def _restarts(restarts: list[Finding]) -> str:
+    """Every restart of a check's clean period in one line: how often, by what, the last one.
+
+    `restarted 3 times in the window (2 by violations, 1 by a gap), last by a gap: ...`
+    """
+    if not restarts:
+        return "not restarted in the window"
+    kinds: dict[str, int] = {}
+    for f in restarts:
+        kinds[f.kind] = kinds.get(f.kind, 0) + 1
+    n = len(restarts)
+    line = f"restarted {'once' if n == 1 else count(n, 'time')} in the window"
+    if len(kinds) > 1:
+        line += " (" + ", ".join(f"{k} by {_by(kind, k)}" for kind, k in kinds.items()) + ")"
+    return f"{line}, {'by' if n == 1 else 'last by'} {_last(restarts[-1])}"
+
+
+def _by(kind: str, n: int) -> str:
+    one, several = _BY.get(kind, (kind, kind))
+    return one if n == 1 else several
+
+
+def _last(f: Finding) -> str:
+    what = f.detail if f.kind == "violation" else f"{_by(f.kind, 1)}: {f.detail}"
+    if f.at:
+        what += f" at {_when(f.at)}"
+    if f.runs:
+        what += f" ({noun(len(f.runs), 'check run')} {', '.join(str(r) for r in f.runs)})"
+    if f.sample_runs:
+        what += f"; {noun(len(f.sample_runs), 'job run')} {', '.join(f.sample_runs)}"
+    return what
 
 
 def _pending(p: Pending) -> str:
@@ -76,7 +119,8 @@ def render_text(report: GateReport) -> str:
     for s in report.streaks:
         since = f"clean since {_when(s.start)}" if s.start else "not clean now"
         lines.append(f"  {s.check}: {since}")
-        lines += [f"      restarted by {_finding(f)}" for f in s.restarts[-3:]]
+        if s.restarts:
+            lines.append(f"      {_restarts(s.restarts)}")
     lines.append("evidence:")
     for name, item in report.evidence.items():
         lines.append(f"  {name}: {item['status']} ({item['reason']})")
@@ -114,12 +158,11 @@ def render_markdown(report: GateReport) -> str:
         "",
         "### Gating checks",
         "",
-        "| check | clean since | last restart |",
+        "| check | clean since | restarts |",
         "|---|---|---|",
     ]
     for s in report.streaks:
-        last = _md(_finding(s.restarts[-1])) if s.restarts else "none in the window"
-        lines.append(f"| `{s.check}` | {_when(s.start)} | {last} |")
+        lines.append(f"| `{s.check}` | {_when(s.start)} | {_md(_restarts(s.restarts))} |")
     lines += _md_settings(report)
     about = "the deprecated columns" if "columns" in PLANS[report.plan].evidence else "the table"
     lines += ["", f"### Evidence about {about}", "",

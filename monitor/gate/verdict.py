@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, format_duration
+from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, count, format_duration, noun
 from monitor.gate.plans import PLANS
 from monitor.store import RunRecord
 
@@ -173,7 +173,8 @@ def _violations(n: int | None) -> str:
 
 
 def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+    """`n` and `noun` agreeing with it (config.count): the gate's one way to count."""
+    return count(n, noun)
 
 
 def _no_full(
@@ -341,7 +342,7 @@ def _named(f: Finding) -> str:
             f" ({_runs(f.sample_runs, n)})" if f.sample_runs else ""
         )
     if f.kind == "violation":
-        where = (f"in job runs {_runs(f.sample_runs, n)}" if f.sample_runs
+        where = (f"in {_job_runs(f.sample_runs, n)}" if f.sample_runs
                  else f"in check run {', '.join(str(r) for r in f.runs)}")  # fmt: skip
         return f"{f.check} ({_violations(n)} {where})"
     if f.kind == "error" and f.runs:
@@ -351,6 +352,12 @@ def _named(f: Finding) -> str:
     if f.kind in names:
         return f"{names[f.kind]}: {f.detail}"
     return f"{f.check} ({f.detail})" if f.check else f.detail
+
+
+def _job_runs(runs: tuple[str, ...], count: int | None) -> str:
+    """`job run r1` for exactly one, `job runs r1, r2 ...` otherwise."""
+    listed = _runs(runs, count)
+    return f"{noun(1 if listed == runs[0] else 2, 'job run')} {listed}"
 
 
 def _runs(runs: tuple[str, ...], count: int | None) -> str:

@@ -291,7 +291,7 @@ def test_markdown_is_ready_for_a_change_ticket(gate_env, capsys):
     code, out, _ = run_cli(capsys, "gate", "--format", "markdown")
     assert code == 4
     assert out.startswith("## dq-monitor gate: drop run_metadata.completed_workers")
-    assert "| check | clean since | last restart |" in out
+    assert "| check | clean since | restarts |" in out
     assert "| readers | **none** |" in out
     code, out, _ = run_cli(capsys, "gate")
     assert "gate: NOT YET" in out

@@ -58,7 +58,7 @@ def last_run_blocker(status: str, violations: int = 0, samples=(), error=None, c
 @pytest.mark.parametrize(
     ("violations", "samples", "named"),
     [
-        (1, [{"run_id": "r1"}], "dashboard_mismatch (1 violation in job runs r1)"),
+        (1, [{"run_id": "r1"}], "dashboard_mismatch (1 violation in job run r1)"),
         (2, [{"run_id": "r1"}, {"run_id": "r2"}],
          "dashboard_mismatch (2 violations in job runs r1, r2)"),
         (13, [{"run_id": f"r{i}"} for i in range(1, 11)],
@@ -336,7 +336,7 @@ def test_a_violation_blocks_and_migrate_refuses_with_the_same_list(fresh, capsys
     assert code == 1
     first = out.splitlines()[0]
     assert first.startswith("gate: BLOCKED by: dashboard_mismatch (")
-    assert "in job runs race" in first
+    assert "in job run race" in first
     held = first.removeprefix("gate: BLOCKED by: ")
     code, out, err = run_cli(capsys, "migrate", "--apply", "--operator", "alice")
     assert code == 1, out + err
