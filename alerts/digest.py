@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from checks import JsonValue
+from config import count
 
 from .notification import Kind, Notification
 from .slack import (
@@ -34,8 +35,8 @@ def digest_payload(messages: Sequence[Notification]) -> dict[str, JsonValue]:
     Slack's 50 blocks, then `+N more`. Coloured by the worst alert still failing, green when
     all are resolved. Pure; raises nothing."""
     counts = {kind: sum(1 for n in messages if n.kind is kind) for kind in _VERB}
-    summary = ", ".join(f"{count} {_VERB[kind]}" for kind, count in counts.items() if count)
-    title = f"dq-monitor: {len(messages)} alert{'s' if len(messages) != 1 else ''} changed"
+    summary = ", ".join(f"{n:,} {_VERB[kind]}" for kind, n in counts.items() if n)
+    title = f"dq-monitor: {count(len(messages), 'alert')} changed"
     blocks: list[JsonValue] = [_entry(n) for n in messages[:MAX_LISTED]]
     if len(messages) > MAX_LISTED:
         rest = [n.check for n in messages[MAX_LISTED:]]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from checks import JsonValue, Sample
-from config import DEFAULT_DATABASE, Severity
+from config import DEFAULT_DATABASE, Severity, count
 
 
 class Kind(StrEnum):
@@ -66,8 +66,8 @@ class Notification:
             Kind.RESOLVED: "is resolved",
             Kind.TEST: "test message",
         }[self.kind]
-        count = f" ({self.violations} violations)" if self.kind is not Kind.RESOLVED else ""
-        return f"[{self.severity.value.upper()}] {self.subject} {verb}{count}"
+        n = f" ({count(self.violations, 'violation')})" if self.kind is not Kind.RESOLVED else ""
+        return f"[{self.severity.value.upper()}] {self.subject} {verb}{n}"
 
     def to_json(self) -> dict[str, JsonValue]:
         """A JSON form stored in the outbox; from_json() reads it back."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from checks import JsonValue
-from config import AlertsSettings, RouteSettings, RouteType, format_duration
+from config import AlertsSettings, RouteSettings, RouteType, count, format_duration
 
 from .clock import Clock
 from .delivery import RETRY_AFTER_CAP, Outcome, deliver, deliver_digest
@@ -181,7 +181,7 @@ class OutboxSender:
         if outcome.delivered:
             batch.mark_sent(outcome, self.clock.now(), ids)
             report.sent += len(ids)
-            report.lines.append(f"route {route.name}: digest of {len(ids)}: "
+            report.lines.append(f"route {route.name}: digest of {count(len(ids), 'alert')}: "
                                 f"{outcome.describe()}")  # fmt: skip
             return
         if outcome.permanent:
@@ -198,7 +198,7 @@ class OutboxSender:
         if retried:
             batch.mark_retry(outcome, now, delay, retried)
             report.retried += len(retried)
-            report.lines.append(f"route {route.name}: digest of {len(retried)}: "
+            report.lines.append(f"route {route.name}: digest of {count(len(retried), 'alert')}: "
                                 f"{outcome.reason}; retrying in {delay:.1f}s")  # fmt: skip
             log.warning("digest to route %s: %s; retrying in %.1fs",
                         route.name, outcome.reason, delay)  # fmt: skip
@@ -208,8 +208,9 @@ class OutboxSender:
     ) -> None:
         batch.mark_dead(outcome, ids)
         report.dead += len(ids)
-        report.lines.append(f"route {batch.messages[0].route}: digest of {len(ids)}: "
-                            f"{outcome.reason}; marked dead")  # fmt: skip
+        digest = f"digest of {count(len(ids), 'alert')}"
+        report.lines.append(f"route {batch.messages[0].route}: {digest}: {outcome.reason}; "
+                            "marked dead")  # fmt: skip
         log.error("digest to route %s: %s; %d marked dead, not retried",
                   batch.messages[0].route, outcome.reason, len(ids))  # fmt: skip
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from config import AlertsSettings, RouteType, format_duration
+from config import AlertsSettings, RouteType, count, format_duration
 
 from .alertmanager import alerts_body, post_alerts
 from .clock import Clock
@@ -75,8 +75,8 @@ class Resender:
             body = alerts_body(messages, now, route.resend_every)
             for where, outcome in post_alerts(route, body, self.client, self.clock):
                 if not outcome.delivered:
-                    log.warning("re-sending %d firing alert(s) of route %s to Alertmanager %s:"
-                                " %s; next try in %s", len(messages), route.name, where,
+                    log.warning("re-sending %s of route %s to Alertmanager %s: %s; next try "
+                                "in %s", count(len(messages), "firing alert"), route.name, where,
                                 outcome.reason, format_duration(route.resend_every))  # fmt: skip
             posted += len(messages)
         return posted

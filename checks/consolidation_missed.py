@@ -7,7 +7,7 @@ import datetime as dt
 from psycopg import sql
 from pydantic import Field
 
-from config import CheckSettings, PositiveDuration
+from config import CheckSettings, PositiveDuration, count
 
 from .check import CheckEnv, IndexSpec, SingleCheckProbe, Window
 from .identifiers import table_ref
@@ -93,7 +93,7 @@ class ConsolidationMissed(SingleCheckProbe):
             # Only a changed run can have an entry that no longer holds (terminal ones too:
             # their partitions changed unseen and the entry would mislead if they reopened).
             update = MemoryUpdate(put=dict.fromkeys(blocked, True), drop=changed - blocked)
-        note = f"{len(skipped)} blocked runs unchanged, not judged" if skipped else None
+        note = f"{count(len(skipped), 'blocked run')} unchanged, not judged" if skipped else None
         return Evaluation(
             mode=window.mode,
             snapshot_at=snap.now,

@@ -21,7 +21,7 @@ from typing import Any
 from psycopg import sql
 from pydantic import Field
 
-from config import CheckSettings, Duration
+from config import CheckSettings, Duration, count
 
 from .check import CheckEnv, SingleCheckProbe, Window
 from .identifiers import table_ref
@@ -80,7 +80,7 @@ class CounterWrites(SingleCheckProbe):
                 watermark=snap.now,
                 findings=(),
                 memory=merge(update, self.signature(snap, {})),
-                note=f"baseline recorded: {len(rows)} runs with non-zero counters",
+                note=f"baseline recorded: {count(len(rows), 'run')} with non-zero counters",
             )
         stored = ledger.summary
         if TOTAL not in stored:

@@ -31,6 +31,7 @@ from .ports import DEFAULT_METRICS_PORT
 from .retention import RetentionSettings, gate_history_floor, too_short
 from .schedule import ScheduleSettings
 from .tables import SqlName, TablesSettings
+from .wording import count, noun
 
 _LONGEST_TIMEOUT = timedelta(days=24)
 LOG_FORMATS = ("text", "json")
@@ -169,16 +170,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _databases_fit(self) -> Settings:
         monitored = self.monitored()
-        count = len(monitored)
+        n = len(monitored)
         needed = connections_needed(
-            self.max_concurrent_checks, count,
+            self.max_concurrent_checks, n,
             standby_pool=any(d.check_on is CheckOn.STANDBY for d in monitored),
             standby_reads=any(d.standby_urls for d in monitored),
         )  # fmt: skip
-        if count and needed > self.max_connections:
+        if n and needed > self.max_connections:
             raise ValueError(
-                f"max_connections ({self.max_connections}) is too small: {count} database(s) "
-                f"with max_concurrent_checks {self.max_concurrent_checks} need {needed}"
+                f"max_connections ({self.max_connections}) is too small: {count(n, 'database')} "
+                f"with max_concurrent_checks {self.max_concurrent_checks} "
+                f"{noun(n, 'needs', 'need')} {needed}"
             )
         for database in self.databases:
             state_schema_for(self.state_schema, database.name)

@@ -20,6 +20,7 @@ from config import (
     ChecksSettings,
     ConfigError,
     Settings,
+    count,
     database_url_configured,
     format_duration,
     load_settings,
@@ -54,12 +55,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         problems.insert(0, DATABASE_URL_MISSING)
     if problems or settings is None:
         raise ConfigError("\n".join(problems))
-    routes = len(settings.alerts.routes)
     databases = len(settings.monitored())
-    several = f", {databases} databases" if databases > 1 else ""
+    several = f", {count(databases, 'database')}" if databases > 1 else ""
     print(
-        f"configuration ok: {enabled_checks(settings)} checks enabled, {routes} alert routes"
-        f"{several}"
+        f"configuration ok: {count(enabled_checks(settings), 'check')} enabled, "
+        f"{count(len(settings.alerts.routes), 'alert route')}{several}"
     )
     return 0
 

@@ -53,6 +53,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def render_text(items: Sequence[DoctorItem], routes_checked: bool) -> str:
     """One line per item: status, name, detail and, when there is something to do, a hint."""
+    from config import count
     from monitor.doctor import ItemStatus
 
     width = max(len(item.name) for item in items)
@@ -61,7 +62,7 @@ def render_text(items: Sequence[DoctorItem], routes_checked: bool) -> str:
         line = f"{item.status.value:<8} {item.name:<{width}}  {item.detail}"
         lines.append(line + (f"  hint: {item.hint}" if item.hint else ""))
     problems = sum(item.status is ItemStatus.PROBLEM for item in items)
-    summary = f"{problems} problem{'s' * (problems != 1)}" if problems else "all ok"
+    summary = count(problems, "problem") if problems else "all ok"
     if not routes_checked:
         summary += " (alert routes not checked: add --routes)"
     return "\n".join([*lines, f"doctor: {summary}"])

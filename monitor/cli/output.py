@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 from checks import CheckResult, JsonValue, Status
-from config import DEFAULT_DATABASE
+from config import DEFAULT_DATABASE, count
 
 _SAMPLES_SHOWN = 5
 
@@ -57,7 +57,7 @@ def render_table(results: Sequence[CheckResult], databases: Sequence[str] = ()) 
         elif r.note:
             lines.append(f"\n{name}: {r.note}")
         if r.status is Status.VIOLATION:
-            lines.append(f"\n{name} ({r.violations} violations): {r.description}")
+            lines.append(f"\n{name} ({count(r.violations, 'violation')}): {r.description}")
             for sample in r.samples[:_SAMPLES_SHOWN]:
                 lines.append("  " + " ".join(f"{k}={v}" for k, v in sample.items()))
             more = r.violations - min(len(r.samples), _SAMPLES_SHOWN)

@@ -32,7 +32,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def cmd_state_prune(args: argparse.Namespace) -> int:
     # Imported here: `state --help` needs no psycopg or pydantic.
-    from config import load_settings
+    from config import count, load_settings
     from monitor.fleet import Fleet
     from monitor.gate import prune_history
 
@@ -44,7 +44,7 @@ def cmd_state_prune(args: argparse.Namespace) -> int:
 
             def progress(table: str, deleted: int, named: str = named) -> None:
                 if tty:
-                    print(f"\r{named}pruning {table}: {deleted} rows deleted", end="",
+                    print(f"\r{named}pruning {table}: {count(deleted, 'row')} deleted", end="",
                           file=sys.stderr)  # fmt: skip
 
             result = prune_history(app.settings, app.store, app.clock.now(), progress)

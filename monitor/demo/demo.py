@@ -12,7 +12,7 @@ import psycopg
 
 from alerts import Clock
 from checks import REGISTRY, reference_schema
-from config import ConfigError, Settings, format_duration, load_settings
+from config import ConfigError, Settings, count, format_duration, load_settings
 from monitor.demo.embedded import EmbeddedPostgres, free_port
 from monitor.demo.simulator import Simulator
 from monitor.demo.story import GateStory, remember_writes
@@ -131,7 +131,7 @@ class Demo:
         service = Service(settings, self.clock)
         say(f"simulating the job system; metrics on http://127.0.0.1:{self.metrics_port}/metrics,"
             f" status page on http://127.0.0.1:{self.metrics_port}/")  # fmt: skip
-        say("watch for: dashboard_mismatch and missing_worker_runs (the seed's retry race), "
+        say("watch for: dashboard_mismatch and missing_worker_runs (the retry race), "
             "stale_partitions (a dead worker), counter_writes (an old build), "
             "flag_conflict")  # fmt: skip
         ticker = Periodic("simulator", 1.0, simulator.tick)
@@ -178,7 +178,8 @@ class Demo:
         sent = sum(r.sent_total for r in stats.delivery.routes.values())
         elapsed = format_duration(dt.timedelta(seconds=round(self.clock.monotonic() - started)))
         prefix = "finished after" if final else "status at"
-        say(f"{prefix} {elapsed}: {sim.started} runs simulated | violations: {found or '-'} | "
+        runs = count(sim.started, "run")
+        say(f"{prefix} {elapsed}: {runs} simulated | violations: {found or '-'} | "
             f"alerts delivered: {sent}")  # fmt: skip
 
 

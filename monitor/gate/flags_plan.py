@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from checks import table_ref
-from config import Settings, SetupError, format_duration
+from config import Settings, SetupError, count, format_duration
 from monitor.gate.names import PARTITION_FLAGS_EXCLUSIVE
 from monitor.gate.plans import PLANS
 
@@ -54,7 +54,7 @@ class ConstraintPlan:
         gate = settings.gate
         add, validate = self.sql_text.splitlines()
         limits = (f"lock_timeout {format_duration(gate.lock_timeout)} (at most "
-                  f"{gate.lock_retries} attempts with backoff) and statement_timeout "
+                  f"{count(gate.lock_retries, 'attempt')} with backoff) and statement_timeout "
                   f"{format_duration(gate.statement_timeout)}")  # fmt: skip
         steps = [
             f"Plan {self.name}, sql sha256 {self.sql_checksum}",

@@ -13,7 +13,7 @@ from psycopg import errors as pg
 
 from alerts import Clock
 from checks import describe_pg_error
-from config import GateError, Settings, format_duration
+from config import GateError, Settings, count, format_duration
 from monitor.db import ConnectionSource, Target, connect, translate
 from monitor.gate.gatekeeper import Gatekeeper
 from monitor.gate.names import DROP_COUNTER_COLUMNS
@@ -125,7 +125,7 @@ class GuardedMigration:
                 raise GateError(f"{failed}: {describe_pg_error(exc)}") from exc
         raise GateError(
             f"gave up: could not lock {table} within "
-            f"{format_duration(gate.lock_timeout)} in {gate.lock_retries} attempts; "
+            f"{format_duration(gate.lock_timeout)} in {count(gate.lock_retries, 'attempt')}; "
             + ("nothing changed. " if failed.endswith("nothing changed") else "")
             + "Retry when the table is quieter."
         )

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from alerts import Clock
 from checks import table_ref
-from config import GateError, Settings
+from config import GateError, Settings, noun
 from monitor.db import ConnectionSource
 from monitor.gate import evidence, table_catalog
 from monitor.gate.guarded import GuardedMigration, Progress
@@ -175,9 +175,11 @@ class Migrator(GuardedMigration):
             archived = self.audit.archive_checksum(audit, checksum_sql)
             if (copied, (count, checksum)) != (count, archived):
                 self.audit.drop_archive(audit)
-                raise GateError(f"archive verification failed: {count} rows ({checksum}) in the "
-                                f"table, {archived} archived; nothing changed")  # fmt: skip
-            self.say(f"archived {count} rows into the state store; count and checksum verified")
+                raise GateError(f"archive verification failed: {count} {noun(count, 'row')} "
+                                f"({checksum}) in the table, {archived} archived; nothing "
+                                "changed")  # fmt: skip
+            self.say(f"archived {count:,} {noun(count, 'row')} into the state store; count and "
+                     "checksum verified")  # fmt: skip
             try:
                 self._run_verified(conn)
             except (psycopg.Error, GateError) as exc:
@@ -212,8 +214,11 @@ class Migrator(GuardedMigration):
                     f"{sums[1]}; rolled back, nothing changed"
                 )
             gone = int(applied.archive_rows) - restored
-            note = f"; {gone} archived runs no longer exist and were skipped" if gone else ""
-            self.say(f"restored {restored} rows; values verified against the archive{note}")
+            gone_runs = f"{gone:,} archived {noun(gone, 'run')}"
+            note = (f"; {gone_runs} no longer {noun(gone, 'exists', 'exist')} and "
+                    f"{noun(gone, 'was', 'were')} skipped" if gone else "")  # fmt: skip
+            self.say(f"restored {restored:,} {noun(restored, 'row')}; values verified against "
+                     f"the archive{note}")  # fmt: skip
             count, checksum = sums[0] or (0, "0")
         return int(count), str(checksum)
 

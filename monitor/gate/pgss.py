@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from config import Settings
+from config import Settings, count
 from monitor.gate.own_statements import recogniser
 from monitor.gate.sqlreads import Target, reads
 from monitor.gate.sqltext import MARKER_PREFIX, canonical
@@ -261,8 +261,9 @@ def _gaps(snap: Snapshot, coverage: Coverage) -> list[str]:
             "in the README)"
         )
     if snap.textless:
-        found.append(f"{snap.textless} statement(s) have no text (pg_stat_statements could not "
-                     "read its query-text file)")  # fmt: skip
+        n = snap.textless
+        found.append(f"{count(n, 'statement')} {'has' if n == 1 else 'have'} no text "
+                     "(pg_stat_statements could not read its query-text file)")  # fmt: skip
     if snap.untracked:
         found.append("pg_stat_statements does not track every statement: "
                      + "; ".join(snap.untracked) + " (RESET those settings)")  # fmt: skip
@@ -277,12 +278,13 @@ def _gaps(snap: Snapshot, coverage: Coverage) -> list[str]:
             found.append(f"statistics were reset at {snap.stats_reset:%Y-%m-%d %H:%M} UTC, "
                          "after the window began")  # fmt: skip
         if snap.dealloc is not None and base.dealloc is not None and snap.dealloc > base.dealloc:
-            found.append(f"{snap.dealloc - base.dealloc} statements were evicted since the "
-                         "window began; raise pg_stat_statements.max")  # fmt: skip
+            n = snap.dealloc - base.dealloc
+            found.append(f"{count(n, 'statement')} {'was' if n == 1 else 'were'} evicted since "
+                         "the window began; raise pg_stat_statements.max")  # fmt: skip
     if coverage.lost:
         total = sum(n for _, n, _ in coverage.lost)
         at, _, detail = coverage.lost[-1]
-        found.append(f"{total} statement(s) disappeared or counted fewer calls since the window "
-                     f"began (last seen at {at:%Y-%m-%d %H:%M} UTC; {detail}): a targeted "
+        found.append(f"{count(total, 'statement')} disappeared or counted fewer calls since the "
+                     f"window began (last seen at {at:%Y-%m-%d %H:%M} UTC; {detail}): a targeted "
                      "pg_stat_statements_reset() or an eviction")  # fmt: skip
     return found

@@ -20,7 +20,7 @@ from typing import ClassVar
 from psycopg import sql
 
 from checks import REGISTRY, migration_005, table_ref
-from config import ConfigError, Settings, format_duration
+from config import ConfigError, Settings, count, format_duration
 from monitor.gate.names import DROP_COUNTER_COLUMNS, PARTITION_FLAGS_EXCLUSIVE
 
 # The checks whose clean history migration 005 needs (the registry's gating ones);
@@ -94,7 +94,7 @@ class Plan:
             "refuse unless it is open",
             "2. take an advisory lock so that only one apply runs at a time",
             f"3. in one transaction with lock_timeout {format_duration(gate.lock_timeout)} "
-            f"(at most {gate.lock_retries} attempts with backoff) and statement_timeout "
+            f"(at most {count(gate.lock_retries, 'attempt')} with backoff) and statement_timeout "
             f"{format_duration(gate.statement_timeout)}:",
             f"   LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE;",
             "   refuse if a catalog object now uses the columns (created while waiting);",

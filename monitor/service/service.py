@@ -21,6 +21,7 @@ from config import (
     StoreError,
     StoreUnavailable,
     check_slots,
+    count,
     database_pool_size,
     format_duration,
     pooled,
@@ -250,7 +251,7 @@ class Service:
     def _warn_abandoned(self, running: int, *, closed: bool) -> None:
         if not self._warned.acquire(blocking=False):
             return
-        left = [f"{running} check run(s) still waiting on a database"] if running else []
+        left = [f"{count(running, 'check run')} still waiting on a database"] if running else []
         if not closed:
             left.append("closing the connections")
         log.warning(
@@ -301,8 +302,9 @@ class Service:
             trigger = "scheduled-full" if full else "scheduled"
             cycle = app.pipeline.run_probes([spec.probe], full=full, trigger=trigger)
             for result in cycle.results:
-                log.info("%s%s: %s, %d violations (%s, %.3fs)", named, result.check,
-                         result.status.value, result.violations, result.mode.value,
+                log.info("%s%s: %s, %s (%s, %.3fs)", named, result.check,
+                         result.status.value, count(result.violations, "violation"),
+                         result.mode.value,
                          result.duration_seconds, extra=result_fields(result, name))  # fmt: skip
         except StoreError as exc:
             log.warning("%s", exc)

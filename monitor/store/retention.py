@@ -11,6 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from config import count
+
 from .tables import StateTables
 
 # What a prune deletes from, in this order; the migration audit and archive, pending alert
@@ -43,8 +45,9 @@ class PruneResult:
         parts = ", ".join(f"{n} {table}" for table, n in self.deleted.items() if n)
         cutoff = f"{self.cutoff:%Y-%m-%d %H:%M} UTC" if self.cutoff else "?"
         return (
-            f"pruned {self.total} rows older than {cutoff} ({parts or 'nothing to delete'}) "
-            f"in {self.batches} batches, {self.seconds:.1f}s"
+            f"pruned {count(self.total, 'row')} older than {cutoff} "
+            f"({parts or 'nothing to delete'}) in {count(self.batches, 'batch')}, "
+            f"{self.seconds:.1f}s"
         )
 
 

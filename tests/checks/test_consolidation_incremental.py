@@ -97,7 +97,7 @@ def test_stuck_run_is_skipped_until_its_last_partition_finishes(cycle, db):
     db.execute("UPDATE partition_progress SET completed = true WHERE run_id = 'stuck'")
     quiet = cycle()
     assert missed(quiet) == []
-    assert quiet.note == "1 blocked runs unchanged, not judged"
+    assert quiet.note == "1 blocked run unchanged, not judged"
     assert cycle.store.asked == [{"stuck"}]
     # Its partition changes now: judged, finished too recently to be missed, forgotten.
     db.execute(
@@ -177,6 +177,6 @@ def test_memory_kept_in_the_state_store_skips_the_stuck_run(monkeypatch, db_url,
     db.execute("UPDATE partition_progress SET completed = true WHERE run_id = 'stuck'")
     quiet = run_checks(settings, MISSED)[MISSED]
     assert (quiet.mode, quiet.violations) == (Mode.INCREMENTAL, 0)
-    assert quiet.note == "1 blocked runs unchanged, not judged"
+    assert quiet.note == "1 blocked run unchanged, not judged"
     full = run_checks(settings, MISSED, full=True)[MISSED]
     assert [s["run_id"] for s in full.samples] == ["stuck"]

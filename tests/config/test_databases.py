@@ -175,7 +175,7 @@ def test_more_databases_than_slots_are_fine_but_the_connections_must_fit():
     # Issue 16: the cap is global; three databases share two slots (one each at most).
     assert Settings(databases=dbs, max_concurrent_checks=2).max_concurrent_checks == 2
     text = refusal(databases=dbs, max_connections=10)
-    assert "max_connections (10) is too small: 3 database(s) with max_concurrent_checks 4" in text
+    assert "is too small: 3 databases with max_concurrent_checks 4 need" in text
     assert "need 18" in text  # 4 + 5 state, 4 + 1 monitored, 3 + 1 lock sessions
     assert Settings(databases=dbs).max_concurrent_checks == 4
 
@@ -184,7 +184,7 @@ def test_fifty_databases_fit_the_default_connection_cap_and_eighty_six_do_not():
     fifty = [{"name": f"d{i}", "url": "postgresql://a/b"} for i in range(50)]
     assert len(Settings(databases=fifty).monitored()) == 50
     text = refusal(databases=[{"name": f"d{i}", "url": "postgresql://a/b"} for i in range(86)])
-    assert "max_connections (100) is too small: 86 database(s)" in text
+    assert "max_connections (100) is too small: 86 databases" in text
     assert "need 101" in text
     assert len(text.strip().splitlines()) == 1
 

@@ -58,7 +58,7 @@ def test_four_failing_checks_are_one_post_and_a_500_retries_them_all(
         assert report is not None
         assert (report.sent, report.retried, report.dead) == (0, 4, 0)
         assert report.lines == [report.lines[0]]  # one post, one line
-        assert report.lines[0].startswith("route chat: digest of 4: HTTP 500: rollup_error")
+        assert report.lines[0].startswith("route chat: digest of 4 alerts: HTTP 500: rollup_error")
         assert [row[2:] for row in outbox(db)] == [("pending", 1)] * 4
         clock.advance(seconds=301)
         again = app.outbox.deliver_due()
@@ -69,7 +69,7 @@ def test_four_failing_checks_are_one_post_and_a_500_retries_them_all(
         assert first == second  # the retry is the same digest
         assert_valid_slack(first)
         assert blocks(first)[0]["text"]["text"] == "dq-monitor: 4 alerts changed"
-        assert listed(first) == [f"[CRITICAL] {name} is failing (1 violations)" for name in CHECKS]
+        assert listed(first) == [f"[CRITICAL] {name} is failing (1 violation)" for name in CHECKS]
         assert "digest-s3cr3t" not in json.dumps(report.lines + again.lines)
     finally:
         app.close()
@@ -99,7 +99,7 @@ def test_resolved_messages_follow_their_firing_ones_in_a_later_digest(
     finally:
         app.close()
     _, firing, resolved = bodies(httpserver)
-    assert listed(firing) == [f"[CRITICAL] {name} is failing (1 violations)" for name in CHECKS]
+    assert listed(firing) == [f"[CRITICAL] {name} is failing (1 violation)" for name in CHECKS]
     assert listed(resolved) == [f"[CRITICAL] {name} is resolved" for name in CHECKS]
     assert resolved["attachments"][0]["color"] != firing["attachments"][0]["color"]
     kinds = [(r[1], r[2]) for r in outbox(db)]

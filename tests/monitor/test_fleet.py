@@ -87,7 +87,7 @@ def test_check_database_runs_one_and_the_table_names_the_database(two, capsys):
     code, out, _ = run_cli(capsys, "check", "--database", "eu", "--check", "dashboard_mismatch")
     assert code == 1
     assert out.splitlines()[0].split()[:2] == ["DATABASE", "CHECK"]
-    assert "eu/dashboard_mismatch (1 violations)" in out
+    assert "eu/dashboard_mismatch (1 violation)" in out
 
 
 def test_an_unknown_database_is_one_line_listing_the_names(two, capsys):

@@ -109,7 +109,7 @@ def test_check_ok_counts_enabled_checks_and_routes(tmp_path, monkeypatch, capsys
     code, out, err = run_cli(capsys, "config", "check", "--config", write_config(tmp_path))
     assert (code, err) == (0, "")
     # 5 built-ins minus stale_partitions, plus one enabled custom check; one console route.
-    assert out == "configuration ok: 5 checks enabled, 1 alert routes\n"
+    assert out == "configuration ok: 5 checks enabled, 1 alert route\n"
 
 
 def test_check_ok_with_defaults(monkeypatch, capsys):

@@ -123,7 +123,7 @@ def test_run_logs_each_result_as_json(tmp_path, db_url, db):
     assert isinstance(result["duration"], float)
     # The text format's message, unchanged.
     assert result["message"] == (
-        f"dashboard_mismatch: violation, 1 violations ({result['mode']}, {result['duration']:.3f}s)"
+        f"dashboard_mismatch: violation, 1 violation ({result['mode']}, {result['duration']:.3f}s)"
     )
     assert dt.datetime.fromisoformat(str(result["timestamp"])).utcoffset() == dt.timedelta(0)
 

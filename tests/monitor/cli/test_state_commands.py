@@ -19,7 +19,7 @@ def test_prune_deletes_the_old_history_and_says_what(monkeypatch, capsys, db_url
     lines = out.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("pruned 91 rows older than ")
-    assert "(91 check_runs) in 1 batches" in lines[0]
+    assert "(91 check_runs) in 1 batch" in lines[0]
     left = db.execute("SELECT count(*) FROM dq_monitor.check_runs").fetchone()[0]
     assert left == 30  # the run exactly 30 days old by the insert went too
     assert err == ""  # progress goes to a terminal only

@@ -32,7 +32,7 @@ def test_full_coverage_and_no_reader_is_none():
         (snap(), Coverage(Sample(True, 3, RESET, None), []), "per-statement counters"),
         (snap(stats_reset=NOW), Coverage(BASELINE, []), "statistics were reset"),
         (snap(dealloc=9), Coverage(BASELINE, []), "6 statements were evicted"),
-        (snap(), Coverage(BASELINE, [(NOW, 2, "app (2)")]), "2 statement(s) disappeared"),
+        (snap(), Coverage(BASELINE, [(NOW, 2, "app (2)")]), "2 statements disappeared"),
         (snap(hidden={"app": 4}), Coverage(BASELINE, []), "GRANT pg_read_all_stats TO dq_monitor"),
         (snap(textless=1), Coverage(BASELINE, []), "no text"),
         (snap(untracked=["role app: track = none"]), Coverage(BASELINE, []), "role app"),
