@@ -42,7 +42,7 @@ class PruneResult:
         """One line: what was deleted, from what, in how many batches."""
         if self.skipped:
             return "prune skipped: another prune of this state store is running"
-        parts = ", ".join(f"{n} {table}" for table, n in self.deleted.items() if n)
+        parts = ", ".join(f"{n:,} {table}" for table, n in self.deleted.items() if n)
         cutoff = f"{self.cutoff:%Y-%m-%d %H:%M} UTC" if self.cutoff else "?"
         return (
             f"pruned {count(self.total, 'row')} older than {cutoff} "

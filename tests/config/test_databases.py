@@ -198,3 +198,13 @@ def test_one_database_counts_its_pools():
     assert connections_needed(4, 1, standby_pool=True, standby_reads=True) == 22
     # several: what runs at once, whatever their number
     assert connections_needed(4, 2) == connections_needed(4, 50) - 48
+
+
+@pytest.mark.parametrize(
+    ("n", "words"),
+    [(1, "1 database with max_concurrent_checks 4 needs"),
+     (2, "2 databases with max_concurrent_checks 4 need")],
+)  # fmt: skip
+def test_the_connection_refusal_counts_databases(n, words):
+    dbs = [{"name": f"d{i}", "url": "postgresql://a/b"} for i in range(n)]
+    assert f"is too small: {words} " in refusal(databases=dbs, max_connections=5)

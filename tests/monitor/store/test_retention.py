@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from alerts import SystemClock
 from monitor.db import ConnectionSource
+from monitor.store import PruneResult
 from monitor.store import schema as store_schema
 from monitor.store.state_store import StateStore
 
@@ -239,3 +240,21 @@ def test_upgrade_to_9_keeps_the_pgss_samples_as_the_primarys(store, db):
                " SELECT '127.0.0.1:5433', sampled_at, false"
                " FROM dq_monitor.pgss_samples")  # fmt: skip
     assert count(db, "pgss_samples") == 2
+
+
+@pytest.mark.parametrize(
+    ("deleted", "batches", "words"),
+    [
+        ({}, 0, "pruned 0 rows older than 2026-11-01 00:00 UTC (nothing to delete) in 0 "
+         "batches"),
+        ({"check_runs": 1}, 1, "pruned 1 row older than 2026-11-01 00:00 UTC (1 check_runs) in "
+         "1 batch"),
+        ({"check_runs": 1, "alert_outbox": 1204}, 2,
+         "pruned 1,205 rows older than 2026-11-01 00:00 UTC (1 check_runs, 1,204 alert_outbox) "
+         "in 2 batches"),
+    ],
+)  # fmt: skip
+def test_the_summary_counts_rows_and_batches(deleted, batches, words):
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    result = PruneResult(at, at, deleted=deleted, batches=batches, seconds=0.5)
+    assert result.summary() == f"{words}, 0.5s"

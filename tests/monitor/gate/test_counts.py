@@ -1,0 +1,34 @@
+"""Counts in what the release manager reads (dry run, readers evidence) agree with their nouns."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.gate import PLAN_NAMES, load_plan
+from monitor.gate.pgss import Coverage, verdict
+from tests.helpers import settings_for
+from tests.monitor.gate.test_pgss import BASELINE, NOW, snap
+
+
+@pytest.mark.parametrize("plan", PLAN_NAMES)
+@pytest.mark.parametrize(("n", "words"), [(1, "at most 1 attempt with"),
+                                          (2, "at most 2 attempts with")])  # fmt: skip
+def test_the_dry_run_counts_lock_attempts(plan, n, words, monkeypatch):
+    settings = settings_for(monkeypatch, "postgresql://dq@db.example.com/jobs",
+                            gate__lock_retries=str(n))  # fmt: skip
+    assert words in load_plan(settings, plan).describe(settings)
+
+
+@pytest.mark.parametrize(
+    ("current", "coverage", "words"),
+    [
+        (snap(dealloc=4), Coverage(BASELINE, []), "1 statement was evicted"),
+        (snap(dealloc=5), Coverage(BASELINE, []), "2 statements were evicted"),
+        (snap(textless=1), Coverage(BASELINE, []), "1 statement has no text"),
+        (snap(textless=2), Coverage(BASELINE, []), "2 statements have no text"),
+        (snap(), Coverage(BASELINE, [(NOW, 1, "app (1)")]), "1 statement disappeared"),
+        (snap(), Coverage(BASELINE, [(NOW, 2, "app (2)")]), "2 statements disappeared"),
+    ],
+)
+def test_the_readers_evidence_counts_statements(current, coverage, words):
+    assert words in verdict(current, coverage)["reason"]
