@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from config import Settings, count
+from config import Settings, noun
 from monitor.gate.own_statements import recogniser
 from monitor.gate.sqlreads import Target, reads
 from monitor.gate.sqltext import MARKER_PREFIX, canonical
@@ -262,7 +262,7 @@ def _gaps(snap: Snapshot, coverage: Coverage) -> list[str]:
         )
     if snap.textless:
         n = snap.textless
-        found.append(f"{count(n, 'statement')} {'has' if n == 1 else 'have'} no text "
+        found.append(f"{n} {noun(n, 'statement')} {'has' if n == 1 else 'have'} no text "
                      "(pg_stat_statements could not read its query-text file)")  # fmt: skip
     if snap.untracked:
         found.append("pg_stat_statements does not track every statement: "
@@ -279,12 +279,12 @@ def _gaps(snap: Snapshot, coverage: Coverage) -> list[str]:
                          "after the window began")  # fmt: skip
         if snap.dealloc is not None and base.dealloc is not None and snap.dealloc > base.dealloc:
             n = snap.dealloc - base.dealloc
-            found.append(f"{count(n, 'statement')} {'was' if n == 1 else 'were'} evicted since "
-                         "the window began; raise pg_stat_statements.max")  # fmt: skip
+            found.append(f"{n} {noun(n, 'statement')} {'was' if n == 1 else 'were'} evicted "
+                         "since the window began; raise pg_stat_statements.max")  # fmt: skip
     if coverage.lost:
         total = sum(n for _, n, _ in coverage.lost)
         at, _, detail = coverage.lost[-1]
-        found.append(f"{count(total, 'statement')} disappeared or counted fewer calls since the "
-                     f"window began (last seen at {at:%Y-%m-%d %H:%M} UTC; {detail}): a targeted "
-                     "pg_stat_statements_reset() or an eviction")  # fmt: skip
+        found.append(f"{total} {noun(total, 'statement')} disappeared or counted fewer calls "
+                     f"since the window began (last seen at {at:%Y-%m-%d %H:%M} UTC; {detail}): "
+                     "a targeted pg_stat_statements_reset() or an eviction")  # fmt: skip
     return found

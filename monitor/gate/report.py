@@ -185,7 +185,8 @@ def _md_settings(report: GateReport) -> list[str]:
     lines = [
         "", "### Settings the gate was evaluated with", "", "| setting | value |", "|---|---|",
         f"| required clean period | {s['required_clean_period']} |",
-        f"| max gap between successful runs | {s['max_gap_intervals']} intervals |",
+        f"| max gap between successful runs | {s['max_gap_intervals']} "
+        f"{noun(s['max_gap_intervals'], 'interval')} |",
         f"| clean full sweep at least every | {s['full_sweep_max_gap']} |",
         f"| unknown evidence blocks | {'yes' if s['unknown_blocks'] else 'no'} |",
         f"| gating checks | {', '.join(f'`{c}`' for c in s['checks'])} |",

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, count, format_duration, noun
+from config import EXIT_NOT_YET, EXIT_OK, EXIT_VIOLATIONS, format_duration, noun
 from monitor.gate.plans import PLANS
 from monitor.store import RunRecord
 
@@ -172,9 +172,11 @@ def _violations(n: int | None) -> str:
     return "violations (how many was not recorded)" if n is None else plural(n, "violation")
 
 
-def plural(n: int, noun: str) -> str:
-    """`n` and `noun` agreeing with it (config.count): the gate's one way to count."""
-    return count(n, noun)
+def plural(n: int, word: str) -> str:
+    """`n` and `word` agreeing with it (config.noun). Unlike config.count, no thousands
+    separator: these texts are also values of the JSON report and of its evidence hash, which
+    stay as they were."""
+    return f"{n} {noun(n, word)}"
 
 
 def _no_full(

@@ -93,3 +93,12 @@ def test_the_restart_counts_violations_right(n, text):
     _bad(runs, 500, n, ())
     (line,) = _check_lines(render_text(_report(runs)))[1:]
     assert f"by {text} at" in line
+
+
+@pytest.mark.parametrize(("k", "cell"), [(1, "1 interval"), (3, "3 intervals")])
+def test_the_settings_table_counts_intervals(k, cell):
+    report = _report(history(8))
+    report.settings = {"required_clean_period": "7d", "max_gap_intervals": k,
+                       "full_sweep_max_gap": "1d", "unknown_blocks": True,
+                       "checks": ["flag_conflict"], "accept_weaker_settings": False}  # fmt: skip
+    assert f"| max gap between successful runs | {cell} |" in render_markdown(report)
