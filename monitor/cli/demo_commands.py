@@ -21,7 +21,7 @@ def add_parsers(
 ) -> None:
     demo = commands.add_parser(
         "demo", parents=[common],
-        help="see dq-monitor catch a job system's counter race on this machine",
+        help="see dq-monitor catch a counter race on this machine",
         **documented(
             "Start an embedded PostgreSQL, simulate a job system whose failure counters race "
             "(its dashboard shows 3 failed workers in one place and 2 in another), and run the "
