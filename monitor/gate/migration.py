@@ -103,8 +103,8 @@ class Migrator(GuardedMigration):
                 self._audit_finish(audit, "failed", error=str(exc))
                 raise
             self._audit_finish(audit, "applied", rows=rows, checksum=checksum)
-            self.say(f"rolled back: re-added {', '.join(self.plan.columns)}, restored {rows} "
-                     f"rows from audit #{applied.id}; audit #{audit}")  # fmt: skip
+            self.say(f"rolled back: re-added {', '.join(self.plan.columns)}, restored {rows:,} "
+                     f"{noun(rows, 'row')} from audit #{applied.id}; audit #{audit}")  # fmt: skip
             return audit
 
     def _present(self, conn: psycopg.Connection[Any]) -> list[str]:
@@ -178,8 +178,7 @@ class Migrator(GuardedMigration):
                 raise GateError(f"archive verification failed: {count} {noun(count, 'row')} "
                                 f"({checksum}) in the table, {archived} archived; nothing "
                                 "changed")  # fmt: skip
-            self.say(f"archived {count:,} {noun(count, 'row')} into the state store; count and "
-                     "checksum verified")  # fmt: skip
+            self.say(archived_line(int(count)))
             try:
                 self._run_verified(conn)
             except (psycopg.Error, GateError) as exc:
@@ -213,12 +212,7 @@ class Migrator(GuardedMigration):
                     f"restore verification failed: the table holds {sums[0]}, the archive "
                     f"{sums[1]}; rolled back, nothing changed"
                 )
-            gone = int(applied.archive_rows) - restored
-            gone_runs = f"{gone:,} archived {noun(gone, 'run')}"
-            note = (f"; {gone_runs} no longer {noun(gone, 'exists', 'exist')} and "
-                    f"{noun(gone, 'was', 'were')} skipped" if gone else "")  # fmt: skip
-            self.say(f"restored {restored:,} {noun(restored, 'row')}; values verified against "
-                     f"the archive{note}")  # fmt: skip
+            self.say(restored_line(restored, int(applied.archive_rows) - restored))
             count, checksum = sums[0] or (0, "0")
         return int(count), str(checksum)
 
@@ -239,3 +233,19 @@ class Migrator(GuardedMigration):
         if applied is None:
             raise GateError("refused: no applied migration is recorded in the state store")
         return applied
+
+
+def archived_line(rows: int) -> str:
+    """What the apply says once the archive is verified."""
+    return (f"archived {rows:,} {noun(rows, 'row')} into the state store; count and checksum "
+            "verified")  # fmt: skip
+
+
+def restored_line(restored: int, gone: int) -> str:
+    """What the rollback says once the values are verified; `gone`: archived runs deleted since."""
+    note = ""
+    if gone:
+        note = (f"; {gone:,} archived {noun(gone, 'run')} no longer {noun(gone, 'exists', 'exist')}"
+                f" and {noun(gone, 'was', 'were')} skipped")  # fmt: skip
+    rows = f"{restored:,} {noun(restored, 'row')}"
+    return f"restored {rows}; values verified against the archive{note}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.gate import PLAN_NAMES, load_plan
+from monitor.gate.migration import archived_line, restored_line
 from monitor.gate.pgss import Coverage, verdict
 from tests.helpers import settings_for
 from tests.monitor.gate.test_pgss import BASELINE, NOW, snap
@@ -32,3 +33,20 @@ def test_the_dry_run_counts_lock_attempts(plan, n, words, monkeypatch):
 )
 def test_the_readers_evidence_counts_statements(current, coverage, words):
     assert words in verdict(current, coverage)["reason"]
+
+
+@pytest.mark.parametrize(("n", "rows"), [(0, "0 rows"), (1, "1 row"), (2, "2 rows"),
+                                         (1204, "1,204 rows")])  # fmt: skip
+def test_the_migration_counts_archived_and_restored_rows(n, rows):
+    assert archived_line(n) == (
+        f"archived {rows} into the state store; count and checksum verified"
+    )
+    assert restored_line(n, 0) == f"restored {rows}; values verified against the archive"
+
+
+@pytest.mark.parametrize(("gone", "note"), [
+    (1, "1 archived run no longer exists and was skipped"),
+    (2, "2 archived runs no longer exist and were skipped"),
+])  # fmt: skip
+def test_the_rollback_counts_runs_gone_since(gone, note):
+    assert restored_line(5, gone).endswith(f"against the archive; {note}")
