@@ -409,7 +409,8 @@ def test_the_podmonitor_gives_the_job_label_the_rules_expect():
 
 def readme_section() -> str:
     readme = (ROOT / "README.md").read_text()
-    return readme.split("\n### Kubernetes\n", 1)[1].split("\n### ", 1)[0]
+    # The section ends at the next heading of any level (Development follows it).
+    return re.split(r"\n##+ ", readme.split("\n### Kubernetes\n", 1)[1], maxsplit=1)[0]
 
 
 def fenced(language: str) -> list[str]:
