@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.factories import healthy_run, seed_race
 
@@ -24,6 +25,7 @@ PATH_COMMANDS = [
     ("dq-monitor doctor", 0),
     ("dq-monitor check", 1),
     ("dq-monitor check --format json", 1),
+    ("dq-monitor alerts test --route data-team", 0),
     ("dq-monitor gate", 1),
     ("dq-monitor migrate", 0),
 ]
@@ -131,14 +133,26 @@ def readme_database(readme_role: str, db: psycopg.Connection, tmp_path: Path) ->
     return env
 
 
-def test_the_readme_path_prints_what_the_readme_shows(readme_database):
+def slack_route(httpserver: HTTPServer) -> str:
+    """The README's Slack route, its webhook a loopback stand-in that answers as Slack does."""
+    httpserver.expect_request("/services/T0/B0/x", method="POST").respond_with_data("ok")
+    url = httpserver.url_for("/services/T0/B0/x")
+    return f'[{{"name": "data-team", "type": "slack", "url": "{url}", "min_severity": "warning"}}]'
+
+
+def test_the_readme_path_prints_what_the_readme_shows(readme_database, httpserver):
     shown = dict(shown_outputs())
     for command, code in PATH_COMMANDS:
+        env = dict(readme_database)
+        if command.startswith("dq-monitor alerts"):
+            env["DQ_ALERTS__ROUTES"] = slack_route(httpserver)
         done = subprocess.run(
-            ["bash", "-c", command], cwd=ROOT, env=readme_database, capture_output=True,
-            text=True, timeout=120, check=False,
+            ["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == code, (command, done.stdout[-2000:], done.stderr[-2000:])
         assert done.stderr == "", (command, done.stderr)
         difference = matches(shown[command], done.stdout)
         assert difference is None, f"README's output of `{command}` {difference}"
+    (request, _), = httpserver.log
+    assert "test" in request.get_json()["text"].lower()  # the test message reached the stand-in

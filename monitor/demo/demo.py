@@ -131,7 +131,7 @@ class Demo:
         service = Service(settings, self.clock)
         say(f"simulating the job system; metrics on http://127.0.0.1:{self.metrics_port}/metrics,"
             f" status page on http://127.0.0.1:{self.metrics_port}/")  # fmt: skip
-        say("watch for: dashboard_mismatch and missing_worker_runs (the seed's retry race), "
+        say("watch for: dashboard_mismatch and missing_worker_runs (the retry race), "
             "stale_partitions (a dead worker), counter_writes (an old build), "
             "flag_conflict")  # fmt: skip
         ticker = Periodic("simulator", 1.0, simulator.tick)
