@@ -56,7 +56,7 @@ def _alertmanager(
 
 
 #: Every route type's channel. Adding a channel: a RouteType value (config/alerts.py), a
-#: module here that renders the body, one entry below, its tests and its README row.
+#: module here that renders the body, one entry below, its tests and its row in docs/alerts.md.
 CHANNELS: Mapping[RouteType, Channel] = MappingProxyType({
     RouteType.SLACK: Channel(_slack),
     RouteType.WEBHOOK: Channel(_webhook),

@@ -210,7 +210,8 @@ class Probe(ABC):
         if hint is not None:
             return SetupError(
                 f"check {who}: {what}; set tables.schema_name and the tables.* names in the "
-                'config file to match your database (see "Configuration" in the README)'
+                "config file to match your database (see the Configuration reference in "
+                "docs/configuration.md)"
             )
         conflict = _RECOVERY_CONFLICT if pgerrors.is_recovery_conflict(exc) else ""
         return QueryFailed(f"check {who}: {what}{conflict}")
@@ -218,7 +219,7 @@ class Probe(ABC):
 
 _RECOVERY_CONFLICT = (
     ": the standby replayed WAL the check's snapshot still needed; set hot_standby_feedback = "
-    'on or raise max_standby_streaming_delay on the standby (see "Standbys" in the README)'
+    'on or raise max_standby_streaming_delay on the standby (see "Standbys" in docs/operations.md)'
 )
 
 

@@ -4,7 +4,7 @@ Everything that enumerates built-in checks reads REGISTRY: settings validation, 
 reference`, scheduling, metrics, alerts, the gate's list of gating checks, the demo and the
 consistency probe's related checks. Adding a built-in check is one module in checks/ (the
 class and, if it needs settings beyond the common ones, a `config.CheckSettings` subclass
-beside it), one entry below, its tests and its README row.
+beside it), one entry below, its tests and its row in docs/results.md.
 
 The layering: `config` is the bottom layer and must not import `checks`, yet validating
 `[checks.<name>]` needs each built-in's settings model. So `config` offers a catalogue

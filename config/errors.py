@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-#: The documented exit codes of every command (README "Exit codes"). 4 is the gate's "not yet".
+#: The documented exit codes of every command (README "Run the checks once"). 4 is the gate's
+#: "not yet".
 EXIT_OK, EXIT_VIOLATIONS, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_NOT_YET = 0, 1, 2, 3, 4
 
 

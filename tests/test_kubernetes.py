@@ -1,6 +1,6 @@
 """deploy/kubernetes/: the manifests validate against the Kubernetes and Prometheus Operator
 schemas, render with kustomize, agree with the service, the Dockerfile and the examples, and
-match the README's "Kubernetes" section."""
+match the documented "Kubernetes" sections (README.md and docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -404,12 +404,19 @@ def test_the_podmonitor_gives_the_job_label_the_rules_expect():
     assert f'job="{job}"' in RULES.read_text()
 
 
-# --- The README's "Kubernetes" section.
+# --- The "Kubernetes" sections: the README's steps, and docs/operations.md's details.
+
+DOCUMENTED = {"README.md": "\n### Kubernetes\n", "docs/operations.md": "\n## Kubernetes\n"}
 
 
 def readme_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    return readme.split("\n### Kubernetes\n", 1)[1].split("\n### ", 1)[0]
+    """Both sections, each up to the next heading of any level."""
+    parts = []
+    for page, heading in DOCUMENTED.items():
+        text = (ROOT / page).read_text()
+        assert heading in text, f"{page} lost its Kubernetes section"
+        parts.append(re.split(r"\n##+ ", text.split(heading, 1)[1], maxsplit=1)[0])
+    return "\n".join(parts)
 
 
 def fenced(language: str) -> list[str]:
@@ -422,13 +429,13 @@ def test_the_readme_names_every_file_and_only_files_that_exist():
     for path in named:
         assert (ROOT / path).exists(), path
     shipped = {f"deploy/kubernetes/{p.name}" for p in DEPLOY.iterdir() if p.is_file()}
-    assert shipped <= named, f"not described in the README: {sorted(shipped - named)}"
+    assert shipped <= named, f"not described in the docs: {sorted(shipped - named)}"
     assert f"`{generator().COMMAND}`" in readme_section()
 
 
 def test_the_readme_carries_no_inline_manifest_beside_the_files():
-    readme = (ROOT / "README.md").read_text()
-    for block in re.findall(r"```ya?ml\n(.+?)\n```", readme, re.S):
+    pages = "\n".join((ROOT / page).read_text() for page in DOCUMENTED)
+    for block in re.findall(r"```ya?ml\n(.+?)\n```", pages, re.S):
         kinds = {doc.get("kind") for doc in yaml.safe_load_all(block) if isinstance(doc, dict)}
         assert kinds <= {"Kustomization"}, f"inline {kinds}: point at deploy/kubernetes instead"
 

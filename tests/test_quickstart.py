@@ -11,14 +11,25 @@ from pathlib import Path
 import pytest
 
 from monitor.demo.embedded import free_port
+from tests.test_readme_path import fenced_blocks, matches
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def quickstart_commands() -> list[str]:
+def quickstart_section() -> str:
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.+?)\n```", section)
+    return readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+
+
+def quickstart_commands() -> list[str]:
+    return re.findall(r"```sh\n(.+?)\n```", quickstart_section())
+
+
+def shown_demo_output() -> str:
+    """The text block the README shows after the demo command: what the reader will see."""
+    blocks = [body for lang, body in fenced_blocks(quickstart_section()) if lang == "text"]
+    assert len(blocks) == 1, "the quickstart shows one output, the demo's"
+    return blocks[0]
 
 
 def test_the_quickstart_is_exactly_two_commands():
@@ -64,5 +75,9 @@ def test_the_demo_command_as_written_in_a_fresh_virtual_environment(tmp_path):
     assert "[demo] finished after" in out
     assert "dashboard_mismatch is failing" in out
     assert f"metrics on http://127.0.0.1:{env['DQ_METRICS_PORT']}/metrics" in out
+    # What the README shows, with the port it names (8477) for the free one taken here.
+    printed = out.replace(f"127.0.0.1:{env['DQ_METRICS_PORT']}/", "127.0.0.1:8477/")
+    difference = matches(shown_demo_output(), printed)
+    assert difference is None, f"README's demo output {difference}"
     after = directory_modes(tmp_path)
     assert {path: after[path] for path in before} == before  # no directory opened up

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS worker_runs (
     finished_at  timestamptz
 );
 
--- Indexes dq-monitor's checks rely on (see README, "Indexes").
+-- Indexes dq-monitor's checks rely on (see docs/operations.md, "Indexes").
 CREATE INDEX IF NOT EXISTS partition_progress_updated_at_idx ON partition_progress (updated_at);
 CREATE INDEX IF NOT EXISTS worker_runs_run_partition_idx ON worker_runs (run_id, partition_id);
 CREATE INDEX IF NOT EXISTS worker_runs_started_at_idx ON worker_runs (started_at);

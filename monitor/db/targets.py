@@ -122,7 +122,7 @@ def translate(exc: psycopg.Error, target: Target, action: str) -> DqError:
             f"set state_schema, or check that {target.setting} names the right database"
             if target.is_store
             else "set tables.schema_name and the tables.* names in the config file "
-            '(see "Configuration" in the README), or run `dq-monitor doctor`'
+            '(see the Configuration reference in docs/configuration.md), or run `dq-monitor doctor`'
         )
         return SetupError(f"{target.purpose}: {action}: {detail}; {fix}")
     if is_timeout(exc) and not target.is_store:

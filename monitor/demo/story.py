@@ -107,7 +107,7 @@ class GateStory:
         return None
 
     def _retire(self) -> bool:
-        """Deploy the fix, then reset pg_stat_statements as the README says to: statements
+        """Deploy the fix, then reset pg_stat_statements as docs/gate.md says to: statements
         seen since the last reset count as readers, however long ago they ran."""
         self.simulator.retire_old_build()
         if not self.simulator.retired.wait(30) or self.stopping.is_set():

@@ -144,7 +144,7 @@ class MonitoredDiagnosis:
             problem(
                 f"database.index.{index.table.name}({','.join(index.columns)})",
                 f"missing index on {index.table.label} ({', '.join(index.columns)}), used to "
-                f"{index.why}", f'{index.statement} (README "Indexes")',
+                f"{index.why}", f'{index.statement} (docs/operations.md "Indexes")',
             )
             for index in found
             if not absent.get(index.table.label, set()) & set(index.columns)

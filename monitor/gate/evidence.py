@@ -160,8 +160,8 @@ def relations(conn: psycopg.Connection[Any], settings: Settings) -> list[Relatio
     if not rows:
         raise SetupError(
             f"table {table} does not exist (the gate's run_metadata); set tables.schema_name "
-            'and tables.run_metadata.name (see "Configuration" in the README), or run '
-            "`dq-monitor doctor`"
+            "and tables.run_metadata.name (see the Configuration reference in "
+            "docs/configuration.md), or run `dq-monitor doctor`"
         )
     return [Relation(int(r[0]), r[1], r[2], tuple(int(t) for t in r[3:] if t)) for r in rows]
 

@@ -104,8 +104,8 @@ def constraint_state(conn: psycopg.Connection[Any], plan: ConstraintPlan) -> str
     if not row or not row[0]:
         raise SetupError(
             f"table {plan.table} does not exist (plan {plan.name}'s partition_progress); set "
-            'tables.schema_name and tables.partition_progress.name (see "Configuration" in the '
-            "README), or run `dq-monitor doctor`"
+            'tables.schema_name and tables.partition_progress.name (see the Configuration '
+            "reference in docs/configuration.md), or run `dq-monitor doctor`"
         )
     return "absent" if row[1] is None else ("valid" if row[1] else "not_valid")
 

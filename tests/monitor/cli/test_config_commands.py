@@ -333,13 +333,13 @@ def test_reference_defaults_and_secrets(capsys):
     assert rows["alerts.routes"][1] == "`DQ_ALERTS__ROUTES` (JSON list)"
 
 
-def test_readme_holds_the_current_reference(capsys):
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_page_holds_the_current_reference(capsys):
+    page = (ROOT / "docs" / "configuration.md").read_text()
     match = re.search(
-        r"<!-- config-reference:start -->\n(.*?)\n<!-- config-reference:end -->", readme, re.S
+        r"<!-- config-reference:start -->\n(.*?)\n<!-- config-reference:end -->", page, re.S
     )
-    assert match, "README.md lacks the <!-- config-reference:start/end --> markers"
+    assert match, "docs/configuration.md lacks the <!-- config-reference:start/end --> markers"
     assert match.group(1).strip() == reference(capsys).strip(), (
-        "README.md's configuration reference is out of date: run `dq-monitor config reference` "
-        "and paste its output between the config-reference markers"
+        "docs/configuration.md's reference is out of date: run `dq-monitor config reference` "
+        "and paste its output between its config-reference markers"
     )

@@ -262,11 +262,11 @@ def test_bad_input_is_one_clear_line(monkeypatch, settings):
         Leaderships(bare, SystemClock(), ["a"])
 
 
-def test_the_readme_query_shows_who_holds_what(make, db, settings):
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+def test_the_documented_query_shows_who_holds_what(make, db, settings):
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
     section = readme.split("**Many databases over many replicas.**", 1)[1]
     query = section.split("Who holds what:", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
-    assert settings.state_schema == "dq_monitor"  # the names the README's example uses
+    assert settings.state_schema == "dq_monitor"  # the names the documented example uses
     a = make("a", names=["default", "orders"])
     a.poll()
     pids = a.backend_pids()
