@@ -38,6 +38,12 @@ def badge(kind: str, text: str) -> str:
     return f"<span class='b b-{escape(kind)}'>{escape(text)}</span>"
 
 
+def breakable(name: str) -> str:
+    """`name` escaped, a line break allowed after each underscore (long check names wrap
+    between their words rather than anywhere)."""
+    return escape(name).replace("_", "_<wbr>")
+
+
 def one_line(text: str, limit: int = 400) -> str:
     """The first line of `text`, whitespace collapsed, cut at `limit` characters."""
     first = " ".join((text.strip().splitlines() or [""])[0].split())
@@ -47,16 +53,17 @@ def one_line(text: str, limit: int = 400) -> str:
 STYLE = """
 :root{color-scheme:light dark;--fg:#1b1f24;--bg:#fff;--muted:#57606a;--line:#d0d7de;
 --ok:#116329;--okbg:#dafbe1;--warn:#7d4e00;--warnbg:#fff1c2;--bad:#a40e26;--badbg:#ffe1e3;
---info:#0a3069;--infobg:#ddf4ff;--hl:#fff8c5}
+--info:#0a3069;--infobg:#ddf4ff;--hl:#fff8c5;--frame:#f6f8fa}
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--bg:#0d1117;--muted:#9198a1;
 --line:#30363d;--ok:#7ee2a8;--okbg:#0f3d23;--warn:#f2cc60;--warnbg:#4b3300;--bad:#ffa198;
---badbg:#5a1218;--info:#a5d6ff;--infobg:#0c2d6b;--hl:#3b3000}}
+--badbg:#5a1218;--info:#a5d6ff;--infobg:#0c2d6b;--hl:#3b3000;
+--frame:#161b22}}
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
 padding:1rem 1.5rem;max-width:84rem;color:var(--fg);background:var(--bg);line-height:1.4}
 h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;margin:1.6rem 0 .4rem}
 h3{font-size:1rem;margin:1rem 0 .3rem}
-p,li,td,th,h1,h2,h3,code{overflow-wrap:anywhere}
+p,li,h1,h2,h3,code,.reason,.name{overflow-wrap:anywhere}
 .muted{color:var(--muted)}.notice{padding:.5rem .8rem;border-left:4px solid var(--info);
 background:var(--infobg)}.alarm{border-left-color:var(--bad);background:var(--badbg)}
 table{border-collapse:collapse;width:100%}
@@ -68,16 +75,18 @@ border:1px solid currentColor;white-space:nowrap}
 .b-ok{color:var(--ok);background:var(--okbg)}.b-warning,.b-violation{color:var(--warn);
 background:var(--warnbg)}.b-critical,.b-error,.b-dead{color:var(--bad);background:var(--badbg)}
 .b-none,.b-unknown{color:var(--muted)}
-.reason{display:block;font-size:.85rem;color:var(--bad);margin-top:.2rem}
+.reason{display:block;max-width:26rem;font-size:.85rem;color:var(--bad);margin-top:.2rem}
+.nw{white-space:nowrap}
 .trend{display:block}.trend .tl{stroke:var(--warn);stroke-width:1.5}.trend .te{fill:var(--bad)}
-.trend circle.tl{fill:var(--warn)}.trend .tb{stroke:var(--line)}
-.bar{display:inline-block;width:12rem;max-width:100%;height:.8rem;border:1px solid var(--line);
-border-radius:.4rem;overflow:hidden;vertical-align:middle;margin-right:.5rem}
+.trend circle.tl{fill:var(--warn)}.trend .tb{stroke:var(--line)}.trend .tf{fill:var(--frame)}
+.bar{display:block;width:12rem;max-width:100%;height:.8rem;border:1px solid var(--line);
+border-radius:.4rem;overflow:hidden;margin:.25rem 0}
 .bar span{display:block;height:100%;background:var(--ok)}
 .bar.unknown{background:repeating-linear-gradient(45deg,var(--line) 0 4px,transparent 4px 8px)}
+@media (min-width:721px){.reason{min-width:16rem}}
 @media (max-width:720px){body{padding:.6rem}
 table,tbody,tr,td{display:block;width:100%}thead{display:none}
 tr{border:1px solid var(--line);border-radius:.5rem;margin:.6rem 0;padding:.3rem .5rem}
-td{border:0;padding:.2rem 0}td[data-l]::before{content:attr(data-l) ": ";color:var(--muted);
-font-size:.85rem}}
+td{border:0;padding:.2rem 0;overflow-wrap:anywhere}.nw{white-space:normal}
+td[data-l]::before{content:attr(data-l) ": ";color:var(--muted);font-size:.85rem}}
 """

@@ -13,7 +13,7 @@ from alerts import Clock
 from checks import Check
 from config import DEFAULT_DATABASE, count, redact
 from monitor.service.metrics import DatabaseView, DatabaseViews
-from monitor.service.page_text import STYLE, ago, badge, one_line, when
+from monitor.service.page_text import STYLE, ago, badge, breakable, one_line, when
 from monitor.service.status_sections import delivery_section, gate_section, page_secrets
 from monitor.service.trend import sparkline
 
@@ -194,8 +194,8 @@ class StatusPage:
         success = "never"
         if stats.last_success_at is not None:
             success = (
-                f"{when(stats.last_success_at)} "
-                f"<span class='muted'>({ago(stats.last_success_at, self.clock.now())})</span>"
+                f"<span class='nw'>{when(stats.last_success_at)}</span> "
+                f"<span class='muted nw'>({ago(stats.last_success_at, self.clock.now())})</span>"
             )
         samples = "no run yet"
         if latest is not None:
@@ -203,13 +203,13 @@ class StatusPage:
         href = escape(samples_href(self.views, database, check.name), quote=True)
         severity = check.severity.value
         cells = [
-            ("check", f"<strong>{escape(check.name)}</strong>"),
+            ("check", f"<strong class='name'>{breakable(check.name)}</strong>"),
             ("severity", badge(severity, severity)),
             ("status", status),
-            ("violations", violations),
+            ("violations", f"<span class='nw'>{violations}</span>"),
             ("last success", success),
             ("last 24 h", sparkline(snapshot.trends.get(check.name, ()))),
-            ("samples", f"<a href='{href}'>{samples} (JSON)</a>"),
+            ("samples", f"<a class='nw' href='{href}'>{samples} (JSON)</a>"),
         ]
         row_class = " class='hl'" if focused else ""
         tds = "".join(f"<td data-l='{label}'>{value}</td>" for label, value in cells)

@@ -67,7 +67,8 @@ def sparkline(buckets: Sequence[TrendBucket]) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" role="img" width="{WIDTH}"'
         f' height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{label}">'
-        f'<title>{label}</title>'
+        f'<title>{label}</title><rect width="{WIDTH}" height="{HEIGHT}" class="tf"'
+        ' fill="none"/>'
         f'<line x1="0" y1="{HEIGHT - _PAD - 3}" x2="{WIDTH}" y2="{HEIGHT - _PAD - 3}"'
         f' class="tb"/>{"".join(shapes)}</svg>'
     )

@@ -13,6 +13,7 @@ class _Reader(HTMLParser):
         self.classes: dict[str, str] = {}
         self._row: str | None = None
         self._skip = 0  # inside <style> or <title> of the head
+        self._glue = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -24,6 +25,8 @@ class _Reader(HTMLParser):
             self.classes[self._row] = values.get("class") or ""
         if tag == "td" and self._row is not None:
             self.rows[self._row].append("")
+        if tag == "wbr":
+            self._glue = True  # a break opportunity inside a word, not a space
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("style", "head"):
@@ -34,9 +37,14 @@ class _Reader(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._skip:
             return
-        self.text.append(data)
+        glue, self._glue = self._glue, False
+        if glue and self.text:
+            self.text[-1] += data
+        else:
+            self.text.append(data)
         if self._row is not None and self.rows[self._row]:
-            self.rows[self._row][-1] = " ".join((self.rows[self._row][-1] + " " + data).split())
+            joined = self.rows[self._row][-1] + ("" if glue else " ") + data
+            self.rows[self._row][-1] = " ".join(joined.split())
 
 
 def read(page: str) -> _Reader:
