@@ -162,7 +162,7 @@ class StatusPage:
         else:
             table = f"<p class='muted'>{count(len(view.checks), 'check')} hidden.</p>"
         parts = [
-            f"<{level}>Checks</{level}>{table}",
+            f"<{level}>Checks</{level}>{self._reachable(view)}{table}",
             f"<{level}>Migration gate</{level}>{gate_section(view, self.clock.now())}",
             f"<{level}>Alert delivery</{level}>{delivery_section(view)}",
         ]
@@ -171,6 +171,20 @@ class StatusPage:
         return (
             f"<section id='{escape(name)}'><h2>Database {escape(name)}</h2>"
             f"{''.join(parts)}</section>"
+        )
+
+    def _reachable(self, view: DatabaseView) -> str:
+        """Whether the leader's latest check reached the monitored database (dq_database_up)."""
+        published = view.cache.snapshot.stats.service.get("database") or {}
+        at = published.get("at")
+        if not isinstance(at, str):
+            return ""
+        when_seen = ago(dt.datetime.fromisoformat(at), self.clock.now())
+        if published.get("up"):
+            return f"<p>Monitored database: reachable at the latest check ({when_seen}).</p>"
+        return (
+            f"<p class='notice alarm'>Monitored database: <strong>UNREACHABLE</strong> at the "
+            f"latest check ({when_seen}); the results below are from before.</p>"
         )
 
     def _row(self, database: str, view: DatabaseView, check: Check, focused: bool) -> str:

@@ -86,10 +86,22 @@ def test_the_header_says_when_who_and_how_often(monkeypatch, db_url, db):
     ]
 
 
-def test_all_clear_and_singular_counts(monkeypatch, db_url, db):
+def test_all_clear_and_whether_the_monitored_database_answered(monkeypatch, db_url, db):
     with page_state(monkeypatch, db_url, db) as state:
         page = state.endpoints().status_page()
+        state.app.store.set_service_state(
+            "database", {"up": True, "at": (state.now - 4 * MIN).isoformat()}
+        )
+        up = text(state.endpoints().status_page())
+        state.app.store.set_service_state(
+            "database", {"up": False, "at": (state.now - MIN).isoformat()}
+        )
+        down = text(state.endpoints().status_page())
     assert "all clear No check of 9 checks failing." in text(page)
+    assert "Monitored database" not in text(page)  # nothing published yet
+    assert "Monitored database: reachable at the latest check (4 min ago)." in up
+    assert "Monitored database: UNREACHABLE at the latest check (1 min ago); the results " \
+        "below are from before." in down
 
 
 def test_several_databases_each_have_their_heading_and_samples_links(monkeypatch, db_url, db):
