@@ -222,7 +222,7 @@ class StatusPage:
             ("status", status),
             ("violations", f"<span class='nw'>{violations}</span>"),
             ("last success", success),
-            ("last 24 h", sparkline(snapshot.trends.get(check.name, ()))),
+            ("last 24 h", sparkline(view.cache.snapshot.trends.get(check.name, ()))),
             ("samples", f"<a class='nw' href='{href}'>{samples} (JSON)</a>"),
         ]
         row_class = " class='hl'" if focused else ""

@@ -79,12 +79,8 @@ class StoreStats:
     # Facts the leader published for every replica (see StateStore.set_service_state):
     # "database" ({"up", "at"}) and "gate" (the gate's latest decision).
     service: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # For the status page: each check's latest run that ran, and its recent runs by bucket.
+    # For the status page: each check's latest run that ran (ok, violation or error).
     latest: dict[str, LatestRun] = field(default_factory=dict)
-    trends: dict[str, tuple[TrendBucket, ...]] = field(default_factory=dict)
-    # The state database's now() when read: when, not what, so two reads of the same rows
-    # compare equal.
-    read_at: dt.datetime | None = field(default=None, compare=False)
 
     def check(self, name: str) -> CheckStats:
         return self.checks.get(name) or CheckStats(name)

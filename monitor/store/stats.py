@@ -97,8 +97,8 @@ def read_service_state(
 
 
 def read_stats(conn: psycopg.Connection[Any], t: StateTables) -> StoreStats:
-    """Check stats, delivery stats, the service's facts and the recent runs the status page
-    shows, in one snapshot for metrics and the page."""
+    """Check stats, delivery stats, the service's facts and each check's latest run, in one
+    snapshot for metrics and the status page."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         checks = {
@@ -109,8 +109,4 @@ def read_stats(conn: psycopg.Connection[Any], t: StateTables) -> StoreStats:
         service = {key: value for key, value in state.fetchall() if isinstance(value, dict)}
         delivery = outbox.read_delivery(conn, t)
         latest = recent.read_latest(conn, t)
-        read_at, trends = recent.read_trends(conn, t)
-    return StoreStats(
-        checks=checks, delivery=delivery, service=service, latest=latest, trends=trends,
-        read_at=read_at,
-    )
+    return StoreStats(checks=checks, delivery=delivery, service=service, latest=latest)

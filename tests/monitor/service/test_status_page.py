@@ -173,6 +173,7 @@ def test_the_page_is_rendered_from_memory_only(monkeypatch, db_url, db):
     with page_state(monkeypatch, db_url, db) as state:
         state.ok("dashboard_mismatch", 2, 3 * MIN)
         view = state.view()
-        state.app.close()  # no connection left to the state store
+        db.execute("ALTER SCHEMA dq_monitor RENAME TO dq_monitor_gone")  # any read would fail
         page = StatusPage({"default": view}, state.clock, lambda: True).render()
+        assert not view.cache.refresh()  # as the rename makes every read of the store do
     assert rows(page)[anchor("default", "dashboard_mismatch")][3] == "2 violations"

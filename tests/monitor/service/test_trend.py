@@ -22,7 +22,7 @@ def test_buckets_hold_each_half_hours_most_violations_errors_and_gaps(monkeypatc
         state.ok("rows_ok", 0, 5 * 60 * MIN + 5 * MIN)
         state.error("rows_ok", "timed out", 7 * 60 * MIN)  # an error alone in its bucket
         state.ok("rows_ok", 9, 25 * 60 * MIN)  # before the window
-        buckets = state.view().cache.snapshot.stats.trends["rows_ok"]
+        buckets = state.view().cache.snapshot.trends["rows_ok"]
     assert buckets == (
         TrendBucket(0, 3, errors=0, runs=2),
         TrendBucket(1, 1, errors=1, runs=2),
@@ -36,19 +36,18 @@ def test_the_window_ends_at_the_databases_clock_not_the_hosts(monkeypatch, db_ur
         state.ok("rows_ok", 2, 10 * MIN)
         state.ok("rows_ok", 4, -2 * MIN)  # stamped by a host running ahead: the newest bucket
         state.clock.advance(days=400)  # the host clock says nothing about the window
-        view = state.view()
-        snapshot = view.cache.snapshot.stats
+        snapshot = state.view().cache.snapshot
     assert snapshot.trends["rows_ok"] == (TrendBucket(0, 4, errors=0, runs=2),)
-    assert snapshot.read_at is not None
-    assert abs((snapshot.read_at - state.now).total_seconds()) < 3600  # the database's now()
+    assert snapshot.trends_at is not None
+    assert abs((snapshot.trends_at - state.now).total_seconds()) < 3600  # the database's now()
 
 
 def test_a_check_without_runs_in_the_window_has_no_buckets(monkeypatch, db_url, db):
     with page_state(monkeypatch, db_url, db) as state:
         state.ok("rows_ok", 1, 30 * 60 * MIN)
-        stats = state.view().cache.snapshot.stats
-    assert "rows_ok" not in stats.trends
-    assert stats.latest["rows_ok"].violations == 1  # the latest run is still known
+        snapshot = state.view().cache.snapshot
+    assert "rows_ok" not in snapshot.trends
+    assert snapshot.stats.latest["rows_ok"].violations == 1  # the latest run is still known
 
 
 def parse(svg: str) -> ET.Element:
