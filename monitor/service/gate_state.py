@@ -22,6 +22,7 @@ def publish_gate_state(app: App) -> None:
             # The settings too: a `gate` or `migrate` run elsewhere is held to them.
             app.store.set_service_state(service_key(plan), {
                 "decision": report.decision.value,
+                "headline": report.headline(),  # what the status page shows
                 "clean_since": report.clean_since.isoformat() if report.clean_since else None,
                 "required_seconds": report.required.total_seconds(),
                 "evaluated_at": report.now.isoformat(),

@@ -1,21 +1,23 @@
-"""The HTTP endpoints: /metrics for Prometheus, /healthz, /readyz, and a small status page."""
+"""The HTTP endpoints: /metrics for Prometheus, /healthz, /readyz, the status page and its JSON."""
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from alerts import Clock, SystemClock
 from config import ConfigError
 from monitor.service.exposition import CachedExposition
-from monitor.service.metrics import STATUS_VALUE, DatabaseViews, exposition_key
+from monitor.service.latest_result import check_in_path, json_body, latest_result
+from monitor.service.metrics import DatabaseViews, exposition_key
+from monitor.service.status_page import Focus, StatusPage
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,16 @@ class Endpoints:
         scheduler_running: Callable[[], bool],
         stale_for: float = 0.0,
         monotonic: Callable[[], float] = lambda: 0.0,
+        clock: Clock | None = None,
     ) -> None:
-        """`stale_for` and `monotonic`: see CachedExposition (0: every change renders)."""
+        """`stale_for` and `monotonic`: see CachedExposition (0: every change renders);
+        `clock`: the status page's "generated at" and "3 min ago"."""
         self.exposition = CachedExposition(
             registry, lambda: exposition_key(views), stale_for=stale_for, monotonic=monotonic
         )
         self.views = views
         self.scheduler_running = scheduler_running
+        self.page = StatusPage(views, clock or SystemClock(), lambda: self.store_up)
 
     @property
     def store_up(self) -> bool:
@@ -64,51 +69,29 @@ class Endpoints:
         if path == "/readyz":
             ok = self.store_up
             return _text(start_response, ok, "ok" if ok else "state store unreachable")
+        query = environ.get("QUERY_STRING", "")
         if path == "/":
-            body = self.status_page().encode()
+            body = self.status_page(query).encode()
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                      ("Content-Length", str(len(body)))])  # fmt: skip
+                                      ("Content-Length", str(len(body))),
+                                      ("Cache-Control", "no-store")])  # fmt: skip
+            return [body]
+        check = check_in_path(path)
+        if check is not None:
+            database = (parse_qs(query).get("database") or [""])[0] or None
+            code, payload = latest_result(self.views, self.page.secrets, check, database)
+            body = json_body(payload)
+            start_response(_STATUS[code], [("Content-Type", "application/json"),
+                                           ("Content-Length", str(len(body)))])  # fmt: skip
             return [body]
         return _text(start_response, False, "not found", status="404 Not Found")
 
-    def status_page(self) -> str:
-        """Each database's checks under a heading of its name, and what this replica leads."""
-        sections, leads = [], []
-        for database, view in self.views.items():
-            if view.is_leader():
-                leads.append(database)
-            rows = []
-            for check in view.checks:
-                stats = view.cache.snapshot.stats.check(check.name)
-                status = stats.last_status or "not run yet"
-                rows.append(
-                    f"<tr><td>{html.escape(check.name)}</td>"
-                    f"<td class='s{STATUS_VALUE.get(status, 3)}'>{html.escape(status)}</td>"
-                    f"<td>{stats.last_violations}</td><td>{_when(stats.last_success_at)}</td></tr>"
-                )
-            sections.append(
-                f"<h2 id='{html.escape(database)}'>database {html.escape(database)}</h2>"
-                "<table><tr><th>check</th><th>latest status</th><th>violations</th>"
-                f"<th>last success</th></tr>{''.join(rows)}</table>"
-            )
-        role = (
-            f"leader of {html.escape(', '.join(leads))} (runs their checks)" if leads
-            else "follower (serves metrics)"
-        )  # fmt: skip
-        store = "reachable" if self.store_up else "UNREACHABLE (showing last known values)"
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'><title>dq-monitor</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em 1em;"
-            "text-align:left}.s0{color:#2a7}.s1{color:#c50}.s2{color:#c00}</style></head><body>"
-            "<h1>dq-monitor</h1>"
-            f"<p>This replica: {role}. State store: {store}.</p>"
-            "<p><a href='/metrics'>/metrics</a> · <a href='/healthz'>/healthz</a> · "
-            f"<a href='/readyz'>/readyz</a></p>{''.join(sections)}</body></html>"
-        )
+    def status_page(self, query_string: str = "") -> str:
+        """The page `/` (see status_page.py), for the `?check=&database=` of an alert's link."""
+        return self.page.render(Focus.parse(query_string))
 
 
-def _when(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+_STATUS = {200: "200 OK", 400: "400 Bad Request", 404: "404 Not Found"}
 
 
 def _text(

@@ -20,47 +20,18 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from alerts import Clock
 from checks import Check, all_checks
-from config import DEFAULT_DATABASE, DqError, Settings, format_duration
+from config import DEFAULT_DATABASE, Settings, format_duration
 from monitor import __version__
 from monitor.gate import PLANS, service_key
-from monitor.store import DURATION_BUCKETS, PRUNED, RETENTION_KEY, StateStore, StoreStats
+from monitor.service.stats_cache import StatsCache, StatsSnapshot
+from monitor.store import DURATION_BUCKETS, PRUNED, RETENTION_KEY
 
 log = logging.getLogger(__name__)
 
 STATUS_VALUE = {"ok": 0, "violation": 1, "error": 2}
-
-
-@dataclass
-class StatsSnapshot:
-    """What a replica last read from the state store."""
-
-    stats: StoreStats = field(default_factory=StoreStats)
-    loaded_at: float = 0.0
-
-
-class StatsCache:
-    """Reloads the state store's per-check stats; keeps the last good copy while it is down."""
-
-    def __init__(self, store: StateStore, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
-        self.snapshot = StatsSnapshot()
-        self.store_up = False
-
-    def refresh(self) -> bool:
-        """Reload; returns whether the state store answered."""
-        try:
-            stats = self.store.stats()
-        except DqError as exc:
-            if self.store_up:
-                log.warning("%s; serving the last known metrics", exc)
-            self.store_up = False
-            return False
-        self.snapshot = StatsSnapshot(stats=stats, loaded_at=self.clock.now().timestamp())
-        self.store_up = True
-        return True
+__all__ = ["STATUS_VALUE", "DatabaseView", "DqCollector", "StatsCache", "StatsSnapshot",
+           "SweepProgress", "build_registry", "exposition_key", "one_database"]  # fmt: skip
 
 
 class SweepProgress:

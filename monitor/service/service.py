@@ -142,7 +142,7 @@ class Service:
             build_registry(settings, views), views,
             scheduler_running=lambda: bool(self.scheduler.running) and not self._stopping.is_set(),
             stale_for=settings.schedule.metrics_refresh_interval.total_seconds(),
-            monotonic=clock.monotonic,
+            monotonic=clock.monotonic, clock=clock,
         )  # fmt: skip
         self.http = HttpServer(endpoints, settings.metrics_host, settings.metrics_port)
         sched = settings.schedule

@@ -5,15 +5,18 @@ from __future__ import annotations
 from .audit import AppliedMigration, AuditStart, MigrationAudit
 from .gate_history import GateHistory, RunRecord
 from .pgss_samples import PRIMARY_SERVER, Counters, PgssSamples, Sample
+from .recent import TREND_BUCKETS, TREND_WINDOW
 from .retention import PRUNED, PruneResult
 from .retention import SERVICE_KEY as RETENTION_KEY
 from .rows import (
     DURATION_BUCKETS,
     CheckStats,
     DeliveryStats,
+    LatestRun,
     RouteDelivery,
     Silence,
     StoreStats,
+    TrendBucket,
 )
 from .schema import LATEST_VERSION, installed_version
 from .silences import Silences
@@ -27,12 +30,15 @@ __all__ = [
     "PRUNED",
     "RETENTION_KEY",
     "STATE_TABLES",
+    "TREND_BUCKETS",
+    "TREND_WINDOW",
     "AppliedMigration",
     "AuditStart",
     "CheckStats",
     "Counters",
     "DeliveryStats",
     "GateHistory",
+    "LatestRun",
     "MigrationAudit",
     "PgssSamples",
     "PruneResult",
@@ -43,6 +49,7 @@ __all__ = [
     "Silences",
     "StateStore",
     "StoreStats",
+    "TrendBucket",
     "installed_version",
     "qualified",
 ]

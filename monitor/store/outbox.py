@@ -198,4 +198,6 @@ def read_delivery(conn: psycopg.Connection[Any], t: StateTables) -> DeliveryStat
         values["route"]: RouteDelivery(**values)
         for values in stats_rows(conn, t("delivery_stats"), _DELIVERY)
     }
-    return DeliveryStats(routes=routes, outbox_pending=_count(conn, t, _PENDING))
+    return DeliveryStats(
+        routes=routes, outbox_pending=_count(conn, t, _PENDING), outbox_dead=_count(conn, t, _DEAD)
+    )

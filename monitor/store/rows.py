@@ -64,6 +64,7 @@ class DeliveryStats:
 
     routes: dict[str, RouteDelivery] = field(default_factory=dict)
     outbox_pending: int = 0
+    outbox_dead: int = 0  # given up and kept in the outbox, as `counts()` counts them
 
     def route(self, name: str) -> RouteDelivery:
         return self.routes.get(name) or RouteDelivery(name)
@@ -78,9 +79,39 @@ class StoreStats:
     # Facts the leader published for every replica (see StateStore.set_service_state):
     # "database" ({"up", "at"}) and "gate" (the gate's latest decision).
     service: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # For the status page: each check's latest run that ran (ok, violation or error).
+    latest: dict[str, LatestRun] = field(default_factory=dict)
 
     def check(self, name: str) -> CheckStats:
         return self.checks.get(name) or CheckStats(name)
+
+
+@dataclass(frozen=True)
+class LatestRun:
+    """A check's latest run that ran (ok, violation or error; a row of check_runs)."""
+
+    check_name: str
+    status: str
+    severity: str
+    mode: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    violations: int | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    note: str | None = None
+    samples: tuple[Any, ...] = ()  # as recorded: at most the sample_limit of its run
+
+
+@dataclass(frozen=True)
+class TrendBucket:
+    """A check's runs started in one of the TREND_BUCKETS slices of the TREND_WINDOW that ends
+    at the state database's now(): `index` 0 is the newest slice."""
+
+    index: int
+    violations: int | None  # the most any of its successful runs found; None: none succeeded
+    errors: int = 0
+    runs: int = 0
 
 
 @dataclass(frozen=True)

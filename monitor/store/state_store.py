@@ -24,12 +24,12 @@ from config import DqError
 from monitor.db import ConnectionSource
 
 from . import memory as store_memory
-from . import runs, stats
+from . import recent, runs, stats
 from . import schema as store_schema
 from .alert_state import AlertRows, FiringAlertRows
 from .outbox import OutboxRows
 from .retention import Progress, Pruner, PruneResult
-from .rows import StoreStats
+from .rows import StoreStats, TrendBucket
 from .silences import SilenceRows
 from .tables import StateTables
 
@@ -199,10 +199,16 @@ class StateStore:
             return stats.read_service_state(conn, self._t, key)
 
     def stats(self) -> StoreStats:
-        """Check stats, alert delivery stats and the service's facts, in one snapshot."""
+        """Check stats, alert delivery stats, the service's facts and each check's latest
+        run, in one snapshot."""
         with self.session("reading check stats") as conn:
             return stats.read_stats(conn, self._t)
 
+    def trends(self) -> tuple[dt.datetime, dict[str, tuple[TrendBucket, ...]]]:
+        """The state database's now() and each check's runs of the TREND_WINDOW before it,
+        by bucket (see recent.read_trends)."""
+        with self.session("reading the recent runs") as conn:
+            return recent.read_trends(conn, self._t)
 
     def prune(
         self, keep: dt.timedelta, evidence: dt.timedelta, batch_size: int,

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from checks import Check, Mode
 
-from . import outbox
+from . import outbox, recent
 from .rows import CheckStats, StoreStats, add_to_buckets
 from .runs import SKIPPED
 from .tables import StateTables, stats_rows
@@ -97,7 +97,8 @@ def read_service_state(
 
 
 def read_stats(conn: psycopg.Connection[Any], t: StateTables) -> StoreStats:
-    """Check stats, delivery stats and the service's facts, in one snapshot for metrics."""
+    """Check stats, delivery stats, the service's facts and each check's latest run, in one
+    snapshot for metrics and the status page."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         checks = {
@@ -107,4 +108,5 @@ def read_stats(conn: psycopg.Connection[Any], t: StateTables) -> StoreStats:
         state = conn.execute(sql.SQL("SELECT key, value FROM {}").format(t("service_state")))
         service = {key: value for key, value in state.fetchall() if isinstance(value, dict)}
         delivery = outbox.read_delivery(conn, t)
-    return StoreStats(checks=checks, delivery=delivery, service=service)
+        latest = recent.read_latest(conn, t)
+    return StoreStats(checks=checks, delivery=delivery, service=service, latest=latest)

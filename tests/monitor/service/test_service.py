@@ -233,6 +233,9 @@ def test_gate_metrics(tmp_path, db_url, db):
     try:
         svc.wait_for("an open gate", lambda: svc.metrics()[f"dq_gate_open{DROP}"] == 1)
         assert svc.metrics()[f"dq_gate_required_seconds{DROP}"] == 0
+        status, page = svc.get("/")  # the page reads the same snapshot, at least as fresh
+        assert status == 200
+        assert "OPEN: the deprecated counters may be dropped" in page  # the published headline
         db.execute("CREATE VIEW failures AS SELECT run_id, failed_workers FROM run_metadata")
         svc.wait_for("a closed gate", lambda: svc.metrics()[f"dq_gate_open{DROP}"] == 0)
         assert svc.metrics()[f"dq_gate_clean_since_timestamp_seconds{DROP}"] == 0

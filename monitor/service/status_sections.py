@@ -1,0 +1,140 @@
+"""The status page's gate and alert-delivery parts of one database, and what it redacts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from html import escape
+from typing import Any
+
+from alerts import route_secrets, url_secrets
+from config import Settings, count, format_duration
+from monitor.db import secrets_of
+from monitor.gate import PLANS, service_key
+from monitor.service.metrics import DatabaseView
+from monitor.service.page_text import ago, badge, span, when
+
+# A published decision older than this many evaluation intervals is no longer known: the
+# leader that evaluates it may be gone. Shown as unknown, never as open.
+STALE_AFTER_INTERVALS = 3
+
+
+def page_secrets(settings: Settings) -> list[str]:
+    """Every secret of `settings` an error text could echo: database URLs and passwords, route
+    URLs and header values, the heartbeat URL. Stored errors are redacted when recorded; the
+    page redacts again, so a text recorded by an older version never shows one either."""
+    found: list[str] = []
+    urls = [settings.database_url, settings.state_database_url]
+    for database in settings.databases:
+        urls += [database.url, *database.standby_urls]
+    for url in urls:
+        if url is not None:
+            found += secrets_of(url)
+    for route in settings.alerts.routes:
+        found += route_secrets(route)
+    if settings.alerts.heartbeat_url is not None:
+        found += url_secrets(settings.alerts.heartbeat_url.get_secret_value())
+    return found
+
+
+def gate_section(view: DatabaseView, now: dt.datetime) -> str:
+    """Each plan's latest published decision, its headline and how much of the clean period
+    has passed (as of that evaluation, which is what the headline says too)."""
+    rows = "".join(_plan_row(view, plan, now) for plan in PLANS)
+    return (
+        "<table><thead><tr><th>plan</th><th>gate</th><th>clean period</th><th>evaluated</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _plan_row(view: DatabaseView, plan: str, now: dt.datetime) -> str:
+    state: dict[str, Any] = view.cache.snapshot.stats.service.get(service_key(plan)) or {}
+    every = view.settings.gate.evaluate_interval
+    required = float(state.get("required_seconds") or view.settings.gate.required_clean_period
+                     .total_seconds())  # fmt: skip
+    decision = state.get("decision")
+    evaluated = _time(state.get("evaluated_at"))
+    headline = str(state.get("headline") or "")
+    if evaluated is None or decision not in ("open", "not_yet", "blocked"):
+        gate = badge("unknown", "unknown")
+        headline = f"not evaluated yet (the leader evaluates it every {format_duration(every)})"
+        return _row(plan, gate, headline, _bar(None, required), "never")
+    stale = now - evaluated > every * STALE_AFTER_INTERVALS
+    if stale:
+        gate = badge("unknown", "unknown")
+        headline = f"last known: {headline or decision} (no evaluation since; is a leader up?)"
+    elif decision == "open":
+        gate = badge("ok", "open")
+    elif decision == "not_yet":
+        gate = badge("warning", "closed: not yet")
+    else:
+        gate = badge("critical", "closed: blocked")
+    clean_since = _time(state.get("clean_since"))
+    elapsed = None
+    if not stale:
+        # Blocked: the streak is broken whatever clean_since says (as dq_gate_clean_since).
+        elapsed = 0.0
+        if decision != "blocked" and clean_since is not None:
+            elapsed = (evaluated - clean_since).total_seconds()
+    return _row(
+        plan, gate, headline or decision, _bar(elapsed, required),
+        f"{when(evaluated)} <span class='muted'>({ago(evaluated, now)})</span>",
+    )
+
+
+def _row(plan: str, gate: str, headline: str, bar: str, evaluated: str) -> str:
+    title = escape(PLANS[plan].title)
+    return (
+        f"<tr><td data-l='plan'><strong>{escape(plan)}</strong><br>"
+        f"<span class='muted'>{title}</span></td>"
+        f"<td data-l='gate'>{gate}<br>{escape(headline)}</td>"
+        f"<td data-l='clean period'>{bar}</td><td data-l='evaluated'>{evaluated}</td></tr>"
+    )
+
+
+def _bar(elapsed: float | None, required: float) -> str:
+    """A bar of `elapsed` out of `required` seconds and the same in words; None: unknown,
+    drawn hatched and empty so it never reads as progress."""
+    if elapsed is None:
+        return (
+            "<span class='bar unknown' role='img' aria-label='clean period unknown'></span>"
+            f"unknown of {span(required)}"
+        )
+    shown = min(max(elapsed, 0.0), required)
+    percent = int(shown / required * 100) if required > 0 else 100
+    text = f"{span(shown)} of {span(required)} clean ({percent}%)"
+    return (
+        f"<span class='bar' role='progressbar' aria-valuemin='0' aria-valuemax='{required:.0f}' "
+        f"aria-valuenow='{shown:.0f}' aria-label='{text}'><span style='width:{percent}%'>"
+        f"</span></span>{text}"
+    )
+
+
+def _time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def delivery_section(view: DatabaseView) -> str:
+    """The outbox now: messages waiting, and messages given up (dead), with what to do."""
+    delivery = view.cache.snapshot.stats.delivery
+    pending = count(delivery.outbox_pending, "message")
+    line = f"<p>Pending: {pending} waiting to be delivered. "
+    if not delivery.outbox_dead:
+        return line + f"Dead: {badge('ok', 'none')}</p>"
+    routes = [r for r in view.settings.alerts.routes if delivery.route(r.name).dead_total]
+    by_route = ", ".join(
+        f"{escape(r.name)} {delivery.route(r.name).dead_total:,}" for r in routes
+    )
+    dead = count(delivery.outbox_dead, "message")
+    return line + (
+        f"Dead: {badge('dead', dead)}</p>"
+        f"<p class='notice alarm'>{dead} given up undelivered and never retried"
+        f"{f' (by route, all time: {by_route})' if by_route else ''}. The service log says "
+        "why (a permanent error from the receiver, or alerts.max_delivery_age passed); fix "
+        "the route, then send it a test message with <code>dq-monitor alerts test --route "
+        "NAME</code>. What the dead messages said is in the state store's alert_outbox.</p>"
+    )
