@@ -75,7 +75,7 @@ border:1px solid currentColor;white-space:nowrap}
 .b-ok{color:var(--ok);background:var(--okbg)}.b-warning,.b-violation{color:var(--warn);
 background:var(--warnbg)}.b-critical,.b-error,.b-dead{color:var(--bad);background:var(--badbg)}
 .b-none,.b-unknown{color:var(--muted)}
-.reason{display:block;max-width:26rem;font-size:.85rem;color:var(--bad);margin-top:.2rem}
+.reason{display:block;max-width:24rem;font-size:.85rem;color:var(--bad);margin-top:.2rem}
 .nw{white-space:nowrap}
 .trend{display:block}.trend .tl{stroke:var(--warn);stroke-width:1.5}.trend .te{fill:var(--bad)}
 .trend circle.tl{fill:var(--warn)}.trend .tb{stroke:var(--line)}.trend .tf{fill:var(--frame)}
@@ -83,7 +83,7 @@ background:var(--warnbg)}.b-critical,.b-error,.b-dead{color:var(--bad);backgroun
 border-radius:.4rem;overflow:hidden;margin:.25rem 0}
 .bar span{display:block;height:100%;background:var(--ok)}
 .bar.unknown{background:repeating-linear-gradient(45deg,var(--line) 0 4px,transparent 4px 8px)}
-@media (min-width:721px){.reason{min-width:16rem}}
+@media (min-width:721px){.reason{min-width:16rem}.checks td:first-child{min-width:12rem}}
 @media (max-width:720px){body{padding:.6rem}
 table,tbody,tr,td{display:block;width:100%}thead{display:none}
 tr{border:1px solid var(--line);border-radius:.5rem;margin:.6rem 0;padding:.3rem .5rem}

@@ -155,7 +155,7 @@ class StatusPage:
         if checks:
             rows = "".join(self._row(name, view, check, shown is not None) for check in checks)
             table = (
-                "<table><thead><tr><th>check</th><th>severity</th><th>status</th>"
+                "<table class='checks'><thead><tr><th>check</th><th>severity</th><th>status</th>"
                 "<th>violations</th><th>last success</th><th>last 24 h</th><th>samples</th>"
                 f"</tr></thead><tbody>{rows}</tbody></table>"
             )
