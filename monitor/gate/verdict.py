@@ -244,7 +244,7 @@ class GateReport:
         """`OPEN: ...`, `NOT YET: clean for 2h of 7d; ..., complete ...`, `BLOCKED by: ...`."""
         held = "; ".join(self.held_by())
         if self.decision is Decision.BLOCKED:
-            return f"BLOCKED by: {held}"
+            return f"BLOCKED by: {_per_check(self.blockers) or held}"
         if self.decision is Decision.NOT_YET:
             earliest = " at the earliest" if any(p.since is None for p in self.pending) else ""
             return f"NOT YET: {held}, complete {_when(self.complete_at)}{earliest}"
@@ -354,6 +354,25 @@ def _named(f: Finding) -> str:
     if f.kind in names:
         return f"{names[f.kind]}: {f.detail}"
     return f"{f.check} ({f.detail})" if f.check else f.detail
+
+
+def _per_check(blockers: list[Finding]) -> str:
+    """The blockers with one entry per check, in order: `x (1 violation in job run r2; no
+    successful run recorded)` rather than naming x twice. Empty when there are none."""
+    entries: list[tuple[str | None, list[str]]] = []
+    by_check: dict[str, list[str]] = {}
+    for f in blockers:
+        named, check = _named(f), f.check or ""
+        if not (check and named.startswith(f"{check} (") and named.endswith(")")):
+            entries.append((None, [named]))  # not about one check: readers, settings, ...
+        elif check in by_check:
+            by_check[check].append(named[len(check) + 2 : -1])
+        else:
+            by_check[check] = [named[len(check) + 2 : -1]]
+            entries.append((check, by_check[check]))
+    return "; ".join(
+        f"{check} ({'; '.join(details)})" if check else details[0] for check, details in entries
+    )
 
 
 def _job_runs(runs: tuple[str, ...], count: int | None) -> str:

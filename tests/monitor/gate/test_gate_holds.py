@@ -135,6 +135,20 @@ def test_several_blockers_are_all_named_in_order():
     )
 
 
+def test_a_check_held_twice_is_named_once_with_both_reasons():
+    gap = analyse("dashboard_mismatch", [], now=NOW, horizon=NOW, max_gap=GAP,
+                  full_gap=FULL_GAP).blockers[0]  # fmt: skip
+    r = report([last_run_blocker("violation", 1, [{"run_id": "r2"}], check="dashboard_mismatch"),
+                gap, Finding("dependency", "view v uses failed_workers"),
+                last_run_blocker("violation", 2, [], check="missing_worker_runs")])  # fmt: skip
+    assert r.headline() == (
+        "BLOCKED by: dashboard_mismatch (1 violation in job run r2; no successful run "
+        "recorded); dependencies: view v uses failed_workers; missing_worker_runs (2 violations "
+        "in check run 2)"
+    )
+    assert len(r.held_by()) == 4  # the JSON's list keeps one entry per finding
+
+
 def test_a_blocker_wins_over_anything_time_would_complete():
     coverage = Pending("readers", NOW - dt.timedelta(hours=2), NOW + dt.timedelta(days=7))
     r = report([Finding("dependency", "view v uses failed_workers")], [coverage],
