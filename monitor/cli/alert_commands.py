@@ -7,6 +7,7 @@ import os
 import pwd
 import sys
 
+from monitor.cli import outbox_commands
 from monitor.cli.options import EXAMPLE_DATABASE_URL, add_database_option, documented, one_database
 
 # The handlers import what they use when they run: the parsers, and so `--help`, need none of it.
@@ -74,9 +75,11 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     )
     test.add_argument("--route", metavar="NAME", help="only this route (default: every route)")
     test.set_defaults(handler=cmd_alerts_test)
+    outbox_commands.add_parsers(alert_actions, common)
 
 
-def _operator(given: str | None) -> str:
+def operator(given: str | None) -> str:
+    """Who acts: `given` (a --by option), or the OS user."""
     return given or pwd.getpwuid(os.getuid()).pw_name
 
 
@@ -93,7 +96,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
     app = App.open(settings, one_database(settings, args.database), clock=args.clock)
     try:
         silence = Silences(app.store, app.settings).add(
-            args.check, duration, args.reason, _operator(args.by), app.clock.now()
+            args.check, duration, args.reason, operator(args.by), app.clock.now()
         )
         print(f"silenced: {silence.describe(app.clock.now())}")
     finally:
@@ -129,7 +132,7 @@ def cmd_silence_remove(args: argparse.Namespace) -> int:
     app = App.open(settings, one_database(settings, args.database), clock=args.clock)
     try:
         now = app.clock.now()
-        silence = Silences(app.store, app.settings).remove(args.id, _operator(args.by), now)
+        silence = Silences(app.store, app.settings).remove(args.id, operator(args.by), now)
         print(f"removed: {silence.describe(now)}")
     finally:
         app.close()

@@ -164,7 +164,7 @@ class StatusPage:
         parts = [
             f"<{level}>Checks</{level}>{self._reachable(view)}{table}",
             f"<{level}>Migration gate</{level}>{gate_section(view, self.clock.now())}",
-            f"<{level}>Alert delivery</{level}>{delivery_section(view)}",
+            f"<{level}>Alert delivery</{level}>{delivery_section(view, not self.single)}",
         ]
         if self.single:
             return f"<section id='{escape(name)}'>{''.join(parts)}</section>"

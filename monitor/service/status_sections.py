@@ -118,8 +118,9 @@ def _time(value: object) -> dt.datetime | None:
         return None
 
 
-def delivery_section(view: DatabaseView) -> str:
-    """The outbox now: messages waiting, and messages given up (dead), with what to do."""
+def delivery_section(view: DatabaseView, several: bool = False) -> str:
+    """The outbox now: messages waiting, and messages given up (dead), with what to do
+    (`several`: the commands need --database, as more than one database is monitored)."""
     delivery = view.cache.snapshot.stats.delivery
     pending = count(delivery.outbox_pending, "message")
     line = f"<p>Pending: {pending} waiting to be delivered. "
@@ -130,11 +131,14 @@ def delivery_section(view: DatabaseView) -> str:
         f"{escape(r.name)} {delivery.route(r.name).dead_total:,}" for r in routes
     )
     dead = count(delivery.outbox_dead, "message")
+    where = f" --database {escape(view.settings.database.name)}" if several else ""
     return line + (
         f"Dead: {badge('dead', dead)}</p>"
-        f"<p class='notice alarm'>{dead} given up undelivered and never retried"
-        f"{f' (by route, all time: {by_route})' if by_route else ''}. The service log says "
-        "why (a permanent error from the receiver, or alerts.max_delivery_age passed); fix "
-        "the route, then send it a test message with <code>dq-monitor alerts test --route "
-        "NAME</code>. What the dead messages said is in the state store's alert_outbox.</p>"
+        f"<p class='notice alarm'>{dead} given up undelivered, not retried by themselves"
+        f"{f' (by route, all time: {by_route})' if by_route else ''}. "
+        f"<code>dq-monitor alerts outbox --dead{where}</code> lists them with the receiver's "
+        "answer (a permanent error, or alerts.max_delivery_age passed). Fix the route and try "
+        "it with <code>dq-monitor alerts test --route NAME</code>, then "
+        f"<code>dq-monitor alerts retry --all-dead{where}</code> sends them again (except those "
+        "a later message of the same alert has answered).</p>"
     )

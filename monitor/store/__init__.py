@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .audit import AppliedMigration, AuditStart, MigrationAudit
 from .gate_history import GateHistory, RunRecord
+from .outbox_admin import UNDELIVERED, OutboxEntry, Retried
 from .pgss_samples import PRIMARY_SERVER, Counters, PgssSamples, Sample
 from .recent import TREND_BUCKETS, TREND_WINDOW
 from .retention import PRUNED, PruneResult
@@ -32,6 +33,7 @@ __all__ = [
     "STATE_TABLES",
     "TREND_BUCKETS",
     "TREND_WINDOW",
+    "UNDELIVERED",
     "AppliedMigration",
     "AuditStart",
     "CheckStats",
@@ -40,8 +42,10 @@ __all__ = [
     "GateHistory",
     "LatestRun",
     "MigrationAudit",
+    "OutboxEntry",
     "PgssSamples",
     "PruneResult",
+    "Retried",
     "RouteDelivery",
     "RunRecord",
     "Sample",

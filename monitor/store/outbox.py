@@ -13,6 +13,7 @@ from psycopg.types.json import Json
 
 from alerts import Notification, Outcome, QueuedMessage
 
+from .outbox_admin import UNDELIVERED, OutboxEntry, Retried, entries, retry_dead
 from .rows import DeliveryStats, RouteDelivery, add_to_buckets
 from .tables import StateTables, stats_rows
 
@@ -67,6 +68,18 @@ class OutboxRows:
             )
             found = [QueuedMessage(*row) for row in cur.fetchall()]
             yield Batch(conn, self.t, found) if found else None
+
+    def entries(
+        self, statuses: Sequence[str] = UNDELIVERED, route: str | None = None, limit: int = 50
+    ) -> tuple[list[OutboxEntry], int]:
+        """The newest messages in `statuses`, and how many there are (outbox_admin.entries)."""
+        return entries(self.t, statuses, route, limit)
+
+    def retry_dead(
+        self, ids: Sequence[int] | None, route: str | None, now: dt.datetime, by: str
+    ) -> Retried:
+        """Queue dead messages again (outbox_admin.retry_dead)."""
+        return retry_dead(self.t, ids, route, now, by)
 
     def counts(self) -> tuple[int, int]:
         """(pending, dead) messages now."""

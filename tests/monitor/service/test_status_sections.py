@@ -73,13 +73,18 @@ def test_the_page_shows_pending_and_dead_messages_and_what_to_do(monkeypatch, db
         state.messages("pending", 2, route="other")
         db.execute("INSERT INTO dq_monitor.delivery_stats (route, dead_total) VALUES ('ops', 2)")
         dead = state.endpoints().status_page()
+        view = state.view()
+        both = state.endpoints({"default": view, "other": view}).status_page()
+    assert "dq-monitor alerts retry --all-dead --database default sends" in text(both)
     assert "Pending: 1 message waiting to be delivered. Dead: none" in clean
     words = text(dead)
     assert "Pending: 3 messages waiting to be delivered. Dead: 2 messages" in words
     assert "<span class='b b-dead'>2 messages</span>" in dead
-    assert "2 messages given up undelivered and never retried (by route, all time: ops 2)." \
-        in words
+    assert ("2 messages given up undelivered, not retried by themselves (by route, all time: "
+            "ops 2).") in words  # fmt: skip
+    assert "dq-monitor alerts outbox --dead lists them" in words
     assert "dq-monitor alerts test --route NAME" in words
+    assert "dq-monitor alerts retry --all-dead sends them again" in words
 
 
 def test_spans_read_at_a_glance():
