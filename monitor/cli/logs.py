@@ -63,6 +63,8 @@ def configure_from(
 ) -> None:
     """configure_logging as `settings` say (log_level unless `level`, log_format), redacting
     every secret they hold."""
+    from monitor.secrets import settings_secrets  # loads alerts and psycopg: not for --help
+
     configure_logging(
         level or settings.log_level,
         timestamps=timestamps,
@@ -71,21 +73,3 @@ def configure_from(
     )
 
 
-def settings_secrets(settings: Settings) -> list[str]:
-    """Every form of every secret in `settings`: database passwords and URLs (every monitored
-    database's and its standbys'), each route's URL and header values, the heartbeat URL."""
-    from alerts import route_secrets, url_secrets
-    from monitor.db import secrets_of
-
-    found: list[str] = []
-    urls = [settings.database_url, settings.state_database_url]
-    for database in settings.databases:
-        urls += [database.url, *database.standby_urls]
-    for url in urls:
-        if url is not None:
-            found += secrets_of(url)
-    for route in settings.alerts.routes:
-        found += route_secrets(route)
-    if settings.alerts.heartbeat_url is not None:
-        found += url_secrets(settings.alerts.heartbeat_url.get_secret_value())
-    return found

@@ -12,9 +12,10 @@ from urllib.parse import parse_qs, quote
 from alerts import Clock
 from checks import Check
 from config import DEFAULT_DATABASE, count, redact
+from monitor.secrets import settings_secrets
 from monitor.service.metrics import DatabaseView, DatabaseViews
 from monitor.service.page_text import STYLE, ago, badge, breakable, one_line, when
-from monitor.service.status_sections import delivery_section, gate_section, page_secrets
+from monitor.service.status_sections import delivery_section, gate_section
 from monitor.service.trend import sparkline
 
 REFRESH_SECONDS = 30
@@ -58,7 +59,7 @@ class StatusPage:
         self.views = views
         self.clock = clock
         self.store_up = store_up
-        self.secrets = {name: page_secrets(view.settings) for name, view in views.items()}
+        self.secrets = {name: settings_secrets(view.settings) for name, view in views.items()}
 
     @property
     def single(self) -> bool:

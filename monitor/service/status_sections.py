@@ -1,4 +1,4 @@
-"""The status page's gate and alert-delivery parts of one database, and what it redacts."""
+"""The status page's gate and alert-delivery parts of one database."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import datetime as dt
 from html import escape
 from typing import Any
 
-from alerts import route_secrets, url_secrets
-from config import Settings, count, format_duration
-from monitor.db import secrets_of
+from config import count, format_duration
 from monitor.gate import PLANS, service_key
 from monitor.service.metrics import DatabaseView
 from monitor.service.page_text import ago, badge, span, when
@@ -18,22 +16,6 @@ from monitor.service.page_text import ago, badge, span, when
 STALE_AFTER_INTERVALS = 3
 
 
-def page_secrets(settings: Settings) -> list[str]:
-    """Every secret of `settings` an error text could echo: database URLs and passwords, route
-    URLs and header values, the heartbeat URL. Stored errors are redacted when recorded; the
-    page redacts again, so a text recorded by an older version never shows one either."""
-    found: list[str] = []
-    urls = [settings.database_url, settings.state_database_url]
-    for database in settings.databases:
-        urls += [database.url, *database.standby_urls]
-    for url in urls:
-        if url is not None:
-            found += secrets_of(url)
-    for route in settings.alerts.routes:
-        found += route_secrets(route)
-    if settings.alerts.heartbeat_url is not None:
-        found += url_secrets(settings.alerts.heartbeat_url.get_secret_value())
-    return found
 
 
 def gate_section(view: DatabaseView, now: dt.datetime) -> str:

@@ -130,7 +130,7 @@ def test_run_logs_each_result_as_json(tmp_path, db_url, db):
 
 def test_every_databases_and_standbys_password_is_a_secret_to_mask():
     from config import Settings
-    from monitor.cli.logs import settings_secrets
+    from monitor.secrets import settings_secrets
 
     settings = Settings(databases=[
         {"name": "eu", "url": f"postgresql://dq:{PASSWORD}1@a/eu",
