@@ -58,8 +58,10 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     remove.set_defaults(handler=cmd_silence_remove)
 
     alerts = commands.add_parser(
-        "alerts", parents=[common], help="alert routes",
-        **documented("Operate the alert routes (alerts.routes in the file, or DQ_ALERTS__ROUTES).",
+        "alerts", parents=[common],
+        help="alert routes: test one, list undelivered messages, retry dead ones",
+        **documented("Operate the alert routes (alerts.routes in the file, or DQ_ALERTS__ROUTES): "
+                     "send a test message, list the messages not delivered, retry dead ones.",
                      "dq-monitor --config /etc/dq-monitor/dq-monitor.toml alerts test"),
     )  # fmt: skip
     alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
