@@ -26,10 +26,19 @@ def _finding(f: Finding) -> str:
     if f.at:
         line += f" (at {_when(f.at)})"
     if f.runs:
-        line += f"; {noun(len(f.runs), 'check run')} {', '.join(str(r) for r in f.runs)}"
-    if f.sample_runs:
-        line += f"; {noun(len(f.sample_runs), 'job run')} {', '.join(f.sample_runs)}"
-    return line
+        line += f"; {_check_runs(f)}"
+    return line + _job_runs(f)
+
+
+def _check_runs(f: Finding) -> str:
+    return f"{noun(len(f.runs), 'check run')} {', '.join(str(r) for r in f.runs)}"
+
+
+def _job_runs(f: Finding) -> str:
+    """`; job run r9` (or runs), when the finding names job runs; else empty."""
+    if not f.sample_runs:
+        return ""
+    return f"; {noun(len(f.sample_runs), 'job run')} {', '.join(f.sample_runs)}"
 
 
 # How a restart's kind reads after "by": one of them, several of them.
@@ -69,10 +78,8 @@ def _last(f: Finding) -> str:
     if f.at:
         what += f" at {_when(f.at)}"
     if f.runs:
-        what += f" ({noun(len(f.runs), 'check run')} {', '.join(str(r) for r in f.runs)})"
-    if f.sample_runs:
-        what += f"; {noun(len(f.sample_runs), 'job run')} {', '.join(f.sample_runs)}"
-    return what
+        what += f" ({_check_runs(f)})"
+    return what + _job_runs(f)
 
 
 def _pending(p: Pending) -> str:
