@@ -51,21 +51,22 @@ def read_trends(
     little ahead of it (a host clock running fast) falls in the newest bucket.
     """
     width = TREND_WINDOW.total_seconds() / TREND_BUCKETS
+    # The database's clock read once and passed in: the buckets count back from the same
+    # instant the caller is told, in a transaction or not.
+    now_row = conn.execute("SELECT now()").fetchone()
+    assert now_row is not None
     rows = conn.execute(
         sql.SQL(
             "SELECT check_name,"
-            " greatest(0, floor(extract(epoch FROM now() - started_at) / %(width)s))::int AS b,"
+            " greatest(0, floor(extract(epoch FROM %(now)s - started_at) / %(width)s))::int AS b,"
             " max(violations) FILTER (WHERE status IN ('ok', 'violation')),"
             " count(*) FILTER (WHERE status = 'error'), count(*)"
-            " FROM {} WHERE started_at > now() - %(window)s"
+            " FROM {} WHERE started_at > %(now)s - %(window)s"
             " AND status IN ('ok', 'violation', 'error')"
             " GROUP BY check_name, b ORDER BY check_name, b"
         ).format(t("check_runs")),
-        {"width": width, "window": TREND_WINDOW},
+        {"now": now_row[0], "width": width, "window": TREND_WINDOW},
     ).fetchall()
-    # now() is the transaction's start: the same instant the buckets were counted from.
-    now_row = conn.execute("SELECT now()").fetchone()
-    assert now_row is not None
     trends: dict[str, list[TrendBucket]] = {}
     for check, index, violations, errors, runs in rows:
         bucket = TrendBucket(index, None if violations is None else int(violations), errors, runs)
